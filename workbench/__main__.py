@@ -1,0 +1,5 @@
+"""``python -m workbench`` does what the ``snn-workbench`` console script does."""
+
+from workbench.cli import main
+
+raise SystemExit(main())
