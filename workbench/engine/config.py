@@ -1,0 +1,95 @@
+"""SimConfig: everything that decides what a run does, frozen and validated.
+
+Validation raises ``ConfigError`` naming the field, so the window can mark the right input and
+the CLI can print one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from workbench.engine.neurons import IF, NeuronModel
+from workbench.errors import ConfigError
+
+ENCODERS = ("constant", "poisson")
+MAX_STEPS = 100_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+    """How to run a network.
+
+    - ``neuron``: the model used by every neuron layer; ``overrides`` maps layer name -> model.
+    - ``encoder``: 'constant' (the input value as a constant current every step, INIsim) or
+      'poisson' (a spike with probability clip(x, 0, 1) each step, value 1, seeded).
+    - ``dt``: timestep; None takes the neuron model's default (1.0 for IF, 0.001 s for Nengo's).
+    - ``steps``: the default run length; ``batch``: samples simulated together; ``seed``: RNG.
+    - ``record``: layer names to record (None = every neuron layer), with ``record_membrane``
+      and ``record_current`` choosing what besides spikes.
+    """
+
+    neuron: NeuronModel = dataclasses.field(default_factory=IF)
+    overrides: Mapping[str, NeuronModel] = dataclasses.field(default_factory=dict)
+    encoder: str = "constant"
+    dt: float | None = None
+    steps: int = 100
+    batch: int = 1
+    seed: int = 0
+    record: tuple[str, ...] | None = None
+    record_membrane: bool = True
+    record_current: bool = False
+
+    def __post_init__(self):
+        if not isinstance(self.neuron, NeuronModel):
+            raise ConfigError("neuron", f"must be a neuron model, got {type(self.neuron).__name__}")
+        for name, model in dict(self.overrides).items():
+            if not isinstance(model, NeuronModel):
+                raise ConfigError(f"overrides[{name}]", "must be a neuron model")
+        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        if self.encoder not in ENCODERS:
+            raise ConfigError("encoder", f"must be one of {', '.join(ENCODERS)}, got '{self.encoder}'")
+        if self.dt is not None:
+            if isinstance(self.dt, bool) or not isinstance(self.dt, (int, float)) or not math.isfinite(self.dt) or self.dt <= 0:
+                raise ConfigError("dt", f"must be a positive number, got {self.dt!r}")
+            for model in [self.neuron, *self.overrides.values()]:
+                model.validate_dt(float(self.dt))
+        for field, lo, hi in (("steps", 1, MAX_STEPS), ("batch", 1, 1_000_000)):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                raise ConfigError(field, f"must be a whole number from {lo} to {hi}, got {value!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError("seed", f"must be a whole number >= 0, got {self.seed!r}")
+        if self.record is not None:
+            object.__setattr__(self, "record", tuple(self.record))
+
+    @property
+    def effective_dt(self) -> float:
+        return float(self.dt) if self.dt is not None else float(self.neuron.default_dt)
+
+    def model_for(self, layer_name: str) -> NeuronModel:
+        return self.overrides.get(layer_name, self.neuron)
+
+    def replace(self, **changes) -> "SimConfig":
+        return dataclasses.replace(self, **changes)
+
+    def check_against(self, network) -> None:
+        """Layer names in overrides and record must exist in the network."""
+        names = {layer.name for layer in network.layers}
+        for field, wanted in (("overrides", self.overrides.keys()), ("record", self.record or ())):
+            missing = [n for n in wanted if n not in names]
+            if missing:
+                raise ConfigError(field, f"no layer named {', '.join(map(repr, missing))} in network '{network.name}'")
+
+    def metadata(self) -> dict:
+        """Everything that decided the run, for trace files."""
+        return {
+            "neuron": {"name": self.neuron.name, "params": self.neuron.params()},
+            "overrides": {k: {"name": m.name, "params": m.params()} for k, m in self.overrides.items()},
+            "encoder": self.encoder,
+            "dt": self.effective_dt,
+            "seed": self.seed,
+            "batch": self.batch,
+        }

@@ -1,0 +1,151 @@
+"""Per-layer run state and the one function that advances a layer by one timestep.
+
+A layer's step has two halves. Synapses: the outputs ``y`` (rate units) of its inbound layers,
+already computed this timestep, become its input current ``J`` (neuron layers) or directly its
+own output (layers without neurons: flatten, reshape, zero padding, concatenate, max pooling).
+Neurons: the layer's neuron model turns ``J`` into spikes and ``y = spikes * output_scale``.
+All layers advance within the same timestep in topological order (no synaptic delay), as INIsim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.engine import synapses
+from workbench.engine.encoders import ENCODE
+from workbench.engine.neurons import NeuronModel
+from workbench.models import network as nw
+
+
+class LayerState:
+    """Arrays of one layer for a batch. ``y``, ``spikes``, ``J`` and the model state are
+    (batch, *shape) float32; ``counts`` is the cumulative spike count (float64)."""
+
+    def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
+                 model: NeuronModel | None, dt: float):
+        self.layer = layer
+        self.index = index
+        self.inbound = inbound
+        self.shape = (batch, *layer.output_shape)
+        self.y = np.zeros(self.shape, dtype=np.float32)
+        self.model = model
+        self.dt = dt
+        self.path = ""  # which kernel path ran last ('event', 'blas', ...), for benchmarks/UI
+        self.const_current = None  # cached J when the inputs are constant (constant encoder)
+        # Parameters the synapses use; a neuron model may substitute quantized copies.
+        self.weights = layer.weights
+        if layer.weights is not None:
+            self.bias = layer.bias if layer.bias is not None else np.zeros(layer.output_shape[-1], np.float32)
+        if model is not None:
+            n = int(np.prod(self.shape))
+            self.state = model.init_state(n)
+            self.spikes = np.zeros(self.shape, dtype=np.float32)
+            self.J = np.zeros(self.shape, dtype=np.float32)
+            self.counts = np.zeros(self.shape, dtype=np.float64)
+            self.out_scale = np.float32(model.output_scale(dt))
+        if layer.kind == nw.MAX_POOL2D:
+            self.pool_counts = None  # allocated on first step, shaped like the input
+
+    @property
+    def is_neuron(self) -> bool:
+        return self.model is not None
+
+    def membrane(self) -> np.ndarray:
+        return self.state[self.model.membrane_var].reshape(self.shape)
+
+    def reset(self) -> None:
+        self.y.fill(0.0)
+        self.const_current = None
+        if self.model is not None:
+            for arr in self.state.values():
+                arr.fill(0.0)
+            fresh = self.model.init_state(self.spikes.size)
+            for key, arr in fresh.items():
+                self.state[key][...] = arr
+            self.spikes.fill(0.0)
+            self.J.fill(0.0)
+            self.counts.fill(0.0)
+        if self.layer.kind == nw.MAX_POOL2D:
+            self.pool_counts = None
+
+
+def _pool_geometry(layer: nw.Layer, in_shape):
+    cfg = layer.config
+    ph, pw = cfg["pool_size"]
+    sh, sw = cfg.get("strides") or cfg["pool_size"]
+    pt, pl = synapses.padding_for(cfg.get("padding", "valid"), in_shape[1:3], (ph, pw), (sh, sw))
+    return ph, pw, sh, sw, pt, pl
+
+
+def compute_current(ls: LayerState, inputs: list[np.ndarray]) -> None:
+    """Synapses of a neuron layer: fill ``ls.J`` from the inbound outputs."""
+    layer = ls.layer
+    kind = layer.kind
+    x = inputs[0]
+    if kind == nw.DENSE:
+        ls.path = synapses.dense_current(x.reshape(x.shape[0], -1), ls.weights, ls.bias, ls.J)
+    elif kind in (nw.CONV2D, nw.DEPTHWISE_CONV2D):
+        cfg = layer.config
+        sh, sw = cfg["strides"]
+        kh, kw = layer.weights.shape[:2]
+        pt, pl = synapses.padding_for(cfg["padding"], x.shape[1:3], (kh, kw), (sh, sw))
+        kernel = synapses.conv2d_event if kind == nw.CONV2D else synapses.depthwise_event
+        kernel(x, ls.weights, ls.bias, sh, sw, pt, pl, ls.J)
+        ls.path = "event"
+    elif kind == nw.AVG_POOL2D:
+        scale = layer.config.get("input_scales", [1.0])[0]
+        synapses.avg_pool(x, *_pool_geometry(layer, x.shape), np.float32(scale), ls.J)
+    elif kind == nw.GLOBAL_AVG_POOL2D:
+        scale = layer.config.get("input_scales", [1.0])[0]
+        np.multiply(x.mean(axis=(1, 2)), scale, out=ls.J.reshape(x.shape[0], -1), casting="unsafe")
+    elif kind in (nw.ADD, nw.ACTIVATION):
+        scales = layer.config.get("input_scales") or [1.0] * len(inputs)
+        np.multiply(inputs[0], scales[0], out=ls.J)
+        for arr, s in zip(inputs[1:], scales[1:]):
+            ls.J += arr * np.float32(s)
+    else:  # pragma: no cover - guarded by NEURON_KINDS
+        raise AssertionError(kind)
+
+
+def transform(ls: LayerState, inputs: list[np.ndarray]) -> None:
+    """Layers without neurons: their output this step is a function of the inputs' outputs."""
+    layer = ls.layer
+    kind = layer.kind
+    x = inputs[0]
+    if kind in (nw.FLATTEN, nw.RESHAPE):
+        ls.y[...] = x.reshape(ls.shape)
+    elif kind == nw.ZERO_PAD2D:
+        synapses.zero_pad(x, layer.config["padding"], ls.y)
+    elif kind == nw.CONCATENATE:
+        np.concatenate(inputs, axis=layer.config["axis"] + 1, out=ls.y)
+    elif kind == nw.MAX_POOL2D:
+        if ls.pool_counts is None:
+            ls.pool_counts = np.zeros(x.shape, dtype=np.float64)
+        synapses.max_pool_by_count(x, ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y)
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+
+
+def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, encoder: str, rng,
+            inputs_constant: bool) -> None:
+    """Advance one layer by one timestep. ``outputs[i]`` is layer i's ``y`` (already this step
+    for earlier layers). ``inputs_constant``: every inbound value is the same each step, so the
+    current can be computed once and reused (the first layer under the constant encoder)."""
+    if ls.layer.kind == nw.INPUT:
+        ENCODE[encoder](x_input, ls.y, rng)
+        return
+    inputs = [outputs[i] for i in ls.inbound]
+    if not ls.is_neuron:
+        transform(ls, inputs)
+        return
+    if inputs_constant and ls.const_current is not None:
+        ls.J[...] = ls.const_current
+        ls.path = "cached"
+    else:
+        compute_current(ls, inputs)
+        if inputs_constant:
+            ls.const_current = ls.J.copy()
+    flat_spikes = ls.spikes.reshape(-1)
+    ls.model.step(ls.J.reshape(-1), ls.dt, ls.state, flat_spikes, rng)
+    np.multiply(ls.spikes, ls.out_scale, out=ls.y)
+    ls.counts += ls.spikes

@@ -1,0 +1,80 @@
+"""Integrate-and-fire neurons with SNN Toolbox INIsim semantics.
+
+Definition followed: SNN Toolbox (NeuromorphicProcessorProject/snn_toolbox), module
+``snntoolbox/simulation/backends/inisim/temporal_mean_rate_tensorflow.py`` (SpikeLayer:
+``get_new_mem``, ``linear_activation``, ``set_reset_mem``), version 0.6:
+
+    v[t] = v[t-1] + dt * J[t]           J = W @ y_prev + b   (so  v += W @ s*thr + b*dt)
+    spike  if v[t] >= threshold         at most one per step, carrying ``threshold``
+    reset: subtract  v -= threshold     (INIsim's default, "Reset by subtraction")
+           zero      v  = 0             ("Reset to zero")
+           modulo    v  = v mod threshold ("Reset by modulo")
+
+State is float32, as INIsim's Keras float32 variables (this matters: with input 0.3 the third
+spike falls on step 10 in float32, on step 11 in float64). The output value of a spike is
+``threshold / dt`` in rate units, so the next layer integrates ``dt * W @ y = W @ s * threshold``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import numba
+import numpy as np
+
+from workbench.engine.neurons.base import NeuronModel
+
+RESET_MODES = ("subtract", "zero", "modulo")
+_RESET_CODE = {name: i for i, name in enumerate(RESET_MODES)}
+
+
+@numba.njit(nogil=True, cache=True)
+def if_step(J, dt, threshold, reset_code, v, spikes):
+    dt32 = np.float32(dt)
+    thr = np.float32(threshold)
+    for i in range(v.size):
+        vi = v[i] + dt32 * J[i]
+        if vi >= thr:
+            spikes[i] = 1.0
+            if reset_code == 0:
+                vi = vi - thr
+            elif reset_code == 1:
+                vi = np.float32(0.0)
+            else:
+                vi = vi - thr * np.floor(vi / thr)
+        else:
+            spikes[i] = 0.0
+        v[i] = vi
+
+
+@dataclasses.dataclass(frozen=True)
+class IF(NeuronModel):
+    """Non-leaky integrate-and-fire (SNN Toolbox INIsim), threshold crossing with ``>=``."""
+
+    name: ClassVar[str] = "if"
+    description: ClassVar[str] = (
+        "Integrate-and-fire as in SNN Toolbox INIsim: v += dt*J, spike when v >= threshold, "
+        "reset by subtraction (default), to zero, or modulo."
+    )
+    reference: ClassVar[str] = (
+        "SNN Toolbox 0.6, snntoolbox/simulation/backends/inisim/temporal_mean_rate_tensorflow.py"
+    )
+    default_dt: ClassVar[float] = 1.0
+
+    threshold: float = 1.0
+    reset: str = "subtract"
+
+    def __post_init__(self):
+        self._require("threshold", self._finite("threshold") > 0, "must be > 0")
+        self._require("reset", self.reset in RESET_MODES, f"must be one of {', '.join(RESET_MODES)}")
+
+    def step(self, J, dt, state, spikes, rng) -> None:
+        if_step(J, dt, self.threshold, _RESET_CODE[self.reset], state["v"], spikes)
+
+    def output_scale(self, dt: float) -> float:
+        return self.threshold / dt
+
+    def rate(self, J: np.ndarray, dt: float) -> np.ndarray:
+        """Steady-state output in rate units: J clipped to [0, threshold/dt] (one spike a step)."""
+        return np.clip(np.asarray(J, dtype=np.float32), 0.0, self.threshold / dt)

@@ -1,0 +1,182 @@
+"""Simulator: owns the state of a batch and advances it, one layer or one timestep at a time.
+
+Step order within a timestep (the same for ``step`` and repeated ``step_layer``):
+  for each layer in topological order (the input layer first):
+      input layer:   encode the sample (constant current or Poisson spikes)
+      other layers:  synapses (inbound outputs -> current J, or -> output directly)
+                     neurons  (J -> spikes, membrane update and reset; y = spikes * scale)
+  after the last layer: t += 1, cumulative output counts -> prediction, record the step.
+
+``cursor`` is the index of the next layer to advance; it is 0 between timesteps. Kernels are
+numba functions compiled with ``nogil=True``, so a worker thread stepping the simulator leaves
+the GUI thread free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from workbench.engine.config import SimConfig
+from workbench.engine.layer_state import LayerState, advance
+from workbench.engine.recording import Recorder, estimate_bytes
+from workbench.errors import ConfigError, DataFileError
+from workbench.models import network as nw
+
+
+class Simulator:
+    def __init__(self, network: nw.Network, config: SimConfig | None = None, x: np.ndarray | None = None,
+                 labels: np.ndarray | None = None, record_capacity: int | None = None):
+        """``x``: (B, *input_shape) or None (zeros until ``set_input``). ``record_capacity``: how
+        many steps the recorder keeps (default ``config.steps``; older steps are dropped)."""
+        self.network = network
+        self.config = config or SimConfig()
+        self.config.check_against(network)
+        self.dt = self.config.effective_dt
+        for model in {id(m): m for m in [self.config.neuron, *self.config.overrides.values()]}.values():
+            model.validate_dt(self.dt)
+        self.batch = self.config.batch if x is None else int(np.asarray(x).shape[0])
+        index = {layer.name: i for i, layer in enumerate(network.layers)}
+        self.layers: list[LayerState] = []
+        for i, layer in enumerate(network.layers):
+            model = self.config.model_for(layer.name) if layer.is_neuron_layer else None
+            self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt))
+        for ls in self.layers:
+            if ls.model is not None and hasattr(ls.model, "prepare_layer"):
+                ls.model.prepare_layer(ls)
+        self._by_name = {ls.layer.name: ls for ls in self.layers}
+        self._outputs = [ls.y for ls in self.layers]
+        self._constant = self._constant_layers()
+        record = self.config.record
+        names = [l.name for l in network.neuron_layers] if record is None else list(record)
+        self.recorder = Recorder(
+            [self._by_name[n] for n in names if self._by_name[n].is_neuron],
+            self.batch,
+            record_capacity or self.config.steps,
+            self.config.record_membrane,
+            self.config.record_current,
+        )
+        self.x = np.zeros((self.batch, *network.input_shape), dtype=np.float32)
+        self.labels = None
+        if x is not None:
+            self.set_input(x, labels)
+        self.reset()
+
+    # ---- set-up --------------------------------------------------------------------------
+    def _constant_layers(self) -> set[int]:
+        """Layers whose inputs are the same every step: fed only by the input layer (through
+        stateless reshaping), under the constant encoder. Their current is computed once."""
+        if self.config.encoder != "constant":
+            return set()
+        constant_out = {0}
+        result = set()
+        for ls in self.layers[1:]:
+            if all(i in constant_out for i in ls.inbound):
+                if ls.is_neuron:
+                    result.add(ls.index)
+                elif ls.layer.kind in (nw.FLATTEN, nw.RESHAPE, nw.ZERO_PAD2D, nw.CONCATENATE):
+                    constant_out.add(ls.index)
+        return result
+
+    def set_input(self, x: np.ndarray, labels: np.ndarray | None = None) -> None:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape != (self.batch, *self.network.input_shape):
+            raise DataFileError(
+                f"input has shape {x.shape}, the simulator expects {(self.batch, *self.network.input_shape)}"
+            )
+        self.x = np.ascontiguousarray(x)
+        self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to t = 0: state zeroed, RNG re-seeded, recording cleared. Input is kept."""
+        self.t = 0
+        self.cursor = 0
+        self.rng = np.random.default_rng(self.config.seed)
+        for ls in self.layers:
+            ls.reset()
+        self.recorder.clear()
+
+    # ---- stepping ------------------------------------------------------------------------
+    def step_layer(self) -> LayerState:
+        """Advance the layer under the cursor; completes the timestep after the last layer."""
+        ls = self.layers[self.cursor]
+        advance(ls, self._outputs, self.x, self.config.encoder, self.rng, ls.index in self._constant)
+        self.cursor += 1
+        if self.cursor == len(self.layers):
+            self._finish_step()
+        return ls
+
+    def step(self) -> None:
+        """Finish the current timestep (all of it when the cursor is at 0)."""
+        while True:
+            self.step_layer()
+            if self.cursor == 0:
+                return
+
+    def run(self, n: int, on_progress: Callable[[int, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None, progress_every: int = 10) -> int:
+        """Advance ``n`` timesteps; returns how many ran (fewer when ``should_stop`` said so)."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise ConfigError("steps", f"must be a whole number >= 0, got {n!r}")
+        for i in range(int(n)):
+            if should_stop is not None and should_stop():
+                return i
+            self.step()
+            if on_progress is not None and ((i + 1) % progress_every == 0 or i + 1 == n):
+                on_progress(i + 1, n)
+        return int(n)
+
+    def _finish_step(self) -> None:
+        self.cursor = 0
+        self.t += 1
+        self.recorder.append(self.t, self.prediction())
+
+    # ---- reading state -------------------------------------------------------------------
+    def layer(self, name: str) -> LayerState:
+        return self._by_name[name]
+
+    @property
+    def output(self) -> LayerState:
+        return self.layers[-1]
+
+    def output_counts(self) -> np.ndarray:
+        """(B, classes) cumulative output spike counts."""
+        out = self.output
+        counts = out.counts if out.is_neuron else out.y
+        return counts.reshape(self.batch, -1)
+
+    def prediction(self) -> np.ndarray:
+        """(B,) argmax of cumulative output spike counts; -1 where no output spike yet."""
+        counts = self.output_counts()
+        pred = counts.argmax(axis=1)
+        pred[~np.any(counts != 0, axis=1)] = -1
+        return pred
+
+    def record_bytes(self, steps: int) -> int:
+        sizes = {ls.layer.name: ls.layer.size for ls in self.recorder.layers}
+        return estimate_bytes(sizes, steps, self.batch, self.config.record_membrane, self.config.record_current)
+
+    def metadata(self) -> dict:
+        from workbench import __version__
+
+        return {
+            **self.config.metadata(),
+            "batch": self.batch,
+            "network": self.network.name,
+            "network_sha256": self.network.fingerprint(),
+            "source": dict(self.network.source),
+            "normalization": dict(self.network.normalization),
+            "scales": dict(self.network.scales),
+            "layout": "channels_last",
+            "membrane": "post-reset",
+            "tool": f"snn-workbench {__version__}",
+            "models": {ls.layer.name: {"name": ls.model.name, "params": ls.model.params(),
+                                       "signed": ls.model.signed}
+                       for ls in self.layers if ls.is_neuron},
+        }
+
+    def trace(self, last: int | None = None, ann: dict | None = None) -> "Trace":  # noqa: F821
+        """What was recorded so far (newest ``last`` steps), with the ANN activations if given."""
+        return self.recorder.trace(last, self.labels, ann, self.metadata())

@@ -1,0 +1,1 @@
+"""What a person SEES: Qt widgets and the window. No simulation logic here."""
