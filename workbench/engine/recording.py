@@ -59,11 +59,14 @@ class Recorder:
         n = min(self.count, self.capacity, self.count if last is None else last)
         return arr[np.arange(self.count - n, self.count) % self.capacity]
 
-    def trace(self, last: int | None = None, labels=None, ann=None, metadata=None) -> Trace:
-        """A Trace of the recorded steps (the newest ``last`` of them when given), as copies."""
+    def trace(self, last: int | None = None, labels=None, ann=None, metadata=None, layers=None) -> Trace:
+        """A Trace of the recorded steps (the newest ``last`` of them when given), as copies;
+        ``layers``: names to include (default all recorded)."""
         layer_traces = {}
         for ls in self.layers:
             name = ls.layer.name
+            if layers is not None and name not in layers:
+                continue
             layer_traces[name] = LayerTrace(
                 name,
                 ls.layer.output_shape,

@@ -1,0 +1,124 @@
+"""Snapshot: an immutable picture of a running simulation, made for views.
+
+The window's worker thread builds one between timesteps (``make_snapshot``) and hands it to the
+GUI thread; views only ever read snapshots, so they never touch engine state and need no locks.
+Every array in a snapshot is a copy and read-only.
+
+What it holds:
+- ``t`` (completed timesteps), ``cursor`` (index of the next layer to advance within the
+  current timestep; 0 between timesteps), ``cursor_layer`` (its name, or None at 0);
+- ``layers``: one ``LayerSnapshot`` per layer (all kinds) in network order, with this step's
+  output and, for neuron layers, spikes, membrane (post-reset), cumulative counts, the ANN
+  activation of the normalized network and the model's threshold/maximum rate;
+- ``history``: a ``Trace`` of the newest ``window`` recorded steps for the layers asked for
+  (the selected layer, the layers of watched neurons), for rasters and membrane plots;
+- ``stats``: ``LayerStats`` per neuron layer (rates, silent, saturated, r);
+- ``predictions``, ``labels``, ``output_counts``; ``accuracy``: [n] accuracy after each of the
+  history's steps (empty without labels); ``r_history``: {layer: [(t, r), ...]} as given by the
+  caller (the session accumulates it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import numpy as np
+
+from workbench.engine.analysis import LayerStats, accuracy_over_time, simulator_stats
+from workbench.engine.trace import Trace
+
+
+def _ro(arr):
+    if arr is None:
+        return None
+    arr = np.array(arr, copy=True)
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSnapshot:
+    name: str
+    kind: str
+    index: int
+    shape: tuple[int, ...]
+    is_neuron: bool
+    output: np.ndarray  # (B, *shape) this step's output in rate units
+    spikes: np.ndarray | None = None  # (B, *shape) this step's spike counts
+    membrane: np.ndarray | None = None  # (B, *shape) post-reset membrane
+    counts: np.ndarray | None = None  # (B, *shape) cumulative spike counts
+    ann: np.ndarray | None = None  # (B, *shape) ANN activation (normalized network)
+    model: str = ""  # neuron model description
+    threshold: float = 1.0  # for the threshold line in membrane plots
+    max_rate: float = 1.0  # spikes per step at saturation
+    signed: bool = False  # may emit negative spikes (flagged: not possible on most hardware)
+    path: str = ""  # kernel path that ran last ('event', 'blas', 'cached')
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    t: int
+    cursor: int
+    cursor_layer: str | None
+    batch: int
+    dt: float
+    layers: tuple[LayerSnapshot, ...]
+    history: Trace
+    stats: tuple[LayerStats, ...]
+    predictions: np.ndarray
+    labels: np.ndarray | None
+    output_counts: np.ndarray
+    accuracy: np.ndarray
+    r_history: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
+    steps_per_second: float = 0.0
+    running: bool = False
+
+    def layer(self, name: str) -> LayerSnapshot:
+        for ls in self.layers:
+            if ls.name == name:
+                return ls
+        raise KeyError(name)
+
+    def stats_for(self, name: str) -> LayerStats | None:
+        for s in self.stats:
+            if s.name == name:
+                return s
+        return None
+
+
+def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_layers=None, window: int = 500,
+                  r_history: Mapping | None = None, steps_per_second: float = 0.0, running: bool = False) -> Snapshot:
+    """Copy what views need from ``sim`` (a Simulator). Call only from the thread that steps it.
+
+    ``history_layers``: names of recorded layers whose newest ``window`` steps to include
+    (None = all recorded layers). ``ann``: ANN activations by layer name, (B, *shape).
+    """
+    ann = ann or {}
+    layers = []
+    for ls in sim.layers:
+        kw = {}
+        if ls.is_neuron:
+            model = ls.model
+            kw = dict(
+                spikes=_ro(ls.spikes), membrane=_ro(ls.membrane()), counts=_ro(ls.counts),
+                model=model.describe(), threshold=float(getattr(model, "threshold", 1.0)),
+                max_rate=float(model.max_rate(sim.dt)), signed=bool(model.signed), path=ls.path,
+            )
+        layers.append(LayerSnapshot(ls.layer.name, ls.layer.kind, ls.index, ls.layer.output_shape,
+                                    ls.is_neuron, _ro(ls.y), ann=_ro(ann.get(ls.layer.name)), **kw))
+    rec = sim.recorder
+    keep = None if history_layers is None else set(history_layers)
+    full = rec.trace(window, sim.labels, layers=keep)
+    acc = np.zeros(0)
+    if sim.labels is not None and full.predictions is not None and len(full.steps):
+        acc = accuracy_over_time(full.predictions, sim.labels)
+    cursor_layer = sim.layers[sim.cursor].layer.name if sim.cursor else None
+    return Snapshot(
+        t=sim.t, cursor=sim.cursor, cursor_layer=cursor_layer, batch=sim.batch, dt=sim.dt,
+        layers=tuple(layers), history=full, stats=tuple(simulator_stats(sim, ann)),
+        predictions=_ro(sim.prediction()), labels=_ro(sim.labels), output_counts=_ro(sim.output_counts()),
+        accuracy=_ro(acc), r_history=MappingProxyType(dict(r_history or {})),
+        steps_per_second=float(steps_per_second), running=running,
+    )
