@@ -1,0 +1,99 @@
+"""Import a trained Keras model file (``.keras`` or legacy ``.h5``) as a framework-free ``Network``.
+
+Keras and TensorFlow are imported inside ``load_keras`` only: importing them costs seconds, and
+nothing else in the workbench needs them. Files are opened in Keras safe mode, so a model file
+never runs code on load (a Lambda layer is refused, not executed). Every failure is a
+``ModelImportError`` naming the file; unsupported layers are all listed in one
+``UnsupportedLayerError``.
+
+Beyond the kind-specific fields documented in ``network.py``, imported layers carry:
+``config['folded']`` — the Keras layers (BatchNormalization, activations, no-ops) merged into
+this one, in order; and ``config['input_scales']`` — ones, for avg-pool/global-avg-pool/
+activation/add layers, which normalization later replaces.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+from workbench.errors import ModelImportError, UnsupportedLayerError
+from workbench.models import network as nw
+from workbench.models.fold import fold
+from workbench.models.keras_convert import translate
+from workbench.models.keras_graph import extract
+
+FORMATS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_file(path: Path) -> str:
+    """The format of ``path``, after cheap checks that give a clear message for common mistakes."""
+    label = path.name
+    if not path.exists():
+        raise ModelImportError(f"{label}: no such file ({path})")
+    if not path.is_file():
+        raise ModelImportError(f"{label}: not a file ({path})")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ModelImportError(f"{label}: expected a Keras model file ending in .keras or .h5")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+    except OSError as exc:
+        raise ModelImportError(f"{label}: cannot read the file ({exc.strerror})") from None
+    if fmt == "keras" and not zipfile.is_zipfile(path):
+        raise ModelImportError(f"{label}: not a Keras 3 model archive (the file is not a zip; corrupt or truncated?)")
+    if fmt == "h5" and head != _HDF5_SIGNATURE:
+        raise ModelImportError(f"{label}: not an HDF5 file (corrupt or truncated?)")
+    return fmt
+
+
+def load_model_safely(path: str | os.PathLike):
+    """The Keras model in ``path``, loaded with ``compile=False`` and ``safe_mode=True``."""
+    path = Path(path)
+    _check_file(path)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # the boundary to a third-party loader: any failure is the file's
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "lambda" in str(exc).lower() and "safe" in str(exc).lower():
+            raise ModelImportError(
+                f"{path.name}: refused: the model contains a Lambda layer, whose Python code "
+                "would run on load. Rebuild the model without Lambda layers."
+            ) from None
+        raise ModelImportError(f"{path.name}: Keras cannot load this model: {text}") from None
+
+
+def _output_last(layers: list, output_name: str) -> list:
+    """Folding keeps topological order; make sure the model output is the last layer."""
+    out = [layer for layer in layers if layer.name == output_name]
+    return [layer for layer in layers if layer.name != output_name] + out
+
+
+def network_from_keras(model, label: str, source: dict | None = None) -> nw.Network:
+    """Convert an already loaded Keras model (exposed for tests and for in-memory models)."""
+    nodes = extract(model, label)
+    items, unsupported = fold([translate(node) for node in nodes])
+    if unsupported:
+        raise UnsupportedLayerError(label, unsupported)
+    folded_into = {m: layer.name for layer in items for m in layer.config.get("folded", [])}
+    output_name = folded_into.get(nodes[-1].name, nodes[-1].name)
+    layers = _output_last(items, output_name)
+    try:
+        return nw.Network(model.name, layers, source=dict(source or {}))
+    except ValueError as exc:
+        raise ModelImportError(f"{label}: cannot build the network: {exc}") from None
+
+
+def load_keras(path: str | os.PathLike) -> nw.Network:
+    """Read a ``.keras`` or ``.h5`` model file as a ``Network`` (float32, Keras weight layout)."""
+    path = Path(path)
+    fmt = _check_file(path)
+    model = load_model_safely(path)
+    source = {"file": path.name, "sha256": nw.file_sha256(path), "format": fmt}
+    return network_from_keras(model, path.name, source)
