@@ -99,6 +99,11 @@ def extract(model, label: str) -> list[RawNode]:
     return nodes
 
 
+def layer_names(model) -> list[str]:
+    """Names of the layers that feed the model's output, in topological order."""
+    return [op.name for op, _, _ in _walk(model, model.name)]
+
+
 def layer_outputs(model, names: list[str], x: np.ndarray, batch_size: int = 256) -> dict:
     """Keras' own inference outputs of the named layers for the batch ``x``."""
     import keras

@@ -1,0 +1,121 @@
+"""Data-based weight normalization (Rueckauer et al. 2017, as SNN Toolbox does it).
+
+Each neuron layer gets a scale lambda: a high percentile of its positive ANN activations on
+sample data. Rescaling ``W *= lambda_prev / lambda``, ``b /= lambda`` makes every ReLU layer's
+output ``original / lambda``, i.e. mostly within [0, 1], the range an integrate-and-fire neuron
+with threshold 1 can represent by its rate. Weight-less neuron layers (average pools, Add,
+standalone activations) get the same effect through ``config['input_scales']``.
+
+Two choices worth knowing:
+- Softmax layers take lambda from their *pre-activation* (linear) outputs clipped at 0, as
+  SNN Toolbox does: an IF neuron's rate tracks the linear input, not the softmax probability.
+- All inputs of a Concatenate must share one lambda (the spikes are merged without rescaling),
+  so the producers feeding a Concatenate are unified to the largest of their lambdas.
+ReLU layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l`` exactly;
+tanh/sigmoid/softmax are not scale-equivariant, which is recorded as a warning.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench.errors import ConfigError, DataFileError
+from workbench.models import network as nw
+from workbench.models.forward import forward, preactivation
+
+METHOD = "rueckauer2017"
+PASS_THROUGH = frozenset({nw.MAX_POOL2D, nw.FLATTEN, nw.RESHAPE, nw.ZERO_PAD2D})
+SCALED_INPUT_KINDS = frozenset({nw.AVG_POOL2D, nw.GLOBAL_AVG_POOL2D, nw.ACTIVATION, nw.ADD})
+
+
+def _layer_lambda(layer, acts, percentile, warnings) -> float:
+    values = acts[layer.name]
+    if layer.activation == "softmax":
+        values = preactivation(layer, [acts[s].astype(np.float64) for s in layer.inbound])
+    elif layer.activation in ("tanh", "sigmoid"):
+        warnings.append(f"{layer.name}: {layer.activation} is not scale-equivariant; "
+                        "its normalized output is not the original divided by lambda")
+    positive = values[values > 0]
+    lam = float(np.percentile(positive, percentile)) if positive.size else 0.0
+    if not lam > 0:
+        warnings.append(f"{layer.name}: no positive activation on the sample; lambda set to 1")
+        lam = 1.0
+    return lam
+
+
+class _Groups:
+    """Union-find over layers that must share one lambda (pass-through chains, Concatenate)."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, name: str) -> str:
+        while self.parent.get(name, name) != name:
+            name = self.parent[name]
+        return name
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+def compute_scales(network: nw.Network, acts: dict, percentile: float, warnings: list) -> dict:
+    """lambda per layer name: percentiles for neuron layers, shared across tied groups."""
+    raw, groups, input_name = {}, _Groups(), network.input_layer.name
+    for layer in network.layers:
+        if layer.kind == nw.INPUT:
+            raw[layer.name] = 1.0
+        elif layer.is_neuron_layer:
+            raw[layer.name] = _layer_lambda(layer, acts, percentile, warnings)
+        else:  # pass-through or concatenate: tie to every inbound
+            for src in layer.inbound:
+                groups.union(src, layer.name)
+    members: dict[str, list[str]] = {}
+    for name in raw:
+        members.setdefault(groups.find(name), []).append(name)
+    shared = {}
+    for root, names in members.items():
+        if input_name in names:  # the input cannot be rescaled: its whole group keeps lambda 1
+            if len(names) > 1:
+                warnings.append(f"{', '.join(n for n in names if n != input_name)}: concatenated "
+                                "with the input, so left unnormalized (lambda 1)")
+            shared[root] = 1.0
+        else:
+            shared[root] = max(raw[n] for n in names)
+    return {layer.name: shared[groups.find(layer.name)] for layer in network.layers}
+
+
+def apply_scales(network: nw.Network, scales: dict) -> None:
+    """Rescale ``network`` in place so each layer outputs its original activation / lambda."""
+    for layer in network.layers:
+        lam = scales[layer.name]
+        if layer.kind in nw.WEIGHTED_KINDS:
+            lam_prev = scales[layer.inbound[0]]
+            layer.weights = (layer.weights.astype(np.float64) * (lam_prev / lam)).astype(np.float32)
+            layer.bias = (layer.bias.astype(np.float64) / lam).astype(np.float32)
+        elif layer.kind in SCALED_INPUT_KINDS:
+            layer.config["input_scales"] = [scales[s] / lam for s in layer.inbound]
+        if "max_value" in layer.activation_params:
+            layer.activation_params["max_value"] = float(layer.activation_params["max_value"]) / lam
+
+
+def normalize(network: nw.Network, x_sample, percentile: float = 99.9) -> nw.Network:
+    """A new, normalized copy of ``network``; lambdas taken from its activations on ``x_sample``."""
+    if network.scales or network.normalization:
+        raise ConfigError("normalize", "the network is already normalized; normalize the original "
+                          "(un-normalized) network instead of re-scaling stale scales")
+    if not 0 < percentile <= 100:
+        raise ConfigError("percentile", f"must be in (0, 100], got {percentile}")
+    x_sample = np.asarray(x_sample)
+    if x_sample.ndim == 0 or len(x_sample) == 0:
+        raise DataFileError("the sample data for normalization holds no samples")
+    acts = forward(network, x_sample)
+    warnings: list[str] = []
+    scales = compute_scales(network, acts, percentile, warnings)
+    out = network.copy()
+    apply_scales(out, scales)
+    out.scales = scales
+    out.normalization = {"percentile": float(percentile), "n_samples": int(len(x_sample)),
+                         "method": METHOD, "warnings": warnings}
+    return out

@@ -1,0 +1,106 @@
+"""Check the imported network's numpy forward pass against Keras itself, layer by layer.
+
+A layer that absorbed BatchNormalization or an activation is compared with the last Keras layer
+folded into it (``config['folded']``), the point where both compute the same thing. For a
+normalized network our outputs are multiplied back by lambda; layers whose activation is not
+scale-equivariant (softmax, tanh, sigmoid) are then skipped rather than reported as wrong.
+Keras is only touched through ``keras_graph``/``keras_import``, which import it lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from workbench.models import network as nw
+from workbench.models.forward import forward
+from workbench.models.keras_graph import layer_names, layer_outputs
+
+DEFAULT_TOL = 1e-4
+_EQUIVARIANT = frozenset({"linear", "relu"})
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One row of the comparison. ``max_abs_diff`` is None when the layer was skipped."""
+
+    name: str
+    keras_name: str
+    kind: str
+    shape: tuple
+    max_abs_diff: float | None
+    max_abs_ref: float
+    tol: float
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.max_abs_diff is None or self.max_abs_diff <= self.tol
+
+
+def fused_point(layer: nw.Layer) -> str:
+    """The Keras layer whose output this layer's output equals."""
+    folded = layer.config.get("folded") or []
+    return folded[-1] if folded else layer.name
+
+
+def verify_against_keras(network: nw.Network, keras_model_or_path, x, tol: float = DEFAULT_TOL) -> list[LayerCheck]:
+    """Per-layer max |ours - Keras| on the batch ``x``; ``tol`` is an absolute tolerance."""
+    model = keras_model_or_path
+    if isinstance(model, (str, os.PathLike)):
+        from workbench.models.keras_import import load_model_safely
+
+        model = load_model_safely(model)
+    ours = forward(network, x)
+    names = [fused_point(layer) for layer in network.layers]
+    present = set(layer_names(model))
+    wanted = [n for n in names if n in present]
+    ref = layer_outputs(model, wanted, x) if wanted else {}
+    checks = []
+    for layer, keras_name in zip(network.layers, names):
+        base = dict(name=layer.name, keras_name=keras_name, kind=layer.kind, shape=layer.output_shape, tol=tol)
+        if keras_name not in ref:
+            checks.append(LayerCheck(**base, max_abs_diff=None, max_abs_ref=0.0, note="not in the Keras model"))
+            continue
+        mine, theirs = ours[layer.name].astype(np.float64), ref[keras_name].astype(np.float64)
+        if network.scales:
+            if layer.activation not in _EQUIVARIANT:
+                checks.append(LayerCheck(**base, max_abs_diff=None, max_abs_ref=float(np.abs(theirs).max(initial=0)),
+                                         note=f"skipped: {layer.activation} is not scale-equivariant"))
+                continue
+            mine = mine * network.scales[layer.name]
+        if mine.shape != theirs.shape:
+            checks.append(LayerCheck(**base, max_abs_diff=float("inf"), max_abs_ref=0.0,
+                                     note=f"shape {mine.shape[1:]} vs Keras {theirs.shape[1:]}"))
+            continue
+        diff = float(np.abs(mine - theirs).max(initial=0))
+        checks.append(LayerCheck(**base, max_abs_diff=diff, max_abs_ref=float(np.abs(theirs).max(initial=0))))
+    return checks
+
+
+def format_checks(checks: list[LayerCheck]) -> str:
+    """A fixed-width table, one row per layer, for the terminal."""
+    head = ("layer", "keras layer", "kind", "shape", "max|diff|", "max|keras|", "")
+    rows = [head]
+    for c in checks:
+        diff = "-" if c.max_abs_diff is None else f"{c.max_abs_diff:.3g}"
+        verdict = c.note or ("ok" if c.ok else f"FAIL (tol {c.tol:g})")
+        if c.note and not c.ok:
+            verdict = f"FAIL: {c.note}"
+        shape = "x".join(map(str, c.shape))
+        rows.append((c.name, c.keras_name, c.kind, shape, diff, f"{c.max_abs_ref:.3g}", verdict))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def verify_report(network: nw.Network, keras_model_or_path, x, tol: float = DEFAULT_TOL) -> tuple[bool, str]:
+    """``(all layers within tol, table + one summary line)`` for ``snn-workbench verify``."""
+    checks = verify_against_keras(network, keras_model_or_path, x, tol)
+    failed = [c.name for c in checks if not c.ok]
+    compared = sum(c.max_abs_diff is not None for c in checks)
+    summary = (f"OK: {compared} layers match Keras within {tol:g} on {len(x)} samples" if not failed
+               else f"FAILED: {len(failed)} of {compared} layers differ from Keras by more than {tol:g}: "
+                    + ", ".join(failed))
+    return not failed, format_checks(checks) + "\n" + summary
