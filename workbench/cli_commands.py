@@ -1,0 +1,128 @@
+"""Bodies of the core sub-commands (``run``, ``verify``, ``convert``, ``neurons``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+
+from workbench.errors import ConfigError, DataFileError
+
+
+def make_config(args, batch: int):
+    """A SimConfig from the shared simulation arguments; every error names its option."""
+    from workbench.engine.config import SimConfig
+    from workbench.engine.neurons import make_neuron, parse_params
+
+    params = parse_params(args.neuron, args.param)
+    if args.reset:
+        if "reset" in params and params["reset"] != args.reset:
+            raise ConfigError("reset", "given both as --reset and --param reset=...")
+        params["reset"] = args.reset
+    neuron = make_neuron(args.neuron, **params)
+    return SimConfig(neuron=neuron, encoder=args.input, dt=args.dt, steps=args.steps, batch=batch,
+                     seed=args.seed, record=(), record_membrane=False)
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True)
+
+    def update(done, _total):
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+def cmd_run(args) -> int:
+    from workbench.engine.analysis import format_table
+    from workbench.engine.evaluate import evaluate
+    from workbench.models.prepare import prepare
+
+    if args.model is None and not args.demo:
+        raise ConfigError("model", "name a model file or use --demo")
+    prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo)
+    if prep.samples is None:
+        raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")
+    x, y = prep.samples.x, prep.samples.y
+    if args.samples is not None:
+        if args.samples < 1:
+            raise ConfigError("samples", f"must be >= 1, got {args.samples}")
+        x = x[: args.samples]
+        y = None if y is None else y[: args.samples]
+    if args.batch < 1:
+        raise ConfigError("batch", f"must be >= 1, got {args.batch}")
+    config = make_config(args, min(args.batch, len(x)))
+    total = -(-len(x) // config.batch) * config.steps
+    show = not args.no_progress and total >= 200
+    update, close = _progress_bar(total, show)
+    try:
+        result = evaluate(prep.network, config, x, y, on_progress=update)
+    finally:
+        close()
+    net = prep.network
+    print(f"network   {net.name}  ({len(net.neuron_layers)} neuron layers, "
+          f"{sum(l.size for l in net.neuron_layers)} neurons)")
+    norm = net.normalization
+    print(f"normalize {'off' if not norm else f'percentile {norm['percentile']:g} on {norm['n_samples']} samples'}")
+    print(f"neuron    {config.neuron.describe()}   input {config.encoder}   dt {config.effective_dt:g}")
+    print(f"run       {result.samples} samples x {result.steps} steps, batch {config.batch}, seed {config.seed}")
+    for note in prep.notes:
+        print(f"note      {note}")
+    print()
+    print(format_table(list(result.stats)))
+    print()
+    if y is not None:
+        ann, snn = result.ann_accuracy, result.snn_accuracy[-1]
+        print(f"ANN accuracy  {100 * ann:6.2f} %")
+        print(f"SNN accuracy  {100 * snn:6.2f} %  after {result.steps} steps  (difference {100 * (snn - ann):+.2f} points)")
+        marks = sorted({max(1, result.steps // 4), max(1, result.steps // 2), result.steps})
+        print("SNN accuracy over time: " + ", ".join(f"t={t}: {100 * result.snn_accuracy[t - 1]:.1f}%" for t in marks))
+    else:
+        counts = np.bincount(result.predictions[result.predictions >= 0], minlength=prep.n_classes)
+        print("no labels: predicted class counts " + " ".join(map(str, counts)))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from workbench.models.data import load_samples
+    from pathlib import Path
+
+    from workbench.models.keras_import import load_model_safely, network_from_keras
+    from workbench.models.verify import verify_report
+
+    model = load_model_safely(args.model)  # loaded once, compared against its own import
+    network = network_from_keras(model, Path(args.model).name)
+    if args.data:
+        x = load_samples(args.data, network.input_shape).x[: args.samples]
+    else:
+        x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
+    ok, text = verify_report(network, model, x, args.tolerance)
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_convert(args) -> int:
+    from workbench.models.prepare import prepare
+
+    prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None)
+    prep.network.save(args.output)
+    what = "normalized " if prep.network.scales else ""
+    print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {args.output}")
+    return 0
+
+
+def cmd_neurons(args) -> int:
+    from workbench.engine.neurons import MODELS
+
+    for name, cls in MODELS.items():
+        fields = ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
+        print(f"{name:<20} {cls.description}")
+        print(f"{'':<20} parameters: {fields or 'none'}")
+        if cls.reference:
+            print(f"{'':<20} definition: {cls.reference}")
+    return 0

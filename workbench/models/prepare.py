@@ -1,0 +1,65 @@
+"""From files to a ready-to-simulate network: open the model, load the data, normalize.
+
+Shared by the command line and the window so both convert exactly the same way. Normalization
+always starts from the original network and the data named here (never from cached scales).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from workbench.models import loading
+from workbench.models.data import Samples, load_samples
+from workbench.models.network import Network
+from workbench.models.normalize import normalize
+
+MAX_CALIBRATION = 1000  # samples used for the activation percentiles
+
+
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    original: Network
+    network: Network  # normalized when ``percentile`` was given, else the original
+    samples: Samples | None
+    calibration: str  # where the normalization data came from, for reports
+    notes: tuple[str, ...] = ()
+
+    @property
+    def n_classes(self) -> int:
+        return self.original.output_layer.size
+
+
+def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
+            percentile: float | None = 99.9, demo: bool = False) -> Prepared:
+    """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
+    sets unless others are named). ``percentile`` None or 0 skips normalization."""
+    notes = []
+    if model is None:
+        if not demo:
+            from workbench.errors import ModelImportError
+
+            raise ModelImportError("no model given (name a .keras/.h5/.npz file, or use --demo)")
+        model = loading.DEMO_NETWORK
+        data = data or loading.DEMO_TEST
+        calibration = calibration or loading.DEMO_CALIBRATION
+    original = loading.open_model(model)
+    n_classes = original.output_layer.size
+    samples = load_samples(data, original.input_shape, n_classes) if data else None
+    network = original
+    source = ""
+    if percentile:
+        if calibration:
+            cal_x = load_samples(calibration, original.input_shape).x
+            source = str(calibration)
+        elif samples is not None:
+            cal_x = samples.x
+            source = f"{data} (the evaluation data itself: pass --calibration to keep them apart)"
+            notes.append(f"normalized on the evaluation data {Path(str(data)).name}; "
+                         "use separate calibration data for an unbiased accuracy")
+        else:
+            cal_x = None
+            notes.append("no data to normalize with: the network runs un-normalized")
+        if cal_x is not None:
+            network = normalize(original, cal_x[:MAX_CALIBRATION], percentile)
+    return Prepared(original, network, samples, source, tuple(notes))
