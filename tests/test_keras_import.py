@@ -152,6 +152,7 @@ def test_folding_and_fields(saved):
     assert net["c1"].config["folded"] == ["bn1", "r1"]
     assert net["c1"].activation == "relu" and net["c1"].activation_params == {"max_value": 6.0}
     assert net["c1"].config["strides"] == [2, 2] and net["c1"].config["padding"] == "same"
+    assert net["dw"].config["folded"] == ["bn2", "r2"] and net["dw"].config["removed"] == ["noise"]
     assert net["dw"].kind == nw.DEPTHWISE_CONV2D and net["dw"].config["depth_multiplier"] == 2
     assert net["dw"].weights.shape == (3, 3, 2, 2)
     assert net["pw"].bias is not None and not net["pw"].bias.any()  # use_bias=False -> zeros

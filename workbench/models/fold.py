@@ -7,8 +7,9 @@ Three passes, in this order, each rewiring consumers of a vanished layer to its 
    ``shift = beta - mean * s``); a BN that cannot be folded becomes an unsupported layer;
 3. a standalone activation is folded into its producer when that is a weighted layer or Add
    with linear activation and the activation is its only consumer; otherwise it stays a layer.
-The surviving layer records the Keras layers merged into it in ``config['folded']``, so
-verification can compare it against the last of them (the "fused point").
+The surviving layer records the Keras layers merged into it in ``config['folded']`` (BN and
+activations; verification compares against the last of them, the "fused point") and the no-ops
+dropped after it in ``config['removed']``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ def _consumer_counts(items: list) -> dict:
     return counts
 
 
+def _record_merge(producer, item) -> None:
+    """Note on ``producer`` which Keras layers it absorbed, including what ``item`` had absorbed."""
+    key = "removed" if isinstance(item, Pending) and item.role == "noop" else "folded"
+    producer.config.setdefault(key, []).append(item.name)
+    for k in ("folded", "removed"):
+        if item.config.get(k):
+            producer.config.setdefault(k, []).extend(item.config[k])
+
+
 def _run_pass(items: list, absorb) -> list:
     """Rewire every item's inbound through the aliases made by ``absorb(item, producer)``."""
     alias, by_name = {}, {}
@@ -46,8 +56,7 @@ def _run_pass(items: list, absorb) -> list:
         if absorb(item, producer, sole):
             alias[item.name] = producer.name
             counts[producer.name] = counts.get(item.name, 0)
-            merged = [item.name, *item.config.get("folded", [])]
-            producer.config.setdefault("folded", []).extend(merged)
+            _record_merge(producer, item)
         else:
             kept.append(item)
     return kept

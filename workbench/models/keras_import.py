@@ -7,8 +7,8 @@ never runs code on load (a Lambda layer is refused, not executed). Every failure
 ``UnsupportedLayerError``.
 
 Beyond the kind-specific fields documented in ``network.py``, imported layers carry:
-``config['folded']`` — the Keras layers (BatchNormalization, activations, no-ops) merged into
-this one, in order; and ``config['input_scales']`` — ones, for avg-pool/global-avg-pool/
+``config['folded']`` — the Keras layers (BatchNormalization, activations) merged into this one,
+in order; ``config['removed']`` — inference no-ops (Dropout, ...) dropped after it; and ``config['input_scales']`` — ones, for avg-pool/global-avg-pool/
 activation/add layers, which normalization later replaces.
 """
 
@@ -81,7 +81,8 @@ def network_from_keras(model, label: str, source: dict | None = None) -> nw.Netw
     items, unsupported = fold([translate(node) for node in nodes])
     if unsupported:
         raise UnsupportedLayerError(label, unsupported)
-    folded_into = {m: layer.name for layer in items for m in layer.config.get("folded", [])}
+    folded_into = {m: layer.name for layer in items
+                   for m in layer.config.get("folded", []) + layer.config.get("removed", [])}
     output_name = folded_into.get(nodes[-1].name, nodes[-1].name)
     layers = _output_last(items, output_name)
     try:
