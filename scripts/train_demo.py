@@ -124,6 +124,13 @@ def write_readme(out: Path, accuracy: float):
     (out / "README.md").write_text(text)
 
 
+def save_network(keras_path: Path, out: Path) -> None:
+    """The same model as a saved Network: the workbench opens the demo without TensorFlow."""
+    from workbench.models.keras_import import load_keras
+
+    load_keras(keras_path).save(out)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
@@ -135,6 +142,7 @@ def main(argv=None) -> int:
     model = train(x_train, y_train)
     accuracy = test_accuracy(model, x_test, y_test)
     save_model(model, args.out / "digits_cnn.keras")
+    save_network(args.out / "digits_cnn.keras", args.out / "digits_cnn.network.npz")
     write_samples(args.out, x_train, x_test, y_test)
     write_readme(args.out, accuracy)
     print(f"ANN test accuracy: {accuracy:.4f} ({round(accuracy * N_TEST)}/{N_TEST})")
