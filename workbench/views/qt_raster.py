@@ -1,0 +1,210 @@
+"""QtRasterView: spike raster of the selected layer, or of every recorded layer stacked.
+
+One ``ImageItem`` over a C-contiguous ``uint8`` (rows = neurons, columns = timesteps) code
+array with a five-entry LUT and explicit levels; the array is reused between frames. Codes are
+ordered by priority so that max-pooling (when there are more rows or columns than screen pixels)
+keeps every spike visible: 0 nothing, 1 cursor-layer background, 2 positive spike, 3 negative
+spike (signed models), 4 separator between stacked layers.
+
+x is the real timestep number (``history.steps``), y the neuron index (row-major, channels-last
+flat index), neuron 0 at the top. A left click on a row emits ``neuron_clicked(layer, index)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtCore import QRectF, pyqtSignal, pyqtSlot
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
+
+from workbench.views.qt_snapshot_view import QtSnapshotView, make_plot
+
+EMPTY, CURSOR, POSITIVE, NEGATIVE, SEPARATOR = range(5)
+LUT = np.array(
+    [[10, 10, 14], [34, 34, 80], [255, 225, 60], [0, 215, 255], [110, 110, 110]], dtype=np.uint8
+)
+LEVELS = (0, len(LUT))  # with N colours and levels (0, N), code k maps to colour k exactly
+
+
+class QtRasterView(QtSnapshotView):
+    neuron_clicked = pyqtSignal(str, int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._stacked = False
+        self._buf = np.zeros((0, 0), dtype=np.uint8)
+        self._blocks: list[tuple[str, int, int]] = []  # (layer, first row, neurons)
+        self._pool = (1, 1)
+
+        self._all = QCheckBox("All layers")
+        self._all.setToolTip("Stack every recorded layer, separated by grey rows")
+        self._all.toggled.connect(self._on_all_toggled)
+        self._sample_box = QSpinBox()
+        self._sample_box.setPrefix("sample ")
+        self._sample_box.setToolTip("Which sample of the batch to show")
+        self._sample_box.valueChanged.connect(self.set_sample)
+        self._status = QLabel()
+        self._status.setStyleSheet("color: gray")
+        bar = QHBoxLayout()
+        bar.setContentsMargins(4, 2, 4, 0)
+        bar.addWidget(self._all)
+        bar.addWidget(self._sample_box)
+        bar.addStretch(1)
+        bar.addWidget(self._status)
+
+        self.plot = make_plot("Spikes", "timestep", "neuron")
+        self.plot.setDefaultPadding(0)
+        self.plot.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setLookupTable(LUT)
+        self.image.setLevels(LEVELS)
+        self.plot.addItem(self.image)
+        self._widget = pg.PlotWidget(plotItem=self.plot)
+        self._widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self.plot.vb.sigRangeChanged.connect(self._on_range_changed)
+        self.plot.vb.sigResized.connect(self._on_range_changed)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addLayout(bar)
+        layout.addWidget(self._widget, 1)
+
+    # ---- slots -----------------------------------------------------------------------------
+    @pyqtSlot(bool)
+    def set_stacked(self, stacked: bool) -> None:
+        """Show every recorded layer stacked (True) or the selected layer only."""
+        self._stacked = bool(stacked)
+        if self._all.isChecked() != self._stacked:
+            self._all.setChecked(self._stacked)
+        self._schedule()
+
+    def _on_all_toggled(self, checked: bool) -> None:
+        self.set_stacked(checked)
+
+    def set_sample(self, index: int) -> None:
+        super().set_sample(index)
+        if self._sample_box.value() != self._sample:
+            self._sample_box.blockSignals(True)
+            self._sample_box.setValue(self._sample)
+            self._sample_box.blockSignals(False)
+
+    def _on_range_changed(self, *args) -> None:
+        if self._snapshot is not None and self._pooling() != self._pool:
+            self._schedule()
+
+    # ---- what is shown ---------------------------------------------------------------------
+    @property
+    def blocks(self) -> list[tuple[str, int, int]]:
+        """(layer, first row, neurons) of each layer shown, top to bottom."""
+        return list(self._blocks)
+
+    def codes(self) -> np.ndarray:
+        """The full-resolution code array of the last paint (rows = neurons, columns = steps)."""
+        return self._buf
+
+    def row_to_neuron(self, row: int) -> tuple[str, int] | None:
+        for name, first, n in self._blocks:
+            if first <= row < first + n:
+                return name, row - first
+        return None
+
+    def _shown_layers(self, snapshot) -> list[str]:
+        recorded = snapshot.history.layers
+        if self._stacked:
+            return [ls.name for ls in snapshot.layers if ls.name in recorded]
+        name = self._selected if self._selected else self.layer_name(snapshot, recorded)
+        return [name] if name in recorded else []
+
+    def _pooling(self) -> tuple[int, int]:
+        """Rows and columns per screen pixel (>= 1): max-pooling factors for the image."""
+        rows, cols = self._buf.shape
+        if rows == 0 or cols == 0:
+            return (1, 1)
+        px = self.plot.vb.viewPixelSize()  # data units per pixel, (x, y)
+        return max(1, int(px[1])), max(1, int(px[0]))
+
+    # ---- painting --------------------------------------------------------------------------
+    def _render(self, snapshot) -> None:
+        history = snapshot.history
+        names = self._shown_layers(snapshot)
+        b = self.sample(snapshot)
+        self._sample_box.setVisible(snapshot.batch > 1)
+        self._sample_box.setMaximum(max(0, snapshot.batch - 1))
+        T = history.n_steps
+        if not names or T == 0:
+            self._blocks = []
+            self._buf = np.zeros((0, 0), dtype=np.uint8)
+            self.image.clear()
+            missing = self._selected or "no layer"
+            self._status.setText("no steps yet" if names else f"{missing}: not recorded")
+            self.plot.setTitle("Spikes", size="9pt")
+            return
+        sizes = [int(np.prod(history[n].shape)) for n in names]
+        rows = sum(sizes) + len(names) - 1
+        if self._buf.shape != (rows, T):
+            self._buf = np.empty((rows, T), dtype=np.uint8)
+        buf = self._buf
+        self._blocks = []
+        row = 0
+        for name, n in zip(names, sizes):
+            block = buf[row:row + n]
+            s = history[name].spikes.reshape(T, history.batch, n)[:, b, :].T  # (n, T) view
+            np.greater(s, 0, out=block.view(np.bool_))
+            block *= POSITIVE
+            if snapshot.layer(name).signed:
+                block[s < 0] = NEGATIVE
+            if name == snapshot.cursor_layer:
+                block[block == EMPTY] = CURSOR
+            self._blocks.append((name, row, n))
+            row += n
+            if row < rows:
+                buf[row] = SEPARATOR
+                row += 1
+        self._push_image(history.steps)
+        self._update_axes(snapshot, names, b)
+
+    def _push_image(self, steps) -> None:
+        buf = self._buf
+        rows, cols = buf.shape
+        self._pool = py, px = self._pooling()
+        img = buf
+        if py > 1 or px > 1:  # max-pool so that no spike falls between pixels
+            r, c = -(-rows // py) * py, -(-cols // px) * px
+            if (r, c) != (rows, cols):
+                img = np.zeros((r, c), dtype=np.uint8)
+                img[:rows, c - cols:] = buf  # pad before the oldest step, after the last row
+            img = img.reshape(r // py, py, c // px, px).max(axis=(1, 3))
+        self.image.setImage(img, autoLevels=False, levels=LEVELS)
+        x0 = float(steps[-1]) + 0.5 - img.shape[1] * px
+        self.image.setRect(QRectF(x0, -0.5, float(img.shape[1] * px), float(img.shape[0] * py)))
+
+    def _update_axes(self, snapshot, names, b) -> None:
+        left = self.plot.getAxis("left")
+        if self._stacked:
+            left.setTicks([[(first + n / 2, name) for name, first, n in self._blocks], []])
+            left.setLabel("layer")
+            title = "Spikes — all recorded layers"
+        else:
+            left.setTicks(None)
+            left.setLabel("neuron (flat index)")
+            title = f"Spikes — {names[0]}"
+        if snapshot.batch > 1:
+            title += f", sample {b}"
+        if snapshot.cursor_layer:
+            title += f"  ▶ next: {snapshot.cursor_layer}"
+        self.plot.setTitle(title, size="9pt")
+        steps = snapshot.history.steps
+        self._status.setText(f"steps {int(steps[0])}–{int(steps[-1])}")
+
+    # ---- input -----------------------------------------------------------------------------
+    def _on_scene_clicked(self, event) -> None:
+        if event.button() != pg.QtCore.Qt.MouseButton.LeftButton or not self._blocks:
+            return
+        vb = self.plot.vb
+        if not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        point = vb.mapSceneToView(event.scenePos())
+        hit = self.row_to_neuron(int(np.floor(point.y() + 0.5)))
+        if hit is not None:
+            self.neuron_clicked.emit(*hit)

@@ -1,0 +1,131 @@
+"""QtSnapshotView: the refresh machinery every plot view shares.
+
+A view receives immutable ``Snapshot`` objects (``set_snapshot``) as fast as the session emits
+them, but repaints on its own clock: at most ``MAX_FPS`` times a second, at once when it has been
+idle for longer than a frame, and never while hidden (a hidden view keeps the newest snapshot and
+paints it when shown again). Subclasses implement ``_render(snapshot)``, which pushes arrays into
+plot items created once in ``__init__``; they never create items per frame.
+
+``refresh()`` paints synchronously (tests, benchmarks, screenshots); ``repaint_count`` counts
+paints, so a test can see that a hidden view skipped its refresh.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PyQt6.QtCore import QElapsedTimer, QTimer, pyqtSlot
+from PyQt6.QtWidgets import QWidget
+
+# Ten distinct colours (matplotlib's tab10, readable on pyqtgraph's dark background).
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+)
+BRIGHT = (
+    "#4fa3ff", "#ffa040", "#50d050", "#ff5a5a", "#c49bff",
+    "#d09070", "#ff90d8", "#c0c0c0", "#e0e040", "#40e0f0",
+)
+MUTED_PEN = pg.mkPen("#909090", width=1, style=pg.QtCore.Qt.PenStyle.DashLine)
+
+
+def color(i: int) -> str:
+    return BRIGHT[i % len(BRIGHT)]
+
+
+def make_plot(title: str = "", x: str = "", y: str = "", x_units: str | None = None,
+              y_units: str | None = None) -> pg.PlotItem:
+    """A PlotItem with labelled axes, small fonts, grid; items are added by the caller once."""
+    plot = pg.PlotItem()
+    plot.setTitle(title, size="9pt")
+    plot.setLabel("bottom", x, units=x_units)
+    plot.setLabel("left", y, units=y_units)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMenuEnabled(False)
+    for name in ("left", "bottom"):
+        plot.getAxis(name).enableAutoSIPrefix(False)
+    return plot
+
+
+class QtSnapshotView(QWidget):
+    MAX_FPS = 30
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._snapshot = None
+        self._selected: str | None = None
+        self._sample = 0
+        self._dirty = False
+        self.repaint_count = 0
+        self._since = QElapsedTimer()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._on_refresh_timer)
+
+    # ---- the contract ----------------------------------------------------------------------
+    @pyqtSlot(object)
+    def set_snapshot(self, snapshot) -> None:
+        self._snapshot = snapshot
+        self._schedule()
+
+    @pyqtSlot(str)
+    def set_selected_layer(self, name: str) -> None:
+        self._selected = name or None
+        self._schedule()
+
+    @pyqtSlot(int)
+    def set_sample(self, index: int) -> None:
+        """Which sample of the batch to show (clamped to the batch)."""
+        self._sample = max(0, int(index))
+        self._schedule()
+
+    @property
+    def snapshot(self):
+        return self._snapshot
+
+    @property
+    def selected_layer(self) -> str | None:
+        return self._selected
+
+    def sample(self, snapshot=None) -> int:
+        snapshot = snapshot or self._snapshot
+        batch = getattr(snapshot, "batch", 1) or 1
+        return min(self._sample, batch - 1)
+
+    def layer_name(self, snapshot, candidates=None) -> str | None:
+        """The selected layer if it is a neuron layer of ``snapshot`` (and among ``candidates``
+        when given), else the first neuron layer that is."""
+        neuron = [ls.name for ls in snapshot.layers if ls.is_neuron]
+        if candidates is not None:
+            neuron = [n for n in neuron if n in candidates]
+        if self._selected in neuron:
+            return self._selected
+        return neuron[0] if neuron else None
+
+    # ---- refresh clock ---------------------------------------------------------------------
+    def _schedule(self) -> None:
+        self._dirty = True
+        if self._timer.isActive():
+            return
+        frame_ms = 1000 // self.MAX_FPS
+        wait = 0 if not self._since.isValid() else max(0, frame_ms - self._since.elapsed())
+        self._timer.start(int(wait))
+
+    def _on_refresh_timer(self) -> None:
+        if self._dirty and self.isVisible():
+            self.refresh()
+
+    def showEvent(self, event):  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._dirty:
+            self._schedule()
+
+    def refresh(self) -> None:
+        """Paint the current snapshot now."""
+        self._dirty = False
+        self._since.start()
+        self.repaint_count += 1
+        if self._snapshot is not None:
+            self._render(self._snapshot)
+
+    def _render(self, snapshot) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
