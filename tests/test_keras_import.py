@@ -193,12 +193,14 @@ def test_unsupported_layers_are_all_listed(keras, tmp_path):
     x = L.LSTM(3, name="lstm")(x)
     x = L.LeakyReLU(name="leaky")(x)
     x = L.Dense(2, activation="elu", name="elu_dense")(x)
+    x = keras.Sequential([keras.Input((2,)), L.Dense(2)], name="inner")(x)
     path = tmp_path / "bad.keras"
     keras.Model(i, x).save(path)
     with pytest.raises(UnsupportedLayerError) as info:
         load_keras(path)
     listed = dict(info.value.layers)
-    assert set(listed) == {"dilated", "bn_after_pool", "conv1d", "lstm", "leaky", "elu_dense"}
+    assert set(listed) == {"dilated", "bn_after_pool", "conv1d", "lstm", "leaky", "elu_dense", "inner"}
+    assert "nested model" in listed["inner"]
     assert "dilation_rate (2, 2)" in listed["dilated"] and "elu" in listed["elu_dense"]
     assert "bad.keras" in str(info.value) and "'lstm' (LSTM)" in str(info.value)
 

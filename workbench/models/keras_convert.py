@@ -136,13 +136,16 @@ def _concatenate(node: RawNode) -> nw.Layer:
     return nw.Layer(node.name, nw.CONCATENATE, node.output_shape, node.inbound, config={"axis": axis - 1})
 
 
+def _plain(node: RawNode, kind: str, config: dict | None = None) -> nw.Layer:
+    return nw.Layer(node.name, kind, node.output_shape, node.inbound, config=config or {})
+
+
 def _translate(node: RawNode):
     cfg, t = node.config, node.type_name
-    simple = lambda kind, config=None: nw.Layer(node.name, kind, node.output_shape, node.inbound, config=config or {})  # noqa: E731
     if t in NOOP_TYPES:
         return Pending(node.name, "noop", tuple(node.inbound), t)
     if t == "InputLayer":
-        return simple(nw.INPUT)
+        return _plain(node, nw.INPUT)
     if t == "Dense":
         return _weighted(node, nw.DENSE, {})
     if t == "Conv2D":
@@ -151,23 +154,23 @@ def _translate(node: RawNode):
         config = _conv_config(cfg) | {"depth_multiplier": int(cfg.get("depth_multiplier", 1))}
         return _weighted(node, nw.DEPTHWISE_CONV2D, config)
     if t == "MaxPooling2D":
-        return simple(nw.MAX_POOL2D, _pool_config(cfg))
+        return _plain(node, nw.MAX_POOL2D, _pool_config(cfg))
     if t == "AveragePooling2D":
-        return simple(nw.AVG_POOL2D, _pool_config(cfg))
+        return _plain(node, nw.AVG_POOL2D, _pool_config(cfg))
     if t == "GlobalAveragePooling2D":
         _channels_last(cfg)
         _check(not cfg.get("keepdims", False), "keepdims=True")
-        return simple(nw.GLOBAL_AVG_POOL2D)
+        return _plain(node, nw.GLOBAL_AVG_POOL2D)
     if t == "Flatten":
         _channels_last(cfg)
-        return simple(nw.FLATTEN)
+        return _plain(node, nw.FLATTEN)
     if t == "Reshape":
-        return simple(nw.RESHAPE, {"target_shape": list(node.output_shape)})
+        return _plain(node, nw.RESHAPE, {"target_shape": list(node.output_shape)})
     if t == "ZeroPadding2D":
         _channels_last(cfg)
-        return simple(nw.ZERO_PAD2D, {"padding": [_pair(p) for p in cfg["padding"]]})
+        return _plain(node, nw.ZERO_PAD2D, {"padding": [_pair(p) for p in cfg["padding"]]})
     if t == "Add":
-        return simple(nw.ADD)
+        return _plain(node, nw.ADD)
     if t == "Concatenate":
         return _concatenate(node)
     if t == "BatchNormalization":

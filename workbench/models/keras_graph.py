@@ -83,7 +83,9 @@ def extract(model, label: str) -> list[RawNode]:
     for op, node, tensor in _walk(model, label):
         is_layer = isinstance(op, keras.layers.Layer) and not isinstance(op, keras.Model)
         type_name = type(op).__name__
-        if not isinstance(op, keras.layers.Layer):
+        if isinstance(op, keras.Model):
+            type_name = f"{type_name} (nested model; build the model flat)"
+        elif not isinstance(op, keras.layers.Layer):
             type_name = f"{type_name} (keras.ops operation)"
         nodes.append(
             RawNode(
