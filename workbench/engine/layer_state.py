@@ -57,8 +57,10 @@ class LayerState:
         self.y.fill(0.0)
         self.const_current = None
         if self.model is not None:
-            for arr in self.state.values():
-                arr.fill(0.0)
+            # Only the model's own state: other keys hold per-layer constants that a model's
+            # ``prepare_layer`` stored (e.g. an integer bias) and survive a reset.
+            for key in self.model.state_vars:
+                self.state[key].fill(0)
             fresh = self.model.init_state(self.spikes.size)
             for key, arr in fresh.items():
                 self.state[key][...] = arr
