@@ -68,7 +68,8 @@ def cmd_run(args) -> int:
     print(f"network   {net.name}  ({len(net.neuron_layers)} neuron layers, "
           f"{sum(l.size for l in net.neuron_layers)} neurons)")
     norm = net.normalization
-    print(f"normalize {'off' if not norm else f'percentile {norm['percentile']:g} on {norm['n_samples']} samples'}")
+    norm_text = f"percentile {norm['percentile']:g} on {norm['n_samples']} samples" if norm else "off"
+    print(f"normalize {norm_text}")
     print(f"neuron    {config.neuron.describe()}   input {config.encoder}   dt {config.effective_dt:g}")
     print(f"run       {result.samples} samples x {result.steps} steps, batch {config.batch}, seed {config.seed}")
     for note in prep.notes:

@@ -1,0 +1,74 @@
+"""The command line: the demo run, verification, conversion, and one-line errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from workbench.cli import main
+from workbench.models.loading import DEMO_KERAS
+from workbench.models.network import Network
+
+
+def run_cli(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_run_demo_prints_layer_table_and_accuracies(capsys):
+    code, out, err = run_cli(capsys, "run", "--demo", "--samples", "40", "--steps", "60", "--no-progress")
+    assert code == 0, err
+    for layer in ("conv1", "conv2", "pool1", "conv3", "fc1", "output"):
+        assert f"\n{layer} " in out
+    assert "ANN accuracy" in out and "SNN accuracy" in out
+    snn = float(out.split("SNN accuracy")[1].split("%")[0])
+    assert snn >= 90.0
+    assert "40 samples x 60 steps" in out
+
+
+def test_unknown_neuron_is_one_line_and_exit_2(capsys):
+    code, out, err = run_cli(capsys, "run", "--demo", "--neuron", "bogus")
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "unknown neuron type 'bogus'" in err
+    assert "Traceback" not in err
+
+
+def test_bad_parameter_names_the_field(capsys):
+    code, _, err = run_cli(capsys, "run", "--demo", "--param", "threshold=-1")
+    assert code == 2 and err.startswith("snn-workbench: error: threshold:")
+
+
+def test_missing_model_file_names_it(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "run", str(tmp_path / "nope.keras"), "--data", str(tmp_path / "d.npz"))
+    assert code == 2 and "nope.keras" in err
+
+
+def test_debug_shows_the_traceback(capsys):
+    code, _, err = run_cli(capsys, "--debug", "run", "--demo", "--neuron", "bogus")
+    assert code == 2 and "Traceback" in err
+
+
+def test_bad_data_shape_names_the_file(capsys, tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, x=np.zeros((5, 3, 3), np.float32))
+    code, _, err = run_cli(capsys, "run", "--demo", "--data", str(bad))
+    assert code == 2 and "bad.npz" in err
+
+
+def test_convert_and_verify_the_demo_keras_model(capsys, tmp_path):
+    out_path = tmp_path / "demo.npz"
+    code, out, err = run_cli(capsys, "convert", str(DEMO_KERAS), str(out_path))
+    assert code == 0, err
+    net = Network.load(out_path)
+    assert [l.name for l in net.layers][-1] == "output"
+    code, out, err = run_cli(capsys, "verify", str(DEMO_KERAS), "--samples", "8")
+    assert code == 0, out + err
+    assert "OK:" in out
+
+
+def test_python_m_workbench_runs_the_same_cli():
+    proc = subprocess.run([sys.executable, "-m", "workbench", "neurons"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "if " in proc.stdout and "lif " in proc.stdout
