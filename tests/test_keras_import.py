@@ -286,3 +286,18 @@ def test_saved_network_reloads_without_tensorflow(saved, tmp_path):
         "assert not {'tensorflow', 'keras'} & set(sys.modules), 'TF was imported'\n"
     )
     subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=120)
+
+
+def test_dense_on_a_rank_3_tensor_is_refused_by_name(tmp_path):
+    import keras
+
+    inp = keras.Input((4, 3))
+    out = keras.layers.Dense(2, name="per_row")(inp)
+    path = tmp_path / "rank3.keras"
+    keras.Model(inp, out).save(path)
+    from workbench.errors import UnsupportedLayerError
+    from workbench.models.keras_import import load_keras
+
+    with pytest.raises(UnsupportedLayerError) as err:
+        load_keras(path)
+    assert "per_row" in str(err.value)

@@ -147,6 +147,9 @@ def _translate(node: RawNode):
     if t == "InputLayer":
         return _plain(node, nw.INPUT)
     if t == "Dense":
+        # The engine's dense synapses take a flat input; Keras would apply the kernel along
+        # the last axis of a higher-rank tensor, which we do not simulate.
+        _check(len(node.output_shape) == 1, f"Dense on a rank-{len(node.output_shape) + 1} tensor (flatten first)")
         return _weighted(node, nw.DENSE, {})
     if t == "Conv2D":
         return _weighted(node, nw.CONV2D, _conv_config(cfg))
