@@ -18,7 +18,10 @@ period = tau_ref' + tau_rc' log1p(1/(J-1)) (LIF) or 1/J (ReLU). Its step functio
 and the overshoot is discarded; ``ceil(x)`` and ``floor(x) + 1`` differ when x is a whole number,
 e.g. LoihiSpikingRectifiedLinear at J = 100, dt = 0.001: the rate formula says 100 Hz (every 10
 steps), the step function spikes every 11 steps (v reaches exactly 1, which is not > 1), 90.9 Hz.
-We follow the step function: ``rate = amplitude / (dt * (tau_ref'/dt + floor(x) + 1))``.
+We follow the step function: ``rate = amplitude / (dt * (tau_ref'/dt + floor(x) + 1))``, and
+where x is within 1e-6 of a whole number we run one inter-spike period of the step function
+itself (every spike leaves the same state), because there float rounding decides: at dt = 0.0005,
+J = 100, twenty additions of 0.05 give 1.0000000000000002 > 1, a spike every 20 steps.
 """
 
 from __future__ import annotations
@@ -74,7 +77,14 @@ class LoihiLIF(LIF):
         out = np.zeros_like(j)
         pos = j > 0
         x = tau_rc * np.log1p(1.0 / j[pos]) / dt
-        out[pos] = self.amplitude / (dt * (ref_steps + np.floor(x) + 1))
+        steps = ref_steps + np.floor(x) + 1
+        # Where x is (nearly) whole, rounding in the step function decides: run one period of it.
+        edge = np.flatnonzero(np.abs(x - np.round(x)) < 1e-6 * np.maximum(x, 1.0))
+        if edge.size:
+            tau_ref = discretize_tau_ref(self.tau_ref, dt)
+            js = (j[pos][edge] + 1.0)
+            steps[edge] = [_lif_period(float(v), dt, tau_rc, tau_ref) for v in js]
+        out[pos] = self.amplitude / (dt * steps)
         return out
 
     def reference_rate(self, J, dt: float) -> np.ndarray:
@@ -89,6 +99,33 @@ class LoihiLIF(LIF):
 
     def max_rate(self, dt: float) -> float:
         return 1.0 / (1 + round(discretize_tau_ref(self.tau_ref, dt) / dt))
+
+
+def _lif_period(J: float, dt: float, tau_rc: float, tau_ref: float) -> int:
+    """Steps from one spike to the next of ``lif_step`` (no interpolation) under constant J:
+    every spike leaves the same state (v = 0, refractory = tau_ref + dt), so this is exact."""
+    v = np.zeros(1)
+    ref = np.array([tau_ref + dt])
+    spikes = np.zeros(1, dtype=np.float32)
+    Jarr = np.array([J], dtype=np.float32)
+    n = 0
+    while True:
+        n += 1
+        lif_step(Jarr, dt, tau_rc, tau_ref, 0.0, False, v, ref, spikes)
+        if spikes[0]:
+            return n
+
+
+def _relu_period(J: float, dt: float) -> int:
+    v = np.zeros(1)
+    spikes = np.zeros(1, dtype=np.float32)
+    Jarr = np.array([J], dtype=np.float32)
+    n = 0
+    while True:
+        n += 1
+        loihi_relu_step(Jarr, dt, v, spikes)
+        if spikes[0]:
+            return n
 
 
 @numba.njit(nogil=True, cache=True)
@@ -142,7 +179,13 @@ class LoihiReLU(NeuronModel):
         j = np.asarray(J, dtype=np.float64)
         out = np.zeros_like(j)
         pos = j > 0
-        out[pos] = self.amplitude / (dt * (np.floor(1.0 / (j[pos] * dt)) + 1))
+        x = 1.0 / (j[pos] * dt)
+        steps = np.floor(x) + 1
+        # Where 1/(J dt) is (nearly) whole, float rounding of v += J*dt decides: run one period.
+        edge = np.flatnonzero(np.abs(x - np.round(x)) < 1e-6 * np.maximum(x, 1.0))
+        for k in edge:
+            steps[k] = _relu_period(float(j[pos][k]), dt)
+        out[pos] = self.amplitude / (dt * steps)
         return out
 
     def reference_rate(self, J, dt: float) -> np.ndarray:
