@@ -1,0 +1,212 @@
+"""Session: intents in, snapshots out, the Simulator only ever touched by the worker thread.
+
+Each test compares what the session emits with a Simulator run directly in the test on the same
+network, config and input: the window shows exactly what the engine holds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import astuple
+
+import numpy as np
+import pytest
+
+from workbench.engine.analysis import simulator_stats
+from workbench.engine.neurons import make_neuron
+from workbench.engine.simulator import Simulator
+from workbench.models import network as nw
+from workbench.models.forward import forward
+from workbench.views.session import Session
+
+LONG = 60_000  # ms; the first demo open may compile numba kernels
+
+
+@pytest.fixture
+def session(qtbot):
+    s = Session(window=100)
+    yield s
+    assert s.shutdown()
+
+
+def open_demo(qtbot, s):
+    with qtbot.waitSignal(s.network_changed, timeout=LONG):
+        s.open_demo()
+    qtbot.waitUntil(lambda: s.snapshot is not None and s.snapshot.t == 0, timeout=LONG)
+
+
+def wait_t(qtbot, s, t, cursor=0):
+    qtbot.waitUntil(lambda: s.snapshot is not None and s.snapshot.t == t and s.snapshot.cursor == cursor
+                    and not s.running, timeout=LONG)
+
+
+def reference(s, steps):
+    """The same run, made here with the engine directly."""
+    x = s.samples.x[s.batch_start:s.batch_start + s.config.batch]
+    y = None if s.samples.y is None else s.samples.y[s.batch_start:s.batch_start + s.config.batch]
+    sim = Simulator(s.network, s.config, x, y)
+    sim.run(steps)
+    return sim, forward(s.network, x)
+
+
+def tiny_network() -> nw.Network:
+    rng = np.random.default_rng(0)
+    return nw.Network("tiny", [
+        nw.Layer("in", nw.INPUT, (4,)),
+        nw.Layer("hidden", nw.DENSE, (6,), ("in",), rng.normal(size=(4, 6)), np.zeros(6), "relu"),
+        nw.Layer("out", nw.DENSE, (3,), ("hidden",), rng.normal(size=(6, 3)), np.zeros(3), "softmax"),
+    ])
+
+
+def test_open_demo_normalizes_on_calibration_set(qtbot, session):
+    open_demo(qtbot, session)
+    assert session.network.normalization["percentile"] == pytest.approx(99.9)
+    assert session.network.normalization["n_samples"] == 300
+    assert len(session.samples) == 360 and session.samples.y is not None
+    assert session.selected_layer == session.network.neuron_layers[0].name
+
+
+def test_step_snapshot_equals_engine_state(qtbot, session):
+    open_demo(qtbot, session)
+    for _ in range(7):
+        session.step()
+    wait_t(qtbot, session, 7)
+    sim, ann = reference(session, 7)
+    snap = session.snapshot
+    for ls in sim.layers:
+        if ls.is_neuron:
+            np.testing.assert_array_equal(snap.layer(ls.layer.name).counts, ls.counts)
+            np.testing.assert_array_equal(snap.layer(ls.layer.name).membrane, ls.membrane())
+    np.testing.assert_equal([astuple(x) for x in snap.stats], [astuple(x) for x in simulator_stats(sim, ann)])
+    np.testing.assert_array_equal(snap.predictions, sim.prediction())
+
+
+def test_step_layer_moves_the_cursor_through_the_timestep(qtbot, session):
+    open_demo(qtbot, session)
+    names = [layer.name for layer in session.network.layers]
+    session.step_layer()
+    wait_t(qtbot, session, 0, cursor=1)
+    assert session.snapshot.cursor_layer == names[1]
+    for _ in range(len(names) - 1):
+        session.step_layer()
+    wait_t(qtbot, session, 1)
+    assert session.snapshot.cursor_layer is None
+
+
+def test_play_and_pause(qtbot, session):
+    open_demo(qtbot, session)
+    with qtbot.waitSignal(session.running_changed, timeout=LONG):
+        session.play()
+    qtbot.waitUntil(lambda: session.snapshot.t > 20, timeout=LONG)
+    with qtbot.waitSignal(session.running_changed, timeout=LONG) as blocker:
+        session.pause()
+    assert blocker.args == [False]
+    qtbot.waitUntil(lambda: not session.snapshot.running, timeout=LONG)
+    t = session.snapshot.t
+    session.step()
+    wait_t(qtbot, session, t + 1)
+
+
+def test_snapshots_are_rate_limited_while_steps_run_flat_out(qtbot, session):
+    open_demo(qtbot, session)
+    frames = []
+    session.snapshot_ready.connect(frames.append)
+    start = time.perf_counter()
+    session.play()
+    qtbot.waitUntil(lambda: session.snapshot.t > 3000, timeout=LONG)
+    session.pause()
+    qtbot.waitUntil(lambda: not session.running, timeout=LONG)
+    elapsed = time.perf_counter() - start
+    assert len(frames) <= 31 * elapsed + 3
+    assert session.snapshot.t > 10 * len(frames)
+    assert max(f.steps_per_second for f in frames) > 0
+
+
+def test_run_to_stops_at_t_and_ring_buffer_keeps_memory_flat(qtbot, session):
+    open_demo(qtbot, session)
+    session.run_to(250)
+    wait_t(qtbot, session, 250)
+    history = session.snapshot.history
+    assert history.n_steps == 100 and history.steps[0] == 151 and history.steps[-1] == 250
+    r = session.snapshot.r_history[session.selected_layer]
+    assert r and r[-1][0] == 250 and all(a[0] < b[0] for a, b in zip(r, r[1:]))
+
+
+def test_history_holds_selected_and_watched_layers(qtbot, session):
+    open_demo(qtbot, session)
+    session.select_layer("fc1")
+    session.set_watched([("conv2", 5), ("output", 3)])
+    session.step()
+    wait_t(qtbot, session, 1)
+    assert set(session.snapshot.history.layers) == {"fc1", "conv2", "output"}
+
+
+def test_neuron_type_change_and_bad_override(qtbot, session):
+    open_demo(qtbot, session)
+    with qtbot.waitSignal(session.config_changed):
+        session.set_config(session.config.replace(neuron=make_neuron("lif")))
+    qtbot.waitUntil(lambda: session.snapshot.layer("fc1").model.startswith("lif"), timeout=LONG)
+    before = session.config
+    with qtbot.waitSignal(session.error) as blocker:
+        session.set_config(before.replace(overrides={"no_such_layer": make_neuron("if")}))
+    assert "no_such_layer" in blocker.args[0]
+    assert session.config is before
+
+
+def test_engine_exception_reaches_window_and_session_stays_usable(qtbot, session, monkeypatch):
+    open_demo(qtbot, session)
+
+    def broken(self):
+        raise RuntimeError("kernel exploded")
+
+    monkeypatch.setattr(Simulator, "step", broken)
+    with qtbot.waitSignal(session.error, timeout=LONG) as blocker:
+        session.step()
+    message, details = blocker.args
+    assert "kernel exploded" in message and "Traceback" in details
+    monkeypatch.undo()
+    session.step()
+    wait_t(qtbot, session, 1)
+
+
+def test_percentile_renormalizes_off_the_gui_thread(qtbot, session):
+    open_demo(qtbot, session)
+    with qtbot.waitSignal(session.network_changed, timeout=LONG):
+        session.set_percentile(99.0)
+    assert session.network.normalization["percentile"] == 99.0
+
+
+def test_hand_built_model_is_normalized_once_data_arrives(qtbot, session, tmp_path):
+    tiny_network().save(tmp_path / "tiny.npz")
+    x = np.random.default_rng(1).uniform(0, 1, size=(20, 4)).astype(np.float32)
+    np.savez(tmp_path / "data.npz", x=x, y=np.arange(20) % 3)
+    with qtbot.waitSignal(session.network_changed, timeout=LONG):
+        session.open_model(tmp_path / "tiny.npz")
+    assert session.network is session.original and session.samples is None
+    with qtbot.waitSignal(session.data_changed, timeout=LONG):
+        session.open_data(tmp_path / "data.npz")
+    assert session.network.normalization["n_samples"] == 20
+    session.select_batch(4, 3)
+    session.run_to(30)
+    wait_t(qtbot, session, 30)
+    assert session.snapshot.batch == 3
+    np.testing.assert_array_equal(session.snapshot.labels, [1, 2, 0])
+    sim, _ = reference(session, 30)
+    np.testing.assert_array_equal(session.snapshot.output_counts, sim.output_counts())
+
+
+def test_open_errors_are_reported(qtbot, session, tmp_path):
+    with qtbot.waitSignal(session.error) as blocker:
+        session.open_data(tmp_path / "x.npz")
+    assert "model first" in blocker.args[0]
+    with qtbot.waitSignal(session.error, timeout=LONG) as blocker:
+        session.open_model(tmp_path / "missing.keras")
+    assert "missing.keras" in blocker.args[0]
+
+
+def test_shutdown_while_running(qtbot, session):
+    open_demo(qtbot, session)
+    session.play()
+    qtbot.waitUntil(lambda: session.running, timeout=LONG)
+    assert session.shutdown(5000)
+    assert not session._thread.isRunning()

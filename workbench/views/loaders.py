@@ -1,0 +1,90 @@
+"""The long jobs the Session hands to its worker: open a model, open data, (re)normalize.
+
+Plain functions of immutable arguments (no Qt, no session state), so they run on the worker
+thread without locks and can be called directly in tests and scripts. Each returns a ``Loaded``
+record saying what was read and, in ``message``, anything a person should know about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from workbench.models import loading
+from workbench.models.data import Samples, load_samples
+from workbench.models.network import Network
+
+CALIBRATION_SAMPLES = 500  # samples used to normalize when the data set is the calibration set
+
+
+@dataclasses.dataclass(frozen=True)
+class Loaded:
+    original: Network
+    network: Network | None  # the network to run (normalized when possible); None: unchanged
+    samples: Samples | None
+    calibration: np.ndarray | None  # x the network was normalized with, when not the samples
+    path: Path | None
+    message: str = ""
+
+
+def n_classes(network: Network) -> int | None:
+    shape = network.output_layer.output_shape
+    return int(shape[0]) if len(shape) == 1 else None
+
+
+def normalized(original: Network, calib_x, percentile: float) -> Network:
+    """The network to run: ``original`` normalized on ``calib_x``; unchanged when it already is
+    normalized (a saved, converted network) or when there is no data to normalize with."""
+    from workbench.models.normalize import normalize
+
+    if original.scales or original.normalization or calib_x is None:
+        return original
+    return normalize(original, calib_x, percentile)
+
+
+def _note(original: Network, network: Network, percentile: float) -> str:
+    if original.scales or original.normalization:
+        return "The model file is already normalized; the percentile setting does not apply."
+    if network is original:
+        return "Not normalized yet: open sample data to normalize the network with."
+    warnings = network.normalization.get("warnings", [])
+    note = f"Normalized at the {percentile:g}th percentile on {network.normalization.get('n_samples')} samples."
+    return note + (f" Warnings: {'; '.join(warnings)}" if warnings else "")
+
+
+def open_model(path: Path, data_path: Path | None, percentile: float) -> Loaded:
+    """Open a model file; re-read the current data file (if any) to fit it and normalize on it."""
+    original = loading.open_model(path)
+    samples, message = None, ""
+    if data_path is not None:
+        try:
+            samples = load_samples(data_path, original.input_shape, n_classes(original))
+        except Exception as exc:  # the model still opens; the data is reported as dropped
+            message = f"The open data does not fit this model and was closed ({exc}). "
+    calib = None if samples is None else samples.x[:CALIBRATION_SAMPLES]
+    network = normalized(original, calib, percentile)
+    return Loaded(original, network, samples, None, Path(path), message + _note(original, network, percentile))
+
+
+def open_data(path: Path, original: Network, current: Network | None, percentile: float) -> Loaded:
+    """Read samples shaped for ``original``; normalize on them when ``current`` is None (the
+    network has not been normalized yet)."""
+    samples = load_samples(path, original.input_shape, n_classes(original))
+    message = f"{len(samples)} samples from {Path(path).name}" + ("" if samples.y is not None else " (no labels)")
+    if current is not None:
+        return Loaded(original, None, samples, None, None, message + ".")
+    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile)
+    return Loaded(original, network, samples, None, None, f"{message}. {_note(original, network, percentile)}")
+
+
+def open_demo(percentile: float) -> Loaded:
+    """The bundled digits CNN (saved Network, no TensorFlow), its test set, normalized on the
+    calibration set."""
+    path = loading.DEMO_NETWORK if loading.DEMO_NETWORK.exists() else loading.DEMO_KERAS
+    original = loading.open_model(path)
+    test = load_samples(loading.DEMO_TEST, original.input_shape, n_classes(original))
+    calib = load_samples(loading.DEMO_CALIBRATION, original.input_shape).x
+    network = normalized(original, calib, percentile)
+    return Loaded(original, network, test, calib, path, "Demo: " + _note(original, network, percentile))

@@ -1,0 +1,115 @@
+"""QtControls (the run toolbar and its shortcuts) and QtStatus (the status bar).
+
+Toolbar actions turn into Session intents; nothing here steps anything:
+Play/Pause (Space), Step (Right, S), Step layer (L, Shift+Right), Run to T (with its spin box,
+Ctrl+T), Reset (R, Ctrl+R). The status bar shows the timestep, steps per second, the predicted
+against the true class (accuracy for a batch), the next layer while mid-step, and a busy
+indicator while the session works on something long (opening, normalizing).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt6.QtCore import Qt, pyqtSlot
+from PyQt6.QtGui import QAction, QKeySequence
+from PyQt6.QtWidgets import QLabel, QProgressBar, QSpinBox, QStatusBar, QToolBar
+
+SHORTCUTS = {
+    "play": ("Space",),
+    "step": ("Right", "S"),
+    "step_layer": ("L", "Shift+Right"),
+    "run_to": ("Ctrl+T",),
+    "reset": ("R", "Ctrl+R"),
+}
+
+
+class QtControls(QToolBar):
+    def __init__(self, session, parent=None):
+        super().__init__("Run", parent)
+        self.setObjectName("run_toolbar")
+        self.session = session
+        self.actions_by_name: dict[str, QAction] = {}
+        for name, text, tip, slot in (
+            ("play", "▶ Play", "Run until paused", session.toggle_play),
+            ("step", "Step", "Advance one timestep (all layers)", session.step),
+            ("step_layer", "Step layer", "Advance the next layer only (the cursor)", session.step_layer),
+            ("run_to", "Run to", "Run until timestep T", self._on_run_to),
+            ("reset", "Reset", "Back to t = 0 (state, RNG and recording)", session.reset),
+        ):
+            action = QAction(text, self)
+            keys = SHORTCUTS[name]
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.setToolTip(f"{tip} ({' / '.join(keys)})")
+            action.triggered.connect(slot)
+            self.addAction(action)
+            self.actions_by_name[name] = action
+            if name == "run_to":
+                self.target = QSpinBox(minimum=1, maximum=2**31 - 1, value=session.config.steps)
+                self.target.setPrefix("T = ")
+                self.target.setToolTip("Timestep to run to")
+                self.addWidget(self.target)
+        session.running_changed.connect(self._on_running_changed)
+        session.config_changed.connect(self._on_config_changed)
+        session.network_changed.connect(self._on_network_changed)
+        self._on_network_changed()
+
+    def action(self, name: str) -> QAction:
+        return self.actions_by_name[name]
+
+    def _on_run_to(self) -> None:
+        self.session.run_to(self.target.value())
+
+    def _on_running_changed(self, running: bool) -> None:
+        self.action("play").setText("⏸ Pause" if running else "▶ Play")
+
+    def _on_config_changed(self) -> None:
+        self.target.setValue(self.session.config.steps)
+
+    def _on_network_changed(self) -> None:
+        loaded = self.session.network is not None
+        for action in self.actions_by_name.values():
+            action.setEnabled(loaded)
+
+
+def prediction_text(snapshot) -> str:
+    pred, labels = snapshot.predictions, snapshot.labels
+    if snapshot.batch == 1:
+        shown = "–" if pred[0] < 0 else str(int(pred[0]))
+        return f"predicted {shown}" + ("" if labels is None else f" / true {int(labels[0])}")
+    if labels is None:
+        return f"{snapshot.batch} samples"
+    right = int(np.sum(pred == labels))
+    return f"accuracy {right}/{snapshot.batch} ({right / snapshot.batch:.0%})"
+
+
+class QtStatus(QStatusBar):
+    def __init__(self, session, parent=None):
+        super().__init__(parent)
+        self.time_label = QLabel()
+        self.speed_label = QLabel()
+        self.prediction_label = QLabel()
+        self.cursor_label = QLabel()
+        self.progress = QProgressBar(maximum=0, maximumWidth=120, textVisible=False)
+        self.progress.hide()
+        for w in (self.cursor_label, self.prediction_label, self.speed_label, self.time_label, self.progress):
+            self.addPermanentWidget(w)
+        session.snapshot_ready.connect(self.set_snapshot)
+        session.status.connect(self._on_status)
+        session.busy_changed.connect(self.progress.setVisible)
+        self.set_snapshot(None)
+
+    @pyqtSlot(object)
+    def set_snapshot(self, snapshot) -> None:
+        if snapshot is None:
+            for label in (self.time_label, self.speed_label, self.prediction_label, self.cursor_label):
+                label.setText("")
+            return
+        self.time_label.setText(f"t = {snapshot.t}")
+        self.speed_label.setText(f"{snapshot.steps_per_second:,.0f} steps/s" if snapshot.running else "paused")
+        self.prediction_label.setText(prediction_text(snapshot))
+        self.cursor_label.setText(f"mid-step: next layer {snapshot.cursor_layer}" if snapshot.cursor_layer else "")
+
+    def _on_status(self, message: str) -> None:
+        if message:
+            self.showMessage(message, 15_000)

@@ -1,0 +1,228 @@
+"""QtMainWindow: composes the session's views; holds no simulation logic of its own.
+
+The layer table is the central widget; settings, input and the plot views are dock widgets that
+a person can move, tabify and hide (View menu), and the layout is remembered between sessions
+(``QSettings``). The plot views are added from ``PLOT_VIEWS``: a view whose module is not there
+is left out, one that fails to build is reported, and the rest of the window works.
+Errors from the session go to ``error_handler(message, details)``; by default a non-blocking
+message box whose details can be copied.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from PyQt6.QtCore import QSettings, Qt
+from PyQt6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
+
+from workbench.models.loading import DEMO_DIR
+from workbench.views.qt_controls import QtControls, QtStatus
+from workbench.views.qt_input import QtInputView
+from workbench.views.qt_network_table import QtNetworkTable
+from workbench.views.qt_settings import QtSettingsPanel
+from workbench.views.sim_loop import describe_error
+
+ORGANIZATION = "SNN Workbench"
+APPLICATION = "snn-workbench"
+MAX_RECENT = 8
+Area = Qt.DockWidgetArea
+# (key, module, class, title, area)
+PLOT_VIEWS = (
+    ("raster", "workbench.views.qt_raster", "QtRasterView", "Spike raster", Area.BottomDockWidgetArea),
+    ("membrane", "workbench.views.qt_membrane", "QtMembraneView", "Membrane potential", Area.BottomDockWidgetArea),
+    ("heatmap", "workbench.views.qt_heatmap", "QtHeatmapView", "Layer heat map", Area.RightDockWidgetArea),
+    ("ann_vs_snn", "workbench.views.qt_ann_vs_snn", "QtAnnSnnView", "ANN vs SNN", Area.RightDockWidgetArea),
+    ("rates", "workbench.views.qt_rates", "QtRatesView", "Firing rates", Area.RightDockWidgetArea),
+    ("accuracy", "workbench.views.qt_accuracy", "QtAccuracyView", "Accuracy over time", Area.RightDockWidgetArea),
+)
+MODEL_FILTER = "Models (*.keras *.h5 *.hdf5 *.npz);;All files (*)"
+DATA_FILTER = "Sample data (*.npz *.npy *.png *.pgm *.ppm *.pnm);;All files (*)"
+
+
+def load_views(specs=PLOT_VIEWS):
+    """[(key, title, area, widget)] for the views that exist, and [(message, details)] for the
+    ones that exist but failed to build."""
+    views, problems = [], []
+    for key, module_name, class_name, title, area in specs:
+        try:
+            widget = getattr(importlib.import_module(module_name), class_name)()
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            problems.append(describe_error(exc))
+        except Exception as exc:  # a broken view must not take the window down
+            problems.append(describe_error(exc))
+        else:
+            views.append((key, title, area, widget))
+    return views, problems
+
+
+class QtMainWindow(QMainWindow):
+    def __init__(self, session, settings: QSettings | None = None, error_handler=None, view_specs=PLOT_VIEWS):
+        super().__init__()
+        self.session = session
+        self.settings = settings if settings is not None else QSettings(ORGANIZATION, APPLICATION)
+        self.error_handler = error_handler or self._show_error
+        self.docks: dict[str, QDockWidget] = {}
+        self.views: dict[str, QWidget] = {}
+        self.table = QtNetworkTable()
+        self.setCentralWidget(self.table)
+        self.settings_panel = QtSettingsPanel()
+        self.input_view = QtInputView()
+        self.controls = QtControls(session, self)
+        self.addToolBar(self.controls)
+        self.setStatusBar(QtStatus(session, self))
+        self._add_dock("settings", "Settings", self.settings_panel, Area.LeftDockWidgetArea)
+        self._add_dock("input", "Input", self.input_view, Area.LeftDockWidgetArea)
+        views, problems = load_views(view_specs)
+        for key, title, area, widget in views:
+            self._add_plot_view(key, title, area, widget)
+        self._build_menus()
+        self._connect()
+        self._restore_layout()
+        self._on_network_changed()
+        for problem in problems:
+            self.error_handler(*problem)
+
+    # ---- building ---------------------------------------------------------------------------
+    def _add_dock(self, key: str, title: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock_{key}")
+        dock.setWidget(widget)
+        previous = [d for d in self.docks.values() if self.dockWidgetArea(d) == area]
+        self.addDockWidget(area, dock)
+        if area == Area.RightDockWidgetArea and previous:
+            self.tabifyDockWidget(previous[-1], dock)
+        self.docks[key] = dock
+        return dock
+
+    def _add_plot_view(self, key, title, area, widget) -> None:
+        self.views[key] = widget
+        self._add_dock(key, title, widget, area)
+        self.session.snapshot_ready.connect(widget.set_snapshot)
+        self.session.layer_selected.connect(widget.set_selected_layer)
+        if hasattr(widget, "neuron_clicked"):
+            widget.neuron_clicked.connect(self._on_neuron_clicked)
+        if hasattr(widget, "stacked_changed"):
+            widget.stacked_changed.connect(self.session.set_history_all)
+        if hasattr(widget, "watched_changed"):
+            widget.watched_changed.connect(self._on_watched_changed)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("Open &model…", "Ctrl+O", self._on_open_model)
+        file_menu.addAction("Open &data…", "Ctrl+D", self._on_open_data)
+        file_menu.addAction("Open d&emo", self.session.open_demo)
+        self.recent_menu = file_menu.addMenu("&Recent models")
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", "Ctrl+Q", self.close)
+        self.view_menu = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            self.view_menu.addAction(dock.toggleViewAction())
+        self.view_menu.addAction(self.controls.toggleViewAction())
+        self._fill_recent()
+
+    def _connect(self) -> None:
+        s = self.session
+        s.error.connect(self.error_handler)
+        s.network_changed.connect(self._on_network_changed)
+        s.config_changed.connect(self._on_config_changed)
+        s.data_changed.connect(self._on_data_changed)
+        s.snapshot_ready.connect(self.table.set_snapshot)
+        s.snapshot_ready.connect(self.input_view.set_snapshot)
+        s.layer_selected.connect(self.table.set_selected_layer)
+        self.table.layer_selected.connect(s.select_layer)
+        self.settings_panel.config_edited.connect(s.set_config)
+        self.settings_panel.percentile_edited.connect(s.set_percentile)
+        self.input_view.sample_selected.connect(s.select_sample)
+
+    # ---- session events ----------------------------------------------------------------------
+    def _on_network_changed(self) -> None:
+        network = self.session.network
+        if network is None:
+            self.setWindowTitle("SNN Workbench")
+            return
+        path = self.session.model_path
+        self.setWindowTitle(f"{network.name}{f' ({path.name})' if path else ''} — SNN Workbench")
+        self.settings_panel.set_layers([layer.name for layer in network.neuron_layers])
+        if path is not None and path.resolve().parent != DEMO_DIR:
+            self._remember(path)
+        if self.session.selected_layer:
+            for view in self.views.values():
+                view.set_selected_layer(self.session.selected_layer)
+            self.table.set_selected_layer(self.session.selected_layer)
+
+    def _on_config_changed(self) -> None:
+        self.settings_panel.set_config(self.session.config, self.session.percentile)
+
+    def _on_data_changed(self) -> None:
+        self.input_view.set_samples(self.session.samples, self.session.batch_start)
+
+    def _on_neuron_clicked(self, layer: str, index: int) -> None:
+        membrane = self.views.get("membrane")
+        if membrane is not None:
+            membrane.add_neuron(layer, index)
+            self.docks["membrane"].raise_()
+
+    def _on_watched_changed(self, *_args) -> None:
+        self.session.set_watched(self.views["membrane"].watched())
+
+    # ---- files -------------------------------------------------------------------------------
+    def _on_open_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", self._last_dir(), MODEL_FILTER)
+        if path:
+            self.open_model(path)
+
+    def _on_open_data(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open sample data", self._last_dir(), DATA_FILTER)
+        if path:
+            self.session.open_data(path)
+
+    def open_model(self, path) -> None:
+        self.session.open_model(path)
+
+    def recent_models(self) -> list[str]:
+        value = self.settings.value("recent/models", [])
+        return [value] if isinstance(value, str) else list(value or [])
+
+    def _remember(self, path: Path) -> None:
+        path = str(Path(path).resolve())
+        recent = [path] + [p for p in self.recent_models() if p != path]
+        self.settings.setValue("recent/models", recent[:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for path in self.recent_models():
+            self.recent_menu.addAction(Path(path).name, lambda p=path: self.open_model(p)).setToolTip(path)
+        self.recent_menu.setEnabled(bool(self.recent_models()))
+
+    def _last_dir(self) -> str:
+        recent = self.recent_models()
+        return str(Path(recent[0]).parent) if recent else str(Path.home())
+
+    # ---- layout, errors, closing ---------------------------------------------------------------
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+
+    def _show_error(self, message: str, details: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "SNN Workbench", message, parent=self)
+        box.setDetailedText(details)
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def closeEvent(self, event):  # noqa: N802 (Qt override)
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+        self.session.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,251 @@
+"""QtSettingsPanel: the run settings as a form that is checked as you type.
+
+The neuron parameters form is built from the chosen model's dataclass fields (float, int, bool,
+str and optional fields, converted by ``parse_params``; a str field offers a drop-down when its choices are known: ``choices`` in the
+field's metadata, or a ``<FIELD>_MODES`` tuple in the model's module, as ``if_neuron.RESET_MODES``).
+Every edit builds the SimConfig; a ``ConfigError`` marks the field it names in red with the
+message, and Apply stays disabled. Apply emits ``config_edited(SimConfig)`` and, when the
+percentile changed, ``percentile_edited(float)``. The panel holds no state of its own beyond its
+widgets: ``set_config`` loads them from what the session runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from PyQt6.QtCore import pyqtSignal
+from PyQt6.QtWidgets import (
+    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+    QLineEdit, QPushButton, QSpinBox, QTableWidget, QVBoxLayout, QWidget,
+)
+
+from workbench.engine.config import ENCODERS, MAX_STEPS, SimConfig
+from workbench.engine.neurons import MODELS, make_neuron, parse_params
+from workbench.errors import ConfigError
+
+INVALID_STYLE = "background-color: #ffd0d0; color: #000000;"
+DEFAULT = "(default)"
+
+
+def field_choices(cls, field: dataclasses.Field) -> tuple[str, ...] | None:
+    """The allowed values of a str field: ``field.metadata['choices']``, else a module-level
+    tuple of strings holding the default whose name starts like the field's (``RESET_MODES``
+    for ``reset``, ``RATE_FUNCTIONS`` for ``rate_fn``)."""
+    if field.metadata.get("choices"):
+        return tuple(field.metadata["choices"])
+    if not isinstance(field.default, str):
+        return None
+    prefix = field.name.upper().split("_")[0]
+    for const, value in vars(sys.modules.get(cls.__module__)).items():
+        if (const.startswith(prefix) and const.isupper() and isinstance(value, tuple) and value
+                and all(isinstance(v, str) for v in value) and field.default in value):
+            return value
+    return None
+
+
+class QtSettingsPanel(QWidget):
+    config_edited = pyqtSignal(object)  # SimConfig
+    percentile_edited = pyqtSignal(float)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._params: dict[str, QWidget] = {}
+        self._loading = False
+        self._percentile = 99.9
+        self.neuron_type = QComboBox()
+        self.neuron_type.addItems(sorted(MODELS))
+        self.description = QLabel(wordWrap=True)
+        self.description.setStyleSheet("color: palette(mid);")
+        self.param_form = QFormLayout()
+        neuron_box = QGroupBox("Neuron model")
+        box = QVBoxLayout(neuron_box)
+        box.addWidget(self.neuron_type)
+        box.addWidget(self.description)
+        box.addLayout(self.param_form)
+
+        self.overrides = QTableWidget(0, 2)
+        self.overrides.setHorizontalHeaderLabels(["layer", "neuron type"])
+        self.overrides.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.overrides.verticalHeader().hide()
+        self.overrides.setMaximumHeight(170)
+        override_box = QGroupBox("Per-layer neuron type")
+        QVBoxLayout(override_box).addWidget(self.overrides)
+
+        self.encoder = QComboBox()
+        self.encoder.addItems(ENCODERS)
+        self.dt = QLineEdit(placeholderText="model default")
+        self.steps = QSpinBox(minimum=1, maximum=min(MAX_STEPS, 2**31 - 1))
+        self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
+        self.batch = QSpinBox(minimum=1, maximum=10_000)
+        self.percentile = QDoubleSpinBox(minimum=50.0, maximum=100.0, decimals=2, singleStep=0.1)
+        run_box = QGroupBox("Run")
+        form = QFormLayout(run_box)
+        for label, widget in (("input encoding", self.encoder), ("dt", self.dt), ("steps", self.steps),
+                              ("seed", self.seed), ("batch", self.batch), ("normalization percentile", self.percentile)):
+            form.addRow(label, widget)
+        self._fields = {"encoder": self.encoder, "dt": self.dt, "steps": self.steps, "seed": self.seed,
+                        "batch": self.batch, "percentile": self.percentile, "neuron": self.neuron_type}
+
+        self.message = QLabel(wordWrap=True)
+        self.message.setStyleSheet("color: #d03030;")
+        self.apply_button = QPushButton("Apply")
+        self.revert_button = QPushButton("Revert")
+        buttons = QHBoxLayout()
+        buttons.addStretch()
+        buttons.addWidget(self.revert_button)
+        buttons.addWidget(self.apply_button)
+
+        layout = QVBoxLayout(self)
+        for w in (neuron_box, override_box, run_box, self.message):
+            layout.addWidget(w)
+        layout.addLayout(buttons)
+        layout.addStretch()
+
+        self._applied = (SimConfig(), self._percentile)
+        self.neuron_type.currentTextChanged.connect(self._on_neuron_type_changed)
+        self.encoder.currentTextChanged.connect(self.validate)
+        self.dt.textEdited.connect(self.validate)
+        self.dt.returnPressed.connect(self.apply)
+        for spin in (self.steps, self.seed, self.batch, self.percentile):
+            spin.valueChanged.connect(self.validate)
+        self.apply_button.clicked.connect(self.apply)
+        self.revert_button.clicked.connect(lambda: self.set_config(*self._applied))
+        self.set_config(SimConfig(), self._percentile)
+
+    # ---- loading from the session ---------------------------------------------------------
+    def set_layers(self, names: list[str]) -> None:
+        """The neuron layers that can get their own neuron type."""
+        self.overrides.setRowCount(len(names))
+        for row, name in enumerate(names):
+            label = QLabel(name)
+            combo = QComboBox()
+            combo.addItems([DEFAULT, *sorted(MODELS)])
+            combo.currentTextChanged.connect(self.validate)
+            self.overrides.setCellWidget(row, 0, label)
+            self.overrides.setCellWidget(row, 1, combo)
+        self._show_overrides(self._applied[0])
+
+    def set_config(self, config: SimConfig, percentile: float) -> None:
+        self._loading = True
+        self._applied = (config, float(percentile))
+        self.neuron_type.setCurrentText(config.neuron.name)
+        self._build_params(config.neuron)
+        self.encoder.setCurrentText(config.encoder)
+        self.dt.setText("" if config.dt is None else repr(config.dt))
+        self.steps.setValue(config.steps)
+        self.seed.setValue(config.seed)
+        self.batch.setValue(config.batch)
+        self.percentile.setValue(percentile)
+        self._show_overrides(config)
+        self._loading = False
+        self.validate()
+
+    def _show_overrides(self, config: SimConfig) -> None:
+        for row in range(self.overrides.rowCount()):
+            name = self.overrides.cellWidget(row, 0).text()
+            model = config.overrides.get(name)
+            self.overrides.cellWidget(row, 1).setCurrentText(DEFAULT if model is None else model.name)
+
+    def _build_params(self, model) -> None:
+        while self.param_form.rowCount():
+            self.param_form.removeRow(0)
+        self._params = {}
+        cls = type(model)
+        self.description.setText(cls.description)
+        self.description.setToolTip(cls.reference)
+        for field in dataclasses.fields(cls):
+            value = getattr(model, field.name)
+            choices = field_choices(cls, field)
+            if isinstance(value, bool):
+                widget = QCheckBox(checked=value)
+                widget.toggled.connect(self.validate)
+            elif choices:
+                widget = QComboBox()
+                widget.addItems(choices)
+                widget.setCurrentText(str(value))
+                widget.currentTextChanged.connect(self.validate)
+            else:
+                widget = QLineEdit("" if value is None else str(value))
+                if value is None:
+                    widget.setPlaceholderText("none (model default)")
+                widget.textEdited.connect(self.validate)
+                widget.returnPressed.connect(self.apply)
+            widget.setObjectName(f"param_{field.name}")
+            self._params[field.name] = widget
+            self.param_form.addRow(field.name, widget)
+
+    def _on_neuron_type_changed(self, name: str) -> None:
+        if not self._loading:
+            self._build_params(make_neuron(name))
+            self.validate()
+
+    # ---- building and checking -----------------------------------------------------------
+    def param_widget(self, name: str) -> QWidget:
+        return self._params[name]
+
+    def _read_params(self, name: str) -> dict:
+        """The form's text converted to the field types by ``parse_params`` (errors name the field)."""
+        items = []
+        for field, widget in self._params.items():
+            if isinstance(widget, QCheckBox):
+                text = str(widget.isChecked())
+            elif isinstance(widget, QComboBox):
+                text = widget.currentText()
+            else:
+                text = widget.text()
+            items.append(f"{field}={text}")
+        return parse_params(name, items)
+
+    def build(self) -> SimConfig:
+        """The SimConfig the form describes; raises ConfigError naming the bad field."""
+        name = self.neuron_type.currentText()
+        neuron = make_neuron(name, **self._read_params(name))
+        overrides = {}
+        for row in range(self.overrides.rowCount()):
+            choice = self.overrides.cellWidget(row, 1).currentText()
+            if choice != DEFAULT:
+                layer = self.overrides.cellWidget(row, 0).text()
+                overrides[layer] = neuron if choice == name else make_neuron(choice)
+        text = self.dt.text().strip()
+        try:
+            dt = float(text) if text else None
+        except ValueError:
+            raise ConfigError("dt", f"must be a number, got '{text}'") from None
+        base = self._applied[0]
+        return base.replace(neuron=neuron, overrides=overrides, encoder=self.encoder.currentText(), dt=dt,
+                            steps=self.steps.value(), seed=self.seed.value(), batch=self.batch.value())
+
+    def validate(self, *_args) -> SimConfig | None:
+        if self._loading:
+            return None
+        for widget in [*self._fields.values(), *self._params.values()]:
+            widget.setStyleSheet("")
+            widget.setToolTip("")
+        try:
+            config = self.build()
+        except ConfigError as exc:
+            widget = self._params.get(exc.field) or self._fields.get(str(exc.field).split("[")[0])
+            if widget is not None:
+                widget.setStyleSheet(INVALID_STYLE)
+                widget.setToolTip(str(exc))
+            self.message.setText(str(exc))
+            self.apply_button.setEnabled(False)
+            return None
+        self.message.setText("")
+        changed = (config, self.percentile.value()) != self._applied
+        self.apply_button.setEnabled(changed)
+        self.revert_button.setEnabled(changed)
+        return config
+
+    def apply(self) -> None:
+        config = self.validate()
+        if config is None:
+            return
+        old_config, old_percentile = self._applied
+        self._applied = (config, self.percentile.value())
+        if self.percentile.value() != old_percentile:
+            self.percentile_edited.emit(self.percentile.value())
+        if config != old_config:
+            self.config_edited.emit(config)
+        self.validate()

@@ -1,0 +1,266 @@
+"""Session: what the window talks to. Owns the loaded network, data, settings and the worker.
+
+The Session lives on the GUI thread and holds the *desired* state: the original and the
+normalized Network, the samples, the SimConfig, the selected batch, the selected layer and the
+watched neurons. Every intent turns into an immutable request for the one worker thread
+(``SimLoop``), which owns the Simulator, does long work (opening files, normalizing) and sends
+back snapshots at most ~30 times a second. Views subscribe to the signals; they never touch the
+engine.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+
+from workbench.engine.config import SimConfig
+from workbench.errors import ConfigError
+from workbench.views import loaders
+from workbench.views.sim_loop import SimLoop, describe_error
+
+
+class _LoopThread(QThread):
+    """Runs a SimLoop; its messages cross to the GUI thread as queued signals."""
+
+    message = pyqtSignal(str, object)
+
+    def __init__(self, parent=None, window: int = 500):
+        super().__init__(parent)
+        self.loop = SimLoop(self.message.emit, window)
+        self.setObjectName("snn-workbench-sim")
+
+    def run(self) -> None:
+        self.loop.run()
+
+
+class Session(QObject):
+    snapshot_ready = pyqtSignal(object)  # Snapshot, or None when nothing is loaded
+    error = pyqtSignal(str, str)  # message, details to copy
+    network_changed = pyqtSignal()
+    data_changed = pyqtSignal()
+    config_changed = pyqtSignal()
+    status = pyqtSignal(str)
+    busy_changed = pyqtSignal(bool)
+    running_changed = pyqtSignal(bool)
+    layer_selected = pyqtSignal(str)
+
+    def __init__(self, parent=None, window: int = 500):
+        super().__init__(parent)
+        self.original = None  # Network as loaded
+        self.network = None  # the normalized Network that runs
+        self.model_path: Path | None = None
+        self.samples = None  # workbench.models.data.Samples
+        self.calibration = None  # x used to normalize (None: the samples)
+        self.config = SimConfig()
+        self.percentile = 99.9
+        self.batch_start = 0
+        self.selected_layer: str | None = None
+        self.watched: list[tuple[str, int]] = []
+        self.history_all = False  # every recorded layer in snapshots (a stacked raster)
+        self.snapshot = None
+        self.running = False
+        self.busy = False
+        self._thread = _LoopThread(self, window)
+        self._thread.message.connect(self._on_message)
+        self._loop = self._thread.loop
+        self._thread.start()
+
+    # ---- intents: running ------------------------------------------------------------------
+    @pyqtSlot()
+    def play(self) -> None:
+        self._loop.play()
+
+    @pyqtSlot()
+    def pause(self) -> None:
+        self._loop.pause()
+
+    @pyqtSlot()
+    def toggle_play(self) -> None:
+        self.pause() if self.running else self.play()
+
+    @pyqtSlot()
+    def step(self) -> None:
+        self._loop.pause()
+        self._loop.post("step")
+
+    @pyqtSlot()
+    def step_layer(self) -> None:
+        self._loop.pause()
+        self._loop.post("step_layer")
+
+    @pyqtSlot(int)
+    def run_to(self, t: int) -> None:
+        self._loop.pause()
+        self._loop.play(int(t))
+
+    @pyqtSlot()
+    def reset(self) -> None:
+        self._loop.pause()
+        self._loop.post("reset")
+
+    # ---- intents: what runs ----------------------------------------------------------------
+    def set_config(self, config: SimConfig) -> None:
+        if self.network is not None:
+            try:
+                config.check_against(self.network)
+            except ConfigError as exc:
+                self.error.emit(*describe_error(exc))
+                return
+        self.config = config
+        self.config_changed.emit()
+        self._setup()
+
+    @pyqtSlot(float)
+    def set_percentile(self, percentile: float) -> None:
+        if percentile == self.percentile and self.network is not None:
+            return
+        self.percentile = float(percentile)
+        self.config_changed.emit()
+        if self.original is not None:
+            calib = self._calibration_x(self.samples)
+            self._job("normalized", f"Normalizing at the {percentile:g}th percentile…",
+                      loaders.normalized, self.original, calib, self.percentile)
+
+    @pyqtSlot(int)
+    def select_sample(self, index: int) -> None:
+        self.select_batch(index, self.config.batch)
+
+    def select_batch(self, start: int, size: int) -> None:
+        n = 0 if self.samples is None else len(self.samples)
+        if not 0 <= start < max(n, 1) or size < 1:
+            self.error.emit(f"No sample {start} (batch of {size}) in a data set of {n}", "")
+            return
+        self.batch_start = int(start)
+        if size != self.config.batch:
+            self.config = self.config.replace(batch=int(size))
+            self.config_changed.emit()
+        self.data_changed.emit()
+        self._setup()
+
+    def open_model(self, path) -> None:
+        path = Path(path)
+        self._job("model", f"Opening {path.name}…", loaders.open_model, path,
+                  None if self.samples is None else self.samples.path, self.percentile)
+
+    def open_data(self, path) -> None:
+        if self.original is None:
+            self.error.emit("Open a model first: the data is shaped to fit the model's input.", "")
+            return
+        self._job("data", f"Reading {Path(path).name}…", loaders.open_data, Path(path), self.original,
+                  self.network if self.network is not self.original else None, self.percentile)
+
+    def open_demo(self) -> None:
+        self._job("model", "Opening the demo network…", loaders.open_demo, self.percentile)
+
+    # ---- intents: what is looked at ----------------------------------------------------------
+    @pyqtSlot(str)
+    def select_layer(self, name: str) -> None:
+        if name == self.selected_layer:
+            return
+        self.selected_layer = name
+        self.layer_selected.emit(name)
+        self._post_history()
+
+    def set_watched(self, neurons) -> None:
+        self.watched = [(str(layer), int(i)) for layer, i in neurons]
+        self._post_history()
+
+    @pyqtSlot(bool)
+    def set_history_all(self, on: bool) -> None:
+        self.history_all = bool(on)
+        self._post_history()
+
+    def history_layers(self) -> tuple[str, ...] | None:
+        """Layers whose recent history snapshots carry: the selected layer and the layers of
+        watched neurons (None: all recorded layers)."""
+        if self.history_all:
+            return None
+        names = [self.selected_layer] + [layer for layer, _ in self.watched]
+        return tuple(dict.fromkeys(n for n in names if n))
+
+    def shutdown(self, timeout_ms: int = 10_000) -> bool:
+        """Stop the worker and wait for it (the current step or job finishes first)."""
+        if self._thread.isRunning():
+            self._loop.quit()
+            return self._thread.wait(timeout_ms)
+        return True
+
+    # ---- internals --------------------------------------------------------------------------
+    def _job(self, tag: str, label: str, fn, *args) -> None:
+        self._loop.pause()
+        self._loop.post("job", tag, label, fn, args)
+
+    def _calibration_x(self, samples):
+        if self.calibration is not None:
+            return self.calibration
+        return None if samples is None else samples.x[: loaders.CALIBRATION_SAMPLES]
+
+    def _batch(self):
+        if self.samples is None or self.network is None:
+            return None, None
+        part = self.samples.batch(min(self.batch_start, len(self.samples) - 1), self.config.batch)
+        return part.x, part.y
+
+    def _setup(self) -> None:
+        x, y = self._batch()
+        self._loop.pause()
+        self._loop.post("setup", self.network, self.config, x, y)
+
+    def _post_history(self) -> None:
+        self._loop.post("history", self.history_layers())
+
+    def _adopt_network(self, loaded: loaders.Loaded) -> None:
+        self.original, self.network = loaded.original, loaded.network
+        self.model_path = loaded.path or self.model_path
+        self.calibration = loaded.calibration
+        overrides = {k: v for k, v in self.config.overrides.items() if k in {l.name for l in self.network.layers}}
+        record = None if self.config.record is None else tuple(
+            n for n in self.config.record if n in {l.name for l in self.network.layers})
+        if overrides != dict(self.config.overrides) or record != self.config.record:
+            self.config = self.config.replace(overrides=overrides, record=record)
+            self.config_changed.emit()
+        names = [l.name for l in self.network.neuron_layers]
+        self.watched = [(layer, i) for layer, i in self.watched if layer in names]
+        if self.selected_layer not in names:
+            self.selected_layer = None
+            self.select_layer(names[0] if names else "")
+        self._post_history()
+        self.network_changed.emit()
+
+    def _on_result(self, tag: str, value) -> None:
+        if tag == "model":
+            self.samples = value.samples
+            self.batch_start = 0
+            self._adopt_network(value)
+            self.data_changed.emit()
+        elif tag == "data":
+            self.samples = value.samples
+            self.batch_start = 0
+            if value.network is not None:
+                self._adopt_network(value)
+            self.data_changed.emit()
+        elif tag == "normalized":
+            self.network = value
+            self.network_changed.emit()
+            self.status.emit(f"Normalized at the {self.percentile:g}th percentile.")
+        if isinstance(value, loaders.Loaded) and value.message:
+            self.status.emit(value.message)
+        self._setup()
+
+    def _on_message(self, kind: str, payload) -> None:
+        if kind == "snapshot":
+            self.snapshot = payload
+            self.snapshot_ready.emit(payload)
+            self._loop.frame_done()
+        elif kind == "running":
+            self.running = bool(payload)
+            self.running_changed.emit(self.running)
+        elif kind == "status":
+            self.busy = bool(payload)
+            self.busy_changed.emit(self.busy)
+            self.status.emit(payload)
+        elif kind == "error":
+            self.error.emit(*payload)
+        elif kind == "result":
+            self._on_result(*payload)

@@ -1,0 +1,209 @@
+"""SimLoop: the worker side of the Session, the only code that touches the Simulator.
+
+The GUI thread never reads or writes engine state. It posts commands (tuples of immutable
+values: a Network, a SimConfig, read-only sample arrays) into a queue; the loop, running on one
+worker thread, executes them in order and reports back through ``emit(kind, payload)``:
+
+- ``("snapshot", Snapshot)``: after a command changed the state (coalesced: one per batch of
+  queued commands) and, while playing, at most once per ``frame_interval`` and only after the
+  GUI said it took the previous one (``frame_done``). Between frames, steps run flat out.
+- ``("running", bool)``, ``("status", str)``, ``("error", (message, details))``,
+  ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread.
+
+Pausing does not wait in the queue: ``pause()`` bumps a generation counter that the stepping
+loop compares against on every step, so a pause takes effect after the current step.
+Exceptions never end the loop: they are reported and the loop stays usable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import time
+import traceback
+from types import MappingProxyType
+
+from workbench.engine.simulator import Simulator
+from workbench.engine.snapshot import make_snapshot
+from workbench.errors import WorkbenchError
+from workbench.models.forward import forward
+
+R_HISTORY_POINTS = 2000  # per layer; older points are thinned by half when exceeded
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(one-line message a person can act on, full traceback to copy)."""
+    details = "".join(traceback.format_exception(exc))
+    if isinstance(exc, WorkbenchError):
+        return str(exc), details
+    return f"Internal error ({type(exc).__name__}): {exc}", details
+
+
+class SimLoop:
+    def __init__(self, emit, window: int = 500, frame_interval: float = 1 / 30):
+        self._emit = emit
+        self.window = window
+        self.frame_interval = frame_interval
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._pause_gen = 0  # bumped by pause() from any thread; a play runs while it matches
+        self._frame_wanted = True  # the GUI took the last snapshot
+        self.sim: Simulator | None = None
+        self._ann: dict = {}
+        self._r_history: dict[str, list] = {}
+        self._history_layers: tuple[str, ...] | None = ()
+        self._play_gen: int | None = None  # generation of the running play, None when idle
+        self._target: int | None = None
+        self._dirty = False
+        self._last_frame = 0.0
+        self._rate = (0.0, 0, 0.0)  # (time, t) at the last rate sample, and steps per second
+
+    # ---- called from the GUI thread --------------------------------------------------------
+    def post(self, *command) -> None:
+        self._queue.put(command)
+
+    def pause(self) -> None:
+        self._pause_gen += 1
+        self.post("pause")
+
+    def play(self, target: int | None = None) -> None:
+        self.post("play", self._pause_gen, target)
+
+    def quit(self) -> None:
+        self._pause_gen += 1
+        self.post("quit")
+
+    def frame_done(self) -> None:
+        self._frame_wanted = True
+
+    # ---- the worker thread ------------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            try:
+                command = self._queue.get(block=self._play_gen is None)
+            except queue.Empty:
+                command = None
+            if command is not None:
+                if command[0] == "quit":
+                    return
+                self._guarded(self._execute, command)
+                if self._dirty and self._queue.empty() and self._play_gen is None:
+                    self._guarded(self._send_snapshot)
+                continue
+            self._guarded(self._advance)
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # reported to the window; the loop goes on
+            self._set_running(None)
+            self._emit("error", describe_error(exc))
+            self._dirty = True
+
+    def _execute(self, command) -> None:
+        kind, *args = command
+        sim = self.sim
+        if kind == "setup":
+            self._setup(*args)
+        elif kind == "job":
+            tag, label, fn, fn_args = args
+            self._emit("status", label)
+            try:
+                self._emit("result", (tag, fn(*fn_args)))
+            finally:
+                self._emit("status", "")
+        elif kind == "history":
+            self._history_layers = args[0]
+            self._dirty = True
+        elif kind == "pause":
+            self._set_running(None)
+        elif sim is None:
+            return
+        elif kind == "play":
+            gen, target = args
+            if gen == self._pause_gen and (target is None or sim.t < target or sim.cursor):
+                self._target = target
+                self._set_running(gen)
+        elif kind == "step":
+            sim.step()
+            self._dirty = True
+        elif kind == "step_layer":
+            sim.step_layer()
+            self._dirty = True
+        elif kind == "reset":
+            sim.reset()
+            self._r_history = {}
+            self._dirty = True
+        else:
+            raise ValueError(f"unknown command {kind!r}")
+
+    def _setup(self, network, config, x, labels) -> None:
+        self._set_running(None)
+        self.sim = None
+        self._ann = {}
+        self._r_history = {}
+        self._dirty = True
+        if network is None or x is None:
+            return
+        self._ann = forward(network, x)
+        self.sim = Simulator(network, config, x, labels, record_capacity=self.window)
+
+    def _set_running(self, gen: int | None) -> None:
+        was = self._play_gen is not None
+        self._play_gen = gen
+        if gen is None:
+            self._target = None
+        else:
+            self._rate = (time.perf_counter(), self.sim.t, 0.0)
+        if was != (gen is not None):
+            self._emit("running", gen is not None)
+            self._dirty = True
+
+    def _advance(self) -> None:
+        sim = self.sim
+        if sim is None or self._play_gen != self._pause_gen:
+            self._set_running(None)
+        else:
+            sim.step()
+            if self._target is not None and sim.t >= self._target:
+                self._set_running(None)
+        if self._play_gen is None:
+            self._send_snapshot()
+            return
+        now = time.perf_counter()
+        if self._frame_wanted and now - self._last_frame >= self.frame_interval:
+            self._send_snapshot(now)
+
+    def _steps_per_second(self, now: float) -> float:
+        then, t0, rate = self._rate
+        if self._play_gen is not None and now - then >= 0.25:
+            rate = (self.sim.t - t0) / (now - then)
+            self._rate = (now, self.sim.t, rate)
+        return rate
+
+    def _send_snapshot(self, now: float | None = None) -> None:
+        self._dirty = False
+        if self.sim is None:
+            self._emit("snapshot", None)
+            return
+        now = time.perf_counter() if now is None else now
+        running = self._play_gen is not None
+        snap = make_snapshot(self.sim, self._ann, self._history_layers, self.window,
+                             steps_per_second=self._steps_per_second(now) if running else 0.0,
+                             running=running)
+        self._record_r(snap)
+        history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
+        snap = dataclasses.replace(snap, r_history=history)
+        self._last_frame = now
+        self._frame_wanted = False
+        self._emit("snapshot", snap)
+
+    def _record_r(self, snap) -> None:
+        if snap.t == 0 or snap.cursor:
+            return
+        for s in snap.stats:
+            points = self._r_history.setdefault(s.name, [])
+            if points and points[-1][0] == snap.t:
+                continue
+            points.append((snap.t, s.r))
+            if len(points) > R_HISTORY_POINTS:
+                del points[1:-1:2]
