@@ -24,8 +24,9 @@ How the engine's float network maps onto it (float threshold 1.0 <-> integer vth
   to integer weights; the chip applies it after the 6-bit alignment, which is what we do.
 - The layer's float bias b becomes a per-neuron integer bias round(b * vth * 64) written as a
   13-bit mantissa (-4096..4095) << a shared exponent 0..7 per layer, added to ``bias`` above.
-- Layers without weights (average pooling, add, activation) and the first layer under the
-  constant encoder receive float currents: they are converted by a = round(J * vth) (half to
+- The first weighted layer under the constant encoder gets a float J (pixel values times the
+  quantized weights): its input is rounded to whole u units, a << 6 = round(J * 64).
+- Layers without weights (average pooling, add, activation) receive float currents: they are converted by a = round(J * vth) (half to
   even, then << 6 as above), i.e. the current is QUANTIZED to whole chip units before it enters u.
 - ``rate(J)`` takes the float current J of the ANN side in the same units (a = round(J*vth)).
 Quantization error per layer (``ls.quantization`` / ``quantization_report``): max and RMS of
