@@ -212,9 +212,12 @@ class QtSettingsPanel(QWidget):
             dt = float(text) if text else None
         except ValueError:
             raise ConfigError("dt", f"must be a number, got '{text}'") from None
-        base = self._applied[0]
-        return base.replace(neuron=neuron, overrides=overrides, encoder=self.encoder.currentText(), dt=dt,
-                            steps=self.steps.value(), seed=self.seed.value(), batch=self.batch.value())
+        config = self._applied[0].replace(neuron=neuron, overrides=overrides, encoder=self.encoder.currentText(),
+                                          dt=dt, steps=self.steps.value(), seed=self.seed.value(),
+                                          batch=self.batch.value())
+        for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
+            model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
+        return config
 
     def validate(self, *_args) -> SimConfig | None:
         if self._loading:
