@@ -27,12 +27,12 @@ def small_network(seed: int = 0) -> nw.Network:
     return nw.Network("small", layers)
 
 
-def make_run(steps: int = 20, batch: int = 1, labels: bool = False, seed: int = 0):
-    """(simulator, ann activations) after ``steps`` steps."""
+def make_run(steps: int = 20, batch: int = 1, labels: bool = False, seed: int = 0, capacity: int = 500):
+    """(simulator, ann activations) after ``steps`` steps; the recorder keeps ``capacity`` steps."""
     net = small_network(seed)
     x = np.random.default_rng(seed + 1).uniform(0.0, 1.0, (batch, 4, 4, 1)).astype(np.float32)
     y = np.arange(batch) % 5 if labels else None
-    sim = Simulator(net, SimConfig(batch=batch, steps=max(steps, 1)), x, y)
+    sim = Simulator(net, SimConfig(batch=batch, steps=max(steps, 1)), x, y, record_capacity=capacity)
     sim.run(steps)
     ann = forward(net, x)
     return sim, ann

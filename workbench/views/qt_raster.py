@@ -59,8 +59,8 @@ class QtRasterView(QtSnapshotView):
         self.image.setLookupTable(LUT)
         self.image.setLevels(LEVELS)
         self.plot.addItem(self.image)
-        self._widget = pg.PlotWidget(plotItem=self.plot)
-        self._widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
+        self.plot_widget = pg.PlotWidget(plotItem=self.plot)
+        self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.vb.sigRangeChanged.connect(self._on_range_changed)
         self.plot.vb.sigResized.connect(self._on_range_changed)
 
@@ -68,7 +68,7 @@ class QtRasterView(QtSnapshotView):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addLayout(bar)
-        layout.addWidget(self._widget, 1)
+        layout.addWidget(self.plot_widget, 1)
 
     # ---- slots -----------------------------------------------------------------------------
     @pyqtSlot(bool)

@@ -1,0 +1,328 @@
+"""Plot views, each alone, fed real Snapshots of a small hand-built network: what a view shows
+must equal what the snapshot holds; clicks name the right neuron; hidden views do not paint."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from PyQt6.QtCore import QPointF, Qt
+
+from tests.view_data import make_run, snapshot
+from workbench.engine.analysis import pearson
+from workbench.engine.snapshot import make_snapshot
+from workbench.engine.trace import LayerTrace, Trace
+from workbench.views import qt_raster
+from workbench.views.qt_accuracy import QtAccuracyView
+from workbench.views.qt_ann_vs_snn import QtAnnSnnView
+from workbench.views.qt_heatmap import QtHeatmapView
+from workbench.views.qt_membrane import MAX_WATCHED, QtMembraneView
+from workbench.views.qt_raster import QtRasterView
+from workbench.views.qt_rates import QtRatesView
+
+
+@pytest.fixture(scope="module")
+def snap():
+    return snapshot(30, batch=3, labels=True)
+
+
+def shown(qtbot, view, snapshot=None, layer=None):
+    qtbot.addWidget(view)
+    view.resize(450, 300)
+    view.show()
+    qtbot.waitExposed(view)
+    if layer:
+        view.set_selected_layer(layer)
+    if snapshot is not None:
+        view.set_snapshot(snapshot)
+        qtbot.waitUntil(lambda: view.repaint_count >= 1 and not view._dirty)
+        view.refresh()  # again, now that autorange has settled
+    return view
+
+
+def click(qtbot, view, x, y):
+    """Left-click at view (data) coordinates of the view's main plot."""
+    view.plot.vb.updateAutoRange()  # autorange otherwise follows on the next paint
+    scene = view.plot.vb.mapViewToScene(QPointF(x, y))
+    pos = view.plot_widget.mapFromScene(scene)
+    qtbot.mouseMove(view.plot_widget.viewport(), pos)
+    qtbot.mouseClick(view.plot_widget.viewport(), Qt.MouseButton.LeftButton, pos=pos)
+
+
+def spikes_of(snapshot, layer, sample):
+    h = snapshot.history
+    return h[layer].spikes.reshape(h.n_steps, h.batch, -1)[:, sample, :]  # (T, N)
+
+
+# ---- raster -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("sample", [0, 2])
+def test_raster_marks_exactly_the_recorded_spikes(qtbot, snap, sample):
+    view = shown(qtbot, QtRasterView(), layer="conv1")
+    view.set_sample(sample)
+    view.set_snapshot(snap)
+    view.refresh()
+    img = view.image.image
+    assert img.dtype == np.uint8 and img.flags["C_CONTIGUOUS"]
+    expected = spikes_of(snap, "conv1", sample).T  # neurons x time
+    assert img.shape == expected.shape
+    np.testing.assert_array_equal(img == qt_raster.POSITIVE, expected > 0)
+    np.testing.assert_array_equal(img == qt_raster.EMPTY, expected == 0)
+    assert tuple(view.image.levels) == qt_raster.LEVELS
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert rect.left() == pytest.approx(snap.history.steps[0] - 0.5)
+    assert rect.width() == pytest.approx(snap.history.n_steps)
+
+
+def test_raster_x_axis_is_the_real_step_numbers_after_the_ring_wraps(qtbot):
+    sim, ann = make_run(25, capacity=10)
+    snap = make_snapshot(sim, ann)
+    view = shown(qtbot, QtRasterView(), snap, layer="fc1")
+    assert list(snap.history.steps) == list(range(16, 26))
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert (rect.left(), rect.right()) == pytest.approx((15.5, 25.5))
+    np.testing.assert_array_equal(view.image.image == qt_raster.POSITIVE, spikes_of(snap, "fc1", 0).T > 0)
+
+
+def test_raster_stacks_layers_with_separators_and_shows_signed_spikes(qtbot, snap):
+    # A signed model's negative spikes: rewrite fc1's recorded spikes with some -1s.
+    h = snap.history
+    signed = np.array(h["fc1"].spikes)
+    signed[::3, :, ::2] = -1
+    layers = {name: lt for name, lt in h.layers.items()}
+    layers["fc1"] = LayerTrace("fc1", h["fc1"].shape, signed, h["fc1"].membrane)
+    hist = Trace(layers, h.steps, h.predictions, h.labels)
+    lays = tuple(dataclasses.replace(ls, signed=True) if ls.name == "fc1" else ls for ls in snap.layers)
+    snap2 = dataclasses.replace(snap, history=hist, layers=lays)
+
+    view = shown(qtbot, QtRasterView(), snap2)
+    view.set_stacked(True)
+    view.refresh()
+    assert view.blocks == [("conv1", 0, 48), ("fc1", 49, 12), ("output", 62, 5)]
+    img = view.image.image
+    assert (img[48] == qt_raster.SEPARATOR).all() and (img[61] == qt_raster.SEPARATOR).all()
+    fc1 = img[49:61]
+    expected = signed.reshape(h.n_steps, h.batch, -1)[:, 0, :].T
+    np.testing.assert_array_equal(fc1 == qt_raster.NEGATIVE, expected < 0)
+    np.testing.assert_array_equal(fc1 == qt_raster.POSITIVE, expected > 0)
+    np.testing.assert_array_equal(img[:48] == qt_raster.POSITIVE, spikes_of(snap, "conv1", 0).T > 0)
+    assert qt_raster.LUT[qt_raster.NEGATIVE].tolist() != qt_raster.LUT[qt_raster.POSITIVE].tolist()
+
+
+def test_raster_click_emits_layer_and_neuron(qtbot, snap):
+    view = shown(qtbot, QtRasterView(), snap, layer="conv1")
+    x = float(snap.history.steps[5])
+    with qtbot.waitSignal(view.neuron_clicked) as blocker:
+        click(qtbot, view, x, 7)
+    assert blocker.args == ["conv1", 7]
+    view.set_stacked(True)
+    view.refresh()
+    with qtbot.waitSignal(view.neuron_clicked) as blocker:
+        click(qtbot, view, x, 49 + 3)
+    assert blocker.args == ["fc1", 3]
+
+
+def test_raster_highlights_the_cursor_layer(qtbot):
+    sim, ann = make_run(10)
+    while sim.layers[sim.cursor].layer.name != "fc1":
+        sim.step_layer()
+    snap = make_snapshot(sim, ann)
+    assert snap.cursor_layer == "fc1"
+    view = shown(qtbot, QtRasterView(), snap)
+    view.set_stacked(True)
+    view.refresh()
+    img = view.image.image
+    fc1 = img[49:61]
+    assert not (fc1 == qt_raster.EMPTY).any() and (fc1 == qt_raster.CURSOR).any()
+    assert not (img[:48] == qt_raster.CURSOR).any()
+    assert "fc1" in view.plot.titleLabel.text
+
+
+def test_raster_pools_rows_so_no_spike_is_lost(qtbot, snap):
+    view = shown(qtbot, QtRasterView(), snap, layer="conv1")
+    view.plot.vb.enableAutoRange(False)
+    view.plot.vb.setRange(yRange=(-0.5, 1000), padding=0)  # zoomed out: several rows per pixel
+    qtbot.waitUntil(lambda: view._pooling()[0] > 1)
+    view.refresh()
+    py = view._pooling()[0]
+    img, full = view.image.image, view.codes()
+    assert img.shape[0] == -(-full.shape[0] // py)
+    padded = np.zeros((img.shape[0] * py, full.shape[1]), np.uint8)
+    padded[:full.shape[0]] = full
+    np.testing.assert_array_equal(img, padded.reshape(img.shape[0], py, -1).max(axis=1))
+
+
+# ---- membrane ---------------------------------------------------------------------------------
+def test_membrane_add_remove_and_curves(qtbot, snap):
+    view = shown(qtbot, QtMembraneView(), snap)
+    with qtbot.waitSignal(view.watched_changed) as blocker:
+        view.add_neuron("fc1", 3)
+    assert blocker.args == [[("fc1", 3)]]
+    view.add_neuron("conv1", 10)
+    view.add_neuron("fc1", 3)  # already watched: no duplicate
+    assert view.watched() == [("fc1", 3), ("conv1", 10)]
+    view.set_sample(1)
+    view.refresh()
+    h = snap.history
+    for layer, idx in view.watched():
+        x, y = view.curve_data(layer, idx)
+        np.testing.assert_array_equal(x, h.steps)
+        np.testing.assert_array_equal(y, h[layer].membrane.reshape(h.n_steps, 3, -1)[:, 1, idx])
+        sx, sy = view.spike_marks(layer, idx)
+        s = h[layer].spikes.reshape(h.n_steps, 3, -1)[:, 1, idx]
+        np.testing.assert_array_equal(sx, h.steps[s > 0])
+        assert np.all(sy == snap.layer(layer).threshold)
+    assert "after reset" in view.plot.getAxis("left").labelText
+
+    with qtbot.waitSignal(view.watched_changed) as blocker:
+        view.remove_neuron("fc1", 3)
+    assert blocker.args == [[("conv1", 10)]]
+    with pytest.raises(KeyError):
+        view.curve_data("fc1", 3)
+
+
+def test_membrane_chip_click_removes_and_colours_are_distinct(qtbot, snap):
+    view = shown(qtbot, QtMembraneView(), snap)
+    for i in range(MAX_WATCHED + 1):
+        view.add_neuron("conv1", i)
+    assert len(view.watched()) == MAX_WATCHED and ("conv1", 0) not in view.watched()
+    colours = {view.colour_of(*key) for key in view.watched()}
+    assert len(colours) == MAX_WATCHED
+    chip = view._watched[0].chip
+    with qtbot.waitSignal(view.watched_changed):
+        qtbot.mouseClick(chip, Qt.MouseButton.LeftButton)
+    assert ("conv1", 1) not in view.watched()
+
+
+# ---- heat map ---------------------------------------------------------------------------------
+def test_heatmap_tiles_rates_in_the_layer_shape(qtbot, snap):
+    view = shown(qtbot, QtHeatmapView(), layer="conv1")
+    view.set_sample(2)
+    view.set_snapshot(snap)
+    view.refresh()
+    grid = view.image.image
+    rates = snap.layer("conv1").counts[2] / snap.t  # (4, 4, 3)
+    assert grid.shape == (9, 9)  # 2 x 2 tiles of 4 x 4 with a one-cell gap
+    for c in range(3):
+        tr, tc = divmod(c, 2)
+        np.testing.assert_allclose(grid[tr * 5:tr * 5 + 4, tc * 5:tc * 5 + 4], rates[:, :, c], rtol=1e-6)
+    assert np.isnan(grid[5:, 5:]).all() and np.isnan(grid[4]).all()  # 4th tile empty, gaps
+    assert tuple(view.image.levels) == (0.0, snap.layer("conv1").max_rate)
+
+
+def test_heatmap_vector_layer_is_near_square_and_click_gives_flat_index(qtbot, snap):
+    view = shown(qtbot, QtHeatmapView(), snap, layer="fc1")
+    grid = view.image.image
+    rates = snap.layer("fc1").counts[0] / snap.t
+    assert grid.shape == (3, 4)
+    np.testing.assert_allclose(grid.reshape(-1), rates, rtol=1e-6)
+    with qtbot.waitSignal(view.neuron_clicked) as blocker:
+        click(qtbot, view, 2.5, 1.5)  # row 1, column 2 -> 1 * 4 + 2
+    assert blocker.args == ["fc1", 6]
+
+    view.set_selected_layer("conv1")
+    view.refresh()
+    # channel 2 is the tile at tile-row 1, tile-column 0; cell (h=1, w=2) inside it
+    assert view.neuron_at(2.5, 5 + 1.5) == ((1 * 4 + 2) * 3 + 2, (1, 2, 2))
+    assert view.neuron_at(4.5, 1.5) is None  # the gap between tiles
+    with qtbot.waitSignal(view.neuron_clicked) as blocker:
+        click(qtbot, view, 2.5, 6.5)
+    assert blocker.args == ["conv1", 20]
+    assert "(h=1, w=2, c=2)" in view._hover.text() and "spikes/step" in view._hover.text()
+
+
+# ---- rates ------------------------------------------------------------------------------------
+def test_rates_histogram_and_bars(qtbot, snap):
+    view = shown(qtbot, QtRatesView(), snap, layer="fc1")
+    edges, counts = view.histogram()
+    rates = snap.layer("fc1").counts.reshape(-1) / snap.t
+    expected, expected_edges = np.histogram(rates, bins=len(counts), range=(edges[0], edges[-1]))
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.sum() == rates.size  # every neuron of every sample
+    names, values = view.bar_values()
+    assert names == [s.name for s in snap.stats]
+    np.testing.assert_allclose(values, [s.mean_rate for s in snap.stats])
+    st = snap.stats_for("fc1")
+    assert f"{100 * st.silent:.0f}% silent" in view.hist_plot.titleLabel.text
+
+
+# ---- ANN vs SNN -------------------------------------------------------------------------------
+def test_ann_vs_snn_scatter_title_and_r_curves(qtbot):
+    sim, ann = make_run(0, batch=2)
+    r_hist = {}
+    for _ in range(15):
+        sim.step()
+        for name in ("conv1", "fc1", "output"):
+            r_hist.setdefault(name, []).append((sim.t, pearson(ann[name], sim.layer(name).counts)))
+    snap = make_snapshot(sim, ann, r_history={k: tuple(v) for k, v in r_hist.items()})
+    view = shown(qtbot, QtAnnSnnView(), snap, layer="fc1")
+    x, y = view.scatter_data()
+    np.testing.assert_allclose(x, ann["fc1"].reshape(-1))
+    np.testing.assert_allclose(y, snap.layer("fc1").counts.reshape(-1) / snap.t)
+    st = snap.stats_for("fc1")
+    title = view.scatter_plot.titleLabel.text
+    assert f"r = {st.r:.3f}" in title and f"{100 * st.saturated:.1f}% saturated" in title
+    assert "spikes / step" in view.scatter_plot.getAxis("left").labelText
+    for name, points in r_hist.items():
+        cx, cy = view.r_curve(name)
+        np.testing.assert_allclose(cx, [p[0] for p in points])
+        np.testing.assert_allclose(cy, [p[1] for p in points])
+
+
+# ---- accuracy ---------------------------------------------------------------------------------
+def test_accuracy_curves_equal_the_snapshot(qtbot):
+    sim, ann = make_run(40, batch=4, labels=True, capacity=25)  # the ring has wrapped
+    snap = make_snapshot(sim, ann)
+    view = shown(qtbot, QtAccuracyView(), layer="fc1")
+    view.set_ann_accuracy(0.75)
+    view.set_sample(1)
+    view.set_snapshot(snap)
+    view.refresh()
+    x, y = view.accuracy_curve()
+    np.testing.assert_array_equal(x, snap.history.steps)
+    np.testing.assert_allclose(y, 100 * snap.accuracy)
+    assert view.ann_line.value() == pytest.approx(75.0) and view.ann_line.isVisible()
+    assert view.chance_line.value() == pytest.approx(100 / 5)
+    curves = view.count_curves()
+    assert len(curves) == 5
+    out = snap.history["output"].spikes.reshape(25, 4, 5)[:, 1, :]
+    for k, (cx, cy) in enumerate(curves):
+        np.testing.assert_array_equal(cx, snap.history.steps)
+        assert cy[-1] == snap.output_counts[1, k]  # ends at the cumulative count
+        np.testing.assert_array_equal(np.diff(cy), out[1:, k])  # rises by each step's spikes
+
+
+def test_accuracy_plot_hidden_without_labels_or_batch(qtbot):
+    view = shown(qtbot, QtAccuracyView(), snapshot(10, batch=1, labels=True))
+    assert not view.accuracy_visible()
+    view.set_snapshot(snapshot(10, batch=2, labels=True))
+    view.refresh()
+    assert view.accuracy_visible()
+
+
+# ---- refresh clock ----------------------------------------------------------------------------
+VIEWS = [QtRasterView, QtMembraneView, QtHeatmapView, QtRatesView, QtAnnSnnView, QtAccuracyView]
+
+
+@pytest.mark.parametrize("cls", VIEWS)
+def test_hidden_view_skips_repaint_until_shown(qtbot, snap, cls):
+    view = cls()
+    qtbot.addWidget(view)
+    view.set_snapshot(snap)
+    qtbot.waitUntil(lambda: not view._timer.isActive())
+    assert view.repaint_count == 0
+    view.show()
+    qtbot.waitUntil(lambda: view.repaint_count == 1)
+    view.hide()
+    view.set_snapshot(snap)
+    qtbot.waitUntil(lambda: not view._timer.isActive())
+    assert view.repaint_count == 1
+
+
+def test_bursts_of_snapshots_are_coalesced(qtbot, snap):
+    view = shown(qtbot, QtRasterView(), snap)
+    before = view.repaint_count
+    for _ in range(100):
+        view.set_snapshot(snap)
+    qtbot.waitUntil(lambda: not view._dirty and not view._timer.isActive())
+    assert 1 <= view.repaint_count - before <= 2

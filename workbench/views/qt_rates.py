@@ -1,0 +1,83 @@
+"""QtRatesView: how the selected layer's firing rates are spread, and mean rate per layer.
+
+Left: histogram of the selected layer's per-neuron rates ``|counts| / t`` over every sample of
+the batch, 20 bins from 0 to the model's maximum rate (silent neurons fall in the first bin;
+the title gives the silent and saturated percentages from ``snapshot.stats``). Right: one
+horizontal bar per neuron layer with its mean rate (``LayerStats.mean_rate``), the selected
+layer highlighted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PyQt6.QtWidgets import QVBoxLayout
+
+from workbench.views.qt_snapshot_view import QtSnapshotView, make_plot
+
+BINS = 20
+BAR = "#4f8fd0"
+BAR_SELECTED = "#ffb040"
+
+
+class QtRatesView(QtSnapshotView):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.plot_widget = pg.GraphicsLayoutWidget()
+        self.hist_plot = make_plot("Rates", "rate", "neurons", x_units=None)
+        self.hist_plot.getAxis("bottom").setLabel("rate (spikes / step)")
+        self.hist = pg.PlotDataItem(stepMode="center", fillLevel=0, fillOutline=True,
+                                    brush=pg.mkBrush(BAR + "c0"), pen=pg.mkPen(BAR, width=1))
+        self.hist_plot.addItem(self.hist)
+        self.hist_plot.setMouseEnabled(x=False, y=False)
+
+        self.bar_plot = make_plot("Mean rate per layer", "mean rate (spikes / step)", "")
+        self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7, brushes=[], pen=None)
+        self.bar_plot.addItem(self.bars)
+        self.bar_plot.invertY(True)
+        self.bar_plot.setMouseEnabled(x=False, y=False)
+        self.bar_plot.showGrid(x=True, y=False, alpha=0.2)
+
+        self.plot_widget.addItem(self.hist_plot, 0, 0)
+        self.plot_widget.addItem(self.bar_plot, 0, 1)
+        self.plot_widget.ci.layout.setColumnStretchFactor(0, 3)
+        self.plot_widget.ci.layout.setColumnStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot_widget)
+        self._bar_names: list[str] = []
+        self._bar_values = np.zeros(0)
+
+    def histogram(self) -> tuple[np.ndarray, np.ndarray]:
+        """(bin edges, counts) last shown."""
+        x, y = self.hist.getOriginalDataset()
+        return (np.zeros(0), np.zeros(0)) if x is None else (x, y)
+
+    def bar_values(self) -> tuple[list[str], np.ndarray]:
+        """(layer names, mean rates) of the bars, top to bottom."""
+        return list(self._bar_names), self._bar_values.copy()
+
+    def _render(self, snapshot) -> None:
+        name = self.layer_name(snapshot)
+        if name is not None:
+            ls = snapshot.layer(name)
+            rates = np.abs(ls.counts).reshape(-1) / snapshot.t if snapshot.t > 0 else np.zeros(ls.counts.size)
+            top = max(ls.max_rate, float(rates.max()) if rates.size else 0.0)
+            counts, edges = np.histogram(rates, bins=BINS, range=(0.0, top))
+            self.hist.setData(edges, counts)
+            st = snapshot.stats_for(name)
+            extra = "" if st is None else f": {100 * st.silent:.0f}% silent, {100 * st.saturated:.0f}% saturated"
+            self.hist_plot.setTitle(f"{name}{extra}", size="9pt")
+            self.hist_plot.setXRange(0.0, top, padding=0.02)
+            self.hist_plot.setYRange(0, max(1, int(counts.max())), padding=0.05)
+        else:
+            self.hist.setData([], [])
+        stats = snapshot.stats
+        self._bar_names = [s.name for s in stats]
+        self._bar_values = np.array([s.mean_rate for s in stats], dtype=float)
+        n = len(stats)
+        self.bars.setOpts(x0=np.zeros(n), y=np.arange(n), width=self._bar_values, height=0.7,
+                          brushes=[pg.mkBrush(BAR_SELECTED if s.name == name else BAR) for s in stats])
+        self.bar_plot.getAxis("left").setTicks([list(enumerate(self._bar_names)), []])
+        self.bar_plot.setXRange(0.0, max(0.01, float(self._bar_values.max()) if n else 0.0) * 1.1, padding=0)
+        self.bar_plot.setYRange(-0.5, max(n, 1) - 0.5, padding=0.02)
