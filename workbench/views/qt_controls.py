@@ -93,6 +93,8 @@ class QtStatus(QStatusBar):
         self.progress = QProgressBar(maximum=0, maximumWidth=120, textVisible=False)
         self.progress.hide()
         for w in (self.cursor_label, self.prediction_label, self.speed_label, self.time_label, self.progress):
+            if isinstance(w, QLabel):
+                w.setContentsMargins(10, 0, 10, 0)
             self.addPermanentWidget(w)
         session.snapshot_ready.connect(self.set_snapshot)
         session.status.connect(self._on_status)

@@ -38,6 +38,7 @@ class QtInputView(QWidget):
         self._snapshot = None
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setMinimumSize(120, 120)
+        self.graphics.setMaximumHeight(260)
         self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.view.addItem(self.image)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from PyQt6.QtCore import QSettings, Qt
-from PyQt6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
+from PyQt6.QtCore import QSettings, Qt, QTimer
+from PyQt6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QScrollArea, QWidget
 
 from workbench.models.loading import DEMO_DIR
 from workbench.views.qt_controls import QtControls, QtStatus
@@ -38,6 +38,14 @@ PLOT_VIEWS = (
 )
 MODEL_FILTER = "Models (*.keras *.h5 *.hdf5 *.npz);;All files (*)"
 DATA_FILTER = "Sample data (*.npz *.npy *.png *.pgm *.ppm *.pnm);;All files (*)"
+
+
+def _scrolling(widget: QWidget) -> QScrollArea:
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QScrollArea.Shape.NoFrame)
+    return area
 
 
 def load_views(specs=PLOT_VIEWS):
@@ -73,8 +81,8 @@ class QtMainWindow(QMainWindow):
         self.controls = QtControls(session, self)
         self.addToolBar(self.controls)
         self.setStatusBar(QtStatus(session, self))
-        self._add_dock("settings", "Settings", self.settings_panel, Area.LeftDockWidgetArea)
         self._add_dock("input", "Input", self.input_view, Area.LeftDockWidgetArea)
+        self._add_dock("settings", "Settings", _scrolling(self.settings_panel), Area.LeftDockWidgetArea)
         views, problems = load_views(view_specs)
         for key, title, area, widget in views:
             self._add_plot_view(key, title, area, widget)
@@ -203,15 +211,34 @@ class QtMainWindow(QMainWindow):
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 
     # ---- layout, errors, closing ---------------------------------------------------------------
+    def _default_layout(self) -> None:
+        """Dock sizes for a first start (applied once the window is shown, when they can be)."""
+        left = [d for key, d in self.docks.items() if self.dockWidgetArea(d) == Area.LeftDockWidgetArea]
+        right = [d for d in self.docks.values() if self.dockWidgetArea(d) == Area.RightDockWidgetArea]
+        bottom = [d for d in self.docks.values() if self.dockWidgetArea(d) == Area.BottomDockWidgetArea]
+        self.resizeDocks(left[:1] + right[:1], [340, 560], Qt.Orientation.Horizontal)
+        self.resizeDocks(left[:2], [230, 600], Qt.Orientation.Vertical)
+        if bottom:
+            self.resizeDocks(bottom[:1], [330], Qt.Orientation.Vertical)
+        if right:
+            right[0].raise_()
+
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1400, 900)
+            self.resize(1500, 950)
+        self._first_show = self.settings.value("window/state") is None
         state = self.settings.value("window/state")
         if state is not None:
             self.restoreState(state)
+
+    def showEvent(self, event):  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._first_show:
+            self._first_show = False
+            QTimer.singleShot(0, self._default_layout)
 
     def _show_error(self, message: str, details: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, "SNN Workbench", message, parent=self)

@@ -25,12 +25,13 @@ RED = QColor("#7a1f1f")
 CURSOR_MARK = "▶ "
 
 
-def diagnose(stats) -> tuple[int, list[str]]:
-    """(severity 0 ok / 1 amber / 2 red, reasons) for one LayerStats."""
+def diagnose(stats, is_output: bool = False) -> tuple[int, list[str]]:
+    """(severity 0 ok / 1 amber / 2 red, reasons) for one LayerStats. Silence is not flagged in
+    the output layer, where all classes but the winner are expected to stay quiet."""
     level, reasons = 0, []
     for value, (amber, red), text, above in (
         (stats.saturated, SATURATED, "{:.0%} of neurons saturated (more than {:.0%})", True),
-        (stats.silent, SILENT, "{:.0%} of neurons silent (more than {:.0%})", True),
+        (None if is_output else stats.silent, SILENT, "{:.0%} of neurons silent (more than {:.0%})", True),
         (stats.r, LOW_R, "ANN-vs-SNN correlation r = {:.3f} (below {})", False),
     ):
         if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -81,7 +82,7 @@ class QtNetworkTable(QTableWidget):
                 values = (_fmt(s.mean_rate), _fmt(s.max_rate), _fmt(s.silent, 100, 1), _fmt(s.saturated, 100, 1), _fmt(s.r))
                 for col, text in enumerate(values, start=4):
                     self.item(row, col).setText(text)
-            self._flag(row, s)
+            self._flag(row, s, row == len(snapshot.layers) - 1)
         self._mark_cursor(snapshot.cursor_layer)
 
     @pyqtSlot(str)
@@ -120,8 +121,8 @@ class QtNetworkTable(QTableWidget):
         if selected in self._names:
             self.set_selected_layer(selected)
 
-    def _flag(self, row: int, stats) -> None:
-        level, reasons = (0, []) if stats is None else diagnose(stats)
+    def _flag(self, row: int, stats, is_output: bool) -> None:
+        level, reasons = (0, []) if stats is None else diagnose(stats, is_output)
         brush = QBrush() if level == 0 else QBrush(AMBER if level == 1 else RED)
         tip = "\n".join(reasons)
         for col in range(len(COLUMNS)):

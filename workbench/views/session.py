@@ -172,11 +172,12 @@ class Session(QObject):
         self._post_history()
 
     def history_layers(self) -> tuple[str, ...] | None:
-        """Layers whose recent history snapshots carry: the selected layer and the layers of
-        watched neurons (None: all recorded layers)."""
+        """Layers whose recent history snapshots carry: the selected layer, the layers of
+        watched neurons and the output layer (the class vote); None: all recorded layers."""
         if self.history_all:
             return None
-        names = [self.selected_layer] + [layer for layer, _ in self.watched]
+        output = None if self.network is None else self.network.output_layer.name
+        names = [self.selected_layer] + [layer for layer, _ in self.watched] + [output]
         return tuple(dict.fromkeys(n for n in names if n))
 
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
