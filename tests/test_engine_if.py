@@ -170,3 +170,16 @@ def test_kernels_equal_numpy_reference(builder, reset):
         assert np.array_equal(tr[name].spikes, spikes), f"layer {name} differs"
         total += int(spikes.sum())
     assert total > 500  # the networks are active, the comparison is not vacuous
+
+
+def test_rate_scale_multiplies_currents_and_divides_spike_values():
+    net = one_neuron()
+    plain = Simulator(net, SimConfig(steps=10), x=np.full((1, 1), 0.3, np.float32))
+    scaled = Simulator(net, SimConfig(steps=10, rate_scale=2.0), x=np.full((1, 1), 0.3, np.float32))
+    plain.run(10)
+    scaled.run(10)
+    assert plain.layer("n").counts[0, 0] == 3 and scaled.layer("n").counts[0, 0] == 6
+    assert scaled.layer("n").out_scale == pytest.approx(0.5)
+    with pytest.raises(ConfigError) as err:
+        SimConfig(rate_scale=0)
+    assert err.value.field == "rate_scale"

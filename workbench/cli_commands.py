@@ -22,7 +22,7 @@ def make_config(args, batch: int):
         params["reset"] = args.reset
     neuron = make_neuron(args.neuron, **params)
     return SimConfig(neuron=neuron, encoder=args.input, dt=args.dt, steps=args.steps, batch=batch,
-                     seed=args.seed, record=(), record_membrane=False)
+                     seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False)
 
 
 def _progress_bar(total: int, enabled: bool):

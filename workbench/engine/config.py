@@ -27,6 +27,10 @@ class SimConfig:
       'poisson' (a spike with probability clip(x, 0, 1) each step, value 1, seeded).
     - ``dt``: timestep; None takes the neuron model's default (1.0 for IF, 0.001 s for Nengo's).
     - ``steps``: the default run length; ``batch``: samples simulated together; ``seed``: RNG.
+    - ``rate_scale``: NengoDL's ``scale_firing_rates``: every neuron layer's current is
+      multiplied by it and each spike carries ``1/rate_scale`` of its usual value, so the
+      network computes the same function at higher rates (needed for LIF, whose rate is 0 for
+      J <= 1). Not defined for the integer Loihi model.
     - ``record``: layer names to record (None = every neuron layer), with ``record_membrane``
       and ``record_current`` choosing what besides spikes.
     """
@@ -38,6 +42,7 @@ class SimConfig:
     steps: int = 100
     batch: int = 1
     seed: int = 0
+    rate_scale: float = 1.0
     record: tuple[str, ...] | None = None
     record_membrane: bool = True
     record_current: bool = False
@@ -62,6 +67,11 @@ class SimConfig:
                 raise ConfigError(field, f"must be a whole number from {lo} to {hi}, got {value!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ConfigError("seed", f"must be a whole number >= 0, got {self.seed!r}")
+        rs = self.rate_scale
+        if isinstance(rs, bool) or not isinstance(rs, (int, float)) or not math.isfinite(rs) or rs <= 0:
+            raise ConfigError("rate_scale", f"must be a positive number, got {rs!r}")
+        if rs != 1 and any(m.name == "loihi_cuba" for m in [self.neuron, *self.overrides.values()]):
+            raise ConfigError("rate_scale", "must be 1 for the integer Loihi model (its units are chip units)")
         if self.record is not None:
             object.__setattr__(self, "record", tuple(self.record))
 
@@ -91,5 +101,6 @@ class SimConfig:
             "encoder": self.encoder,
             "dt": self.effective_dt,
             "seed": self.seed,
+            "rate_scale": self.rate_scale,
             "batch": self.batch,
         }

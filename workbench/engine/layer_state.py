@@ -22,7 +22,7 @@ class LayerState:
     (batch, *shape) float32; ``counts`` is the cumulative spike count (float64)."""
 
     def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
-                 model: NeuronModel | None, dt: float):
+                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0):
         self.layer = layer
         self.index = index
         self.inbound = inbound
@@ -42,7 +42,9 @@ class LayerState:
             self.spikes = np.zeros(self.shape, dtype=np.float32)
             self.J = np.zeros(self.shape, dtype=np.float32)
             self.counts = np.zeros(self.shape, dtype=np.float64)
-            self.out_scale = np.float32(model.output_scale(dt))
+            # NengoDL's scale_firing_rates: currents x rate_scale, each spike worth 1/rate_scale.
+            self.gain = np.float32(rate_scale)
+            self.out_scale = np.float32(model.output_scale(dt) / rate_scale)
         if layer.kind == nw.MAX_POOL2D:
             self.pool_counts = None  # allocated on first step, shaped like the input
 
@@ -79,6 +81,18 @@ def _pool_geometry(layer: nw.Layer, in_shape):
     return ph, pw, sh, sw, pt, pl
 
 
+def _conv_geometry(ls: LayerState, in_shape):
+    """(sh, sw, pt, pl) of a conv layer, computed once per input shape."""
+    geom = getattr(ls, "_conv_geom", None)
+    if geom is None or geom[0] != in_shape:
+        cfg = ls.layer.config
+        sh, sw = cfg["strides"]
+        kh, kw = ls.weights.shape[:2]
+        pt, pl = synapses.padding_for(cfg["padding"], in_shape[1:3], (kh, kw), (sh, sw))
+        geom = ls._conv_geom = (in_shape, (sh, sw, pt, pl))
+    return geom[1]
+
+
 def compute_current(ls: LayerState, inputs: list[np.ndarray]) -> None:
     """Synapses of a neuron layer: fill ``ls.J`` from the inbound outputs."""
     layer = ls.layer
@@ -86,17 +100,17 @@ def compute_current(ls: LayerState, inputs: list[np.ndarray]) -> None:
     x = inputs[0]
     if kind == nw.DENSE:
         ls.path = synapses.dense_current(x.reshape(x.shape[0], -1), ls.weights, ls.bias, ls.J)
-    elif kind in (nw.CONV2D, nw.DEPTHWISE_CONV2D):
-        cfg = layer.config
-        sh, sw = cfg["strides"]
-        kh, kw = layer.weights.shape[:2]
-        pt, pl = synapses.padding_for(cfg["padding"], x.shape[1:3], (kh, kw), (sh, sw))
-        kernel = synapses.conv2d_event if kind == nw.CONV2D else synapses.depthwise_event
-        kernel(x, ls.weights, ls.bias, sh, sw, pt, pl, ls.J)
+    elif kind == nw.CONV2D:
+        ls.path = synapses.conv_current(x, ls.weights, ls.bias, *_conv_geometry(ls, x.shape), ls.J)
+    elif kind == nw.DEPTHWISE_CONV2D:
+        synapses.depthwise_event(x, ls.weights, ls.bias, *_conv_geometry(ls, x.shape), ls.J)
         ls.path = "event"
     elif kind == nw.AVG_POOL2D:
         scale = layer.config.get("input_scales", [1.0])[0]
-        synapses.avg_pool(x, *_pool_geometry(layer, x.shape), np.float32(scale), ls.J)
+        par = synapses.pool_parallel(x)
+        kernel = synapses.avg_pool_parallel if par else synapses.avg_pool
+        kernel(x, *_pool_geometry(layer, x.shape), np.float32(scale), ls.J)
+        ls.path = "par" if par else "serial"
     elif kind == nw.GLOBAL_AVG_POOL2D:
         scale = layer.config.get("input_scales", [1.0])[0]
         np.multiply(x.mean(axis=(1, 2)), scale, out=ls.J.reshape(x.shape[0], -1), casting="unsafe")
@@ -123,7 +137,10 @@ def transform(ls: LayerState, inputs: list[np.ndarray]) -> None:
     elif kind == nw.MAX_POOL2D:
         if ls.pool_counts is None:
             ls.pool_counts = np.zeros(x.shape, dtype=np.float64)
-        synapses.max_pool_by_count(x, ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y)
+        par = synapses.pool_parallel(x)
+        kernel = synapses.max_pool_by_count_parallel if par else synapses.max_pool_by_count
+        kernel(x, ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y)
+        ls.path = "par" if par else "serial"
     else:  # pragma: no cover
         raise AssertionError(kind)
 
@@ -145,9 +162,11 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
         ls.path = "cached"
     else:
         compute_current(ls, inputs)
+        if ls.gain != 1.0:
+            ls.J *= ls.gain
         if inputs_constant:
             ls.const_current = ls.J.copy()
     flat_spikes = ls.spikes.reshape(-1)
     ls.model.step(ls.J.reshape(-1), ls.dt, ls.state, flat_spikes, rng)
-    np.multiply(ls.spikes, ls.out_scale, out=ls.y)
-    ls.counts += ls.spikes
+    # y = spikes * out_scale and counts += spikes in one pass; nnz: this step's spiking neurons
+    ls.nnz = synapses.emit(flat_spikes, ls.out_scale, ls.y.reshape(-1), ls.counts.reshape(-1))

@@ -41,7 +41,8 @@ class Simulator:
         self.layers: list[LayerState] = []
         for i, layer in enumerate(network.layers):
             model = self.config.model_for(layer.name) if layer.is_neuron_layer else None
-            self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt))
+            self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
+                                          self.config.rate_scale))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
