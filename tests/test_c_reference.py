@@ -50,6 +50,7 @@ def test_c_reference_bit_exact_on_event_path(snn_ref, tmp_path, monkeypatch, res
     # Our dense BLAS path sums in another order; on the event path the sums are the same
     # float32 operations in the same order, so membranes match bit for bit as well.
     monkeypatch.setattr(synapses, "DENSE_BLAS_DENSITY", 2.0)
+    monkeypatch.setattr(synapses, "CONV_BLAS_DENSITY", 2.0, raising=False)
     ours, theirs = run_both(snn_ref, tmp_path, conv_net(), SimConfig(neuron=IF(threshold=0.8, reset=reset)), 40)
     c = compare_traces(ours, theirs, membrane_atol=0.0, names=("ours", "C"))
     assert c.equal, format_comparison(c)
@@ -58,9 +59,10 @@ def test_c_reference_bit_exact_on_event_path(snn_ref, tmp_path, monkeypatch, res
 
 
 def test_c_reference_default_settings(snn_ref, tmp_path):
-    for i, net in enumerate([conv_net(seed=3), dense_net()]):
+    extra = {"rate_scale": 2.0} if "rate_scale" in SimConfig.__dataclass_fields__ else {}
+    for i, (net, cfg) in enumerate([(conv_net(seed=3), SimConfig()), (dense_net(), SimConfig(**extra))]):
         (tmp_path / str(i)).mkdir()
-        ours, theirs = run_both(snn_ref, tmp_path / str(i), net, SimConfig(), 50)
+        ours, theirs = run_both(snn_ref, tmp_path / str(i), net, cfg, 50)
         c = compare_traces(ours, theirs, membrane_atol=1e-4, names=("ours", "C"))
         assert c.equal, format_comparison(c)
 

@@ -21,7 +21,7 @@
  *   max_pool  counts += y_in (double); y = this step's y_in of the window input with the
  *             highest count so far (first in row-major window order on ties); no neurons
  *   flatten   y = y_in (row-major HWC: the same memory)
- *   neurons   v += dt * J (float32); spike if v >= threshold; reset: subtract / zero / modulo;
+ *   neurons   J *= gain (when the manifest gives one: rate scaling); v += dt * J (float32); spike if v >= threshold; reset: subtract / zero / modulo;
  *             y = spike * out_scale
  * Only the layers above; a sequential chain (one inbound per layer). The constant encoder only.
  */
@@ -58,7 +58,7 @@ typedef struct {
     int ndim, dims[3];  /* shape as in the manifest (1..3 values) */
     int h, w, c;        /* the same as H, W, C (vectors: 1, 1, N) */
     int kh, kw, sh, sw, pt, pl;
-    float threshold, out_scale, in_scale;
+    float threshold, out_scale, in_scale, gain;
     enum reset reset;
     int neuron;
     char weights_file[256], bias_file[256];
@@ -107,6 +107,7 @@ static void parse_layer(char *line, const char *manifest) {
     l->inbound = -1;
     l->kh = l->kw = l->sh = l->sw = 1;
     l->in_scale = 1.0f;
+    l->gain = 1.0f;
     l->rec = -1;
     for (tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
         char *val = strchr(tok, '=');
@@ -143,6 +144,8 @@ static void parse_layer(char *line, const char *manifest) {
             l->neuron = 1;
         } else if (!strcmp(tok, "threshold")) {
             l->threshold = (float)strtod(val, NULL);
+        } else if (!strcmp(tok, "gain")) {
+            l->gain = (float)strtod(val, NULL);
         } else if (!strcmp(tok, "out_scale")) {
             l->out_scale = (float)strtod(val, NULL);
         } else if (!strcmp(tok, "reset")) {
@@ -306,7 +309,9 @@ static void max_pool(const layer_t *l, const layer_t *in, const float *x, double
 static void if_neurons(layer_t *l, int offset, int n) {
     int i;
     for (i = offset; i < offset + n; i++) {
-        float vi = l->v[i] + dt * l->J[i];
+        float vi;
+        if (l->gain != 1.0f) l->J[i] *= l->gain;
+        vi = l->v[i] + dt * l->J[i];
         if (vi >= l->threshold) {
             l->spikes[i] = 1.0f;
             if (l->reset == R_SUBTRACT) vi = vi - l->threshold;

@@ -105,6 +105,7 @@ def collect(network: nw.Network, config: SimConfig | None = None) -> tuple[dict,
             model = ls.model
             rec["neuron"] = {"name": model.name, "params": model.params(), "signed": model.signed}
             rec["out_scale"] = float(ls.out_scale)  # float32 value, exact in a double
+            rec["gain"] = float(getattr(ls, "gain", 1.0))  # rate_scale: J *= gain (float32)
             for name, arr in MODEL_EXPORTERS.get(model.name, lambda _ls: {})(ls).items():
                 arrays[f"L{i}.{name}"] = np.ascontiguousarray(arr)
         rec["arrays"] = {k.split(".", 1)[1]: {"file": f"{k}.bin", "dtype": _dtype_name(v), "shape": list(v.shape)}
@@ -149,6 +150,8 @@ def manifest_text(manifest: dict) -> str:
             if "reset" in params:
                 toks.append(f"reset={params['reset']}")
             toks.append(f"out_scale={rec['out_scale']!r}")
+            if rec.get("gain", 1.0) != 1.0:
+                toks.append(f"gain={rec['gain']!r}")
         for name, spec in rec["arrays"].items():
             toks.append(f"{name}={spec['file']}:{spec['dtype']}")
         lines.append("layer " + " ".join(toks))
