@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import QLabel, QProgressBar, QSpinBox, QStatusBar, QToolBar
+from PyQt6.QtWidgets import QLabel, QProgressBar, QSpinBox, QStatusBar, QStyle, QToolBar
 
 SHORTCUTS = {
     "play": ("Space",),
@@ -22,21 +22,28 @@ SHORTCUTS = {
     "reset": ("R", "Ctrl+R"),
 }
 
+_PIX = QStyle.StandardPixmap
+ICONS = {"play": _PIX.SP_MediaPlay, "pause": _PIX.SP_MediaPause, "step": _PIX.SP_MediaSeekForward,
+         "step_layer": _PIX.SP_ArrowRight, "run_to": _PIX.SP_MediaSkipForward, "reset": _PIX.SP_MediaSkipBackward}
+
 
 class QtControls(QToolBar):
     def __init__(self, session, parent=None):
         super().__init__("Run", parent)
         self.setObjectName("run_toolbar")
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.session = session
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, tip, slot in (
-            ("play", "▶ Play", "Run until paused", session.toggle_play),
+            ("play", "Play", "Run until paused", session.toggle_play),
             ("step", "Step", "Advance one timestep (all layers)", session.step),
             ("step_layer", "Step layer", "Advance the next layer only (the cursor)", session.step_layer),
             ("run_to", "Run to", "Run until timestep T", self._on_run_to),
             ("reset", "Reset", "Back to t = 0 (state, RNG and recording)", session.reset),
         ):
             action = QAction(text, self)
+            if name in ICONS:
+                action.setIcon(self.style().standardIcon(ICONS[name]))
             keys = SHORTCUTS[name]
             action.setShortcuts([QKeySequence(k) for k in keys])
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
@@ -61,7 +68,9 @@ class QtControls(QToolBar):
         self.session.run_to(self.target.value())
 
     def _on_running_changed(self, running: bool) -> None:
-        self.action("play").setText("⏸ Pause" if running else "▶ Play")
+        play = self.action("play")
+        play.setText("Pause" if running else "Play")
+        play.setIcon(self.style().standardIcon(ICONS["pause" if running else "play"]))
 
     def _on_config_changed(self) -> None:
         self.target.setValue(self.session.config.steps)

@@ -2,7 +2,8 @@
 
 Columns: name, kind, shape, neurons, mean rate, max rate, % silent, % saturated, r (the
 snapshot's ``LayerStats``, shown as they are). A row whose layer looks wrong gets a coloured
-background and a tooltip saying why: amber for a warning, red when it is bad (thresholds below).
+background and a tooltip saying why: amber for a warning, red when it is bad (thresholds below);
+nothing is flagged before the first timestep.
 The layer under the stepping cursor (``Snapshot.cursor_layer``) is shown in bold with a marker.
 Selecting a row emits ``layer_selected(name)``.
 """
@@ -82,7 +83,7 @@ class QtNetworkTable(QTableWidget):
                 values = (_fmt(s.mean_rate), _fmt(s.max_rate), _fmt(s.silent, 100, 1), _fmt(s.saturated, 100, 1), _fmt(s.r))
                 for col, text in enumerate(values, start=4):
                     self.item(row, col).setText(text)
-            self._flag(row, s, row == len(snapshot.layers) - 1)
+            self._flag(row, s if snapshot.t > 0 else None, row == len(snapshot.layers) - 1)
         self._mark_cursor(snapshot.cursor_layer)
 
     @pyqtSlot(str)
