@@ -183,3 +183,22 @@ def test_rate_scale_multiplies_currents_and_divides_spike_values():
     with pytest.raises(ConfigError) as err:
         SimConfig(rate_scale=0)
     assert err.value.field == "rate_scale"
+
+
+def test_stats_mid_step_count_the_advanced_layers_steps():
+    from workbench.engine.analysis import simulator_stats
+
+    sim = Simulator(one_neuron(), SimConfig(steps=5), x=np.ones((1, 1), np.float32))
+    sim.step()
+    sim.step_layer()
+    sim.step_layer()  # completes step 2
+    sim.step_layer()  # input of step 3 only: the neuron layer still holds 2 steps
+    assert simulator_stats(sim)[0].max_rate == 1.0
+    sim2 = Simulator(Network("two", [*one_neuron().layers[:2],
+                                     Layer("m", "dense", (1,), ("n",), weights=np.ones((1, 1)), bias=np.zeros(1))]),
+                     SimConfig(steps=5), x=np.ones((1, 1), np.float32))
+    sim2.step()
+    sim2.step_layer()
+    sim2.step_layer()  # 'n' has 2 steps, 'm' still 1
+    stats = {s.name: s for s in simulator_stats(sim2)}
+    assert stats["n"].max_rate == 1.0 and stats["m"].max_rate == 1.0

@@ -69,7 +69,9 @@ def simulator_stats(sim, ann: dict | None = None) -> list[LayerStats]:
     for ls in sim.layers:
         if not ls.is_neuron:
             continue
-        out.append(layer_stats(ls.layer.name, ls.counts, sim.t, ls.model.max_rate(sim.dt),
+        # Mid-step (stepping by layer), layers before the cursor already hold step t + 1.
+        steps = sim.t + (1 if ls.index < sim.cursor else 0)
+        out.append(layer_stats(ls.layer.name, ls.counts, steps, ls.model.max_rate(sim.dt),
                                None if ann is None else ann.get(ls.layer.name)))
     return out
 
