@@ -171,7 +171,9 @@ def test_membrane_add_remove_and_curves(qtbot, snap):
         sx, sy = view.spike_marks(layer, idx)
         s = h[layer].spikes.reshape(h.n_steps, 3, -1)[:, 1, idx]
         np.testing.assert_array_equal(sx, h.steps[s > 0])
-        assert np.all(sy == snap.layer(layer).threshold)
+        k = view.watched().index((layer, idx))
+        assert np.all(sy == view.mark_level(k, snap.layer(layer).threshold))
+        assert np.all(sy > snap.layer(layer).threshold)
     assert "after reset" in view.plot.getAxis("left").labelText
 
     with qtbot.waitSignal(view.watched_changed) as blocker:
@@ -181,17 +183,19 @@ def test_membrane_add_remove_and_curves(qtbot, snap):
         view.curve_data("fc1", 3)
 
 
-def test_membrane_chip_click_removes_and_colours_are_distinct(qtbot, snap):
+def test_membrane_legend_click_removes_and_colours_are_distinct(qtbot, snap):
     view = shown(qtbot, QtMembraneView(), snap)
     for i in range(MAX_WATCHED + 1):
         view.add_neuron("conv1", i)
     assert len(view.watched()) == MAX_WATCHED and ("conv1", 0) not in view.watched()
     colours = {view.colour_of(*key) for key in view.watched()}
     assert len(colours) == MAX_WATCHED
-    chip = view._watched[0].chip
+    assert "conv1[1]" in view.legend.text()
+    for colour in colours:
+        assert colour in view.legend.text()
     with qtbot.waitSignal(view.watched_changed):
-        qtbot.mouseClick(chip, Qt.MouseButton.LeftButton)
-    assert ("conv1", 1) not in view.watched()
+        view.legend.linkActivated.emit("conv1:1")  # what a click on the entry's link emits
+    assert ("conv1", 1) not in view.watched() and "conv1[1]" not in view.legend.text()
 
 
 # ---- heat map ---------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtWidgets import QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, color, make_plot
+from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, color, make_plot
 
 
 class QtAccuracyView(QtSnapshotView):
@@ -26,7 +26,7 @@ class QtAccuracyView(QtSnapshotView):
         self._ann_accuracy: float | None = None
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.count_plot = make_plot("Output spike counts", "timestep", "cumulative spikes")
-        self.count_legend = self.count_plot.addLegend(offset=(5, 5), labelTextSize="8pt", colCount=2,
+        self.count_legend = self.count_plot.addLegend(offset=(5, 5), labelTextSize="8pt", colCount=5,
                                                       verSpacing=-6)
         self._count_curves: list[pg.PlotDataItem] = []
 
@@ -34,10 +34,10 @@ class QtAccuracyView(QtSnapshotView):
         self.acc_curve = self.acc_plot.plot(pen=pg.mkPen("#50d050", width=2))
         dash = Qt.PenStyle.DashLine
         self.ann_line = pg.InfiniteLine(0, angle=0, movable=False, pen=pg.mkPen("#ffb040", width=1, style=dash),
-                                        label="ANN", labelOpts={"position": 0.92, "color": "#ffb040",
-                                                                "anchors": [(1, 1), (1, 1)]})
+                                        label="ANN", labelOpts={"position": 0.95, "color": "#ffb040",
+                                                                "anchors": [(1, 0), (1, 0)]})
         self.chance_line = pg.InfiniteLine(0, angle=0, movable=False, pen=pg.mkPen("#a0a0a0", width=1, style=dash),
-                                           label="chance", labelOpts={"position": 0.92, "color": "#a0a0a0",
+                                           label="chance", labelOpts={"position": 0.95, "color": "#a0a0a0",
                                                                       "anchors": [(1, 1), (1, 1)]})
         self.ann_line.hide()
         for item in (self.ann_line, self.chance_line):
@@ -82,19 +82,17 @@ class QtAccuracyView(QtSnapshotView):
             i = len(self._count_curves)
             self._count_curves.append(self.count_plot.plot(pen=pg.mkPen(color(i), width=1.2), name=str(i)))
         label = None if snapshot.labels is None else int(snapshot.labels[b])
-        title = "Output spike counts"
-        if snapshot.batch > 1:
-            title += f" — sample {b}"
+        title = "Output spike counts" if snapshot.batch == 1 else f"Output counts, sample {b}"
         if label is not None:
             pred = int(snapshot.predictions[b])
-            title += f" (label {label}, predicted {pred if pred >= 0 else '–'})"
-        self.count_plot.setTitle(title, size="9pt")
+            title = f"Sample {b}: label {label}, predicted {pred if pred >= 0 else '–'}"
+        set_title(self.count_plot, title)
         lt = history.layers.get(out.name)
         if lt is None or history.n_steps == 0:
             for c in self._count_curves:
                 c.setData([], [])
             if lt is None:
-                self.count_plot.setTitle(f"{out.name}: not recorded", size="9pt")
+                set_title(self.count_plot, f"{out.name}: not recorded")
             return
         spikes = lt.spikes.reshape(history.n_steps, history.batch, classes)[:, b, :].astype(np.float64)
         after = spikes[::-1].cumsum(axis=0)[::-1]  # spikes recorded at or after each row
@@ -128,4 +126,4 @@ class QtAccuracyView(QtSnapshotView):
             self.ann_line.label.setFormat(f"ANN {100 * self._ann_accuracy:.1f}%")
         self.ann_line.setVisible(self._ann_accuracy is not None)
         now = f"{100 * acc[-1]:.1f}%" if n else "–"
-        self.acc_plot.setTitle(f"Accuracy over {snapshot.batch} samples: {now}", size="9pt")
+        set_title(self.acc_plot, f"Accuracy, {snapshot.batch} samples: {now}")

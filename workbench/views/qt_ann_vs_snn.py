@@ -18,7 +18,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, color, make_plot
+from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, color, make_plot
 
 MAX_POINTS = 20_000
 
@@ -67,7 +67,7 @@ class QtAnnSnnView(QtSnapshotView):
         if ls is None or ls.ann is None or snapshot.t == 0:
             self.scatter.setData([], [])
             why = "no neuron layer" if ls is None else ("no ANN activation" if ls.ann is None else "no steps yet")
-            self.scatter_plot.setTitle(f"{name or 'ANN vs SNN'}: {why}", size="9pt")
+            set_title(self.scatter_plot, f"{name or 'ANN vs SNN'}: {why}")
             return
         x = ls.ann.reshape(-1)
         y = ls.counts.reshape(-1) / snapshot.t
@@ -77,8 +77,8 @@ class QtAnnSnnView(QtSnapshotView):
         st = snapshot.stats_for(name)
         r = "n/a" if st is None or np.isnan(st.r) else f"{st.r:.3f}"
         sat = "" if st is None else f", {100 * st.saturated:.1f}% saturated"
-        shown = f" (1 in {stride})" if stride > 1 else ""
-        self.scatter_plot.setTitle(f"{name}: r = {r}{sat}{shown}", size="9pt")
+        shown = f" (1/{stride} shown)" if stride > 1 else ""
+        set_title(self.scatter_plot, f"{name}: r = {r}{sat}{shown}")
         hi = max(float(np.max(x)), float(np.max(y)), ls.max_rate)
         lo = min(0.0, float(np.min(x)), float(np.min(y)))
         self.scatter_plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.05)

@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, make_plot
+from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
 
 GAP = 1
 
@@ -106,7 +106,7 @@ class QtHeatmapView(QtSnapshotView):
         self.colorbar.setLevels(levels)
         shape = " x ".join(map(str, ls.shape))
         sample = f", sample {b}" if snapshot.batch > 1 else ""
-        self.plot.setTitle(f"Firing rate — {name} ({shape}){sample}, t = {snapshot.t}", size="9pt")
+        set_title(self.plot, f"Firing rate — {name} ({shape}){sample}, t = {snapshot.t}")
 
     def _fill(self, rates, h, w, c, rows, cols) -> None:
         """Write the rates (row-major over (H, W, C) or (N,)) into the tiled grid."""

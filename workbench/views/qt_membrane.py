@@ -2,21 +2,23 @@
 
 Each watched neuron gets one curve and one spike-mark scatter, created when it is added and
 reused every frame. The recorded membrane is the value AFTER the step's reset (so it never shows
-the threshold crossing itself); spikes are marked with ticks on the threshold line (below the
-negative threshold for negative spikes of signed models). The row of coloured chips above the
-plot is the legend; clicking a chip stops watching that neuron.
+the threshold crossing itself); spikes are marked with ticks in one row per neuron just above the
+threshold line (mirrored below zero for negative spikes of signed models). The coloured entries
+above the plot are the legend; clicking one stops watching that neuron.
 
 The session must record the layers of ``watched()`` (it learns them from ``watched_changed``).
 """
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QScrollArea, QToolButton, QVBoxLayout, QWidget
+from PyQt6.QtWidgets import QLabel, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import BRIGHT, QtSnapshotView, color, make_plot
+from workbench.views.qt_snapshot_view import set_title, BRIGHT, QtSnapshotView, color, make_plot
 
 MAX_WATCHED = len(BRIGHT)  # distinct colours; adding one more drops the oldest
 
@@ -24,17 +26,17 @@ MAX_WATCHED = len(BRIGHT)  # distinct colours; adding one more drops the oldest
 class _Watched:
     """The plot items of one watched neuron."""
 
-    def __init__(self, layer: str, index: int, colour_index: int, plot: pg.PlotItem, chip: QToolButton):
-        self.layer, self.index, self.colour_index, self.chip = layer, index, colour_index, chip
+    def __init__(self, layer: str, index: int, colour_index: int, plot: pg.PlotItem):
+        self.layer, self.index, self.colour_index = layer, index, colour_index
+        self.note = ""  # why nothing is drawn, if so
         col = color(colour_index)
-        self.curve = plot.plot(pen=pg.mkPen(col, width=1.5), name=f"{layer}[{index}]")
-        self.marks = pg.ScatterPlotItem(symbol="|", size=12, pen=pg.mkPen(col, width=2), brush=None)
+        self.curve = plot.plot(pen=pg.mkPen(col, width=1), name=f"{layer}[{index}]")
+        self.marks = pg.ScatterPlotItem(symbol="|", size=9, pen=pg.mkPen(col, width=1), brush=None)
         plot.addItem(self.marks)
 
     def remove_from(self, plot: pg.PlotItem) -> None:
         plot.removeItem(self.curve)
         plot.removeItem(self.marks)
-        self.chip.deleteLater()
 
 
 class QtMembraneView(QtSnapshotView):
@@ -45,23 +47,16 @@ class QtMembraneView(QtSnapshotView):
         self._watched: list[_Watched] = []
         self._thresholds: dict[float, pg.InfiniteLine] = {}
 
-        self._chips = QHBoxLayout()
-        self._chips.setContentsMargins(4, 2, 4, 2)
-        self._chips.setSpacing(4)
-        self._hint = QLabel("Click a neuron in the raster or heat map to watch it")
-        self._hint.setStyleSheet("color: gray")
-        self._chips.addWidget(self._hint)
-        self._chips.addStretch(1)
-        holder = QWidget()
-        holder.setLayout(self._chips)
-        scroll = QScrollArea()
-        scroll.setWidget(holder)
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-        scroll.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setFixedHeight(32)
+        self.legend = QLabel()
+        self.legend.setWordWrap(True)
+        self.legend.setContentsMargins(6, 2, 6, 2)
+        self.legend.setTextFormat(Qt.TextFormat.RichText)
+        self.legend.linkActivated.connect(self._on_legend_link_activated)
+        self.legend.setToolTip("Click a neuron to stop watching it")
+        self._update_legend()
 
         self.plot = make_plot("Membrane", "timestep", "membrane v, after reset")
+        self.plot.showGrid(False, False)  # alpha-blended grid lines double the paint time
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot_widget = pg.PlotWidget(plotItem=self.plot)
@@ -69,7 +64,7 @@ class QtMembraneView(QtSnapshotView):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(scroll)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot_widget, 1)
 
     # ---- watching --------------------------------------------------------------------------
@@ -92,15 +87,8 @@ class QtMembraneView(QtSnapshotView):
             self._drop(self._watched[0])
         used = {w.colour_index for w in self._watched}
         colour_index = min(i for i in range(MAX_WATCHED) if i not in used)
-        chip = QToolButton()
-        chip.setText(f"● {layer}[{index}]  ✕")
-        chip.setToolTip("Click to stop watching this neuron")
-        chip.setStyleSheet(f"QToolButton {{ color: {color(colour_index)}; font-weight: bold; }}")
-        chip.setAutoRaise(True)
-        chip.clicked.connect(lambda _=False, key=(layer, index): self.remove_neuron(*key))
-        self._chips.insertWidget(self._chips.count() - 1, chip)
-        self._watched.append(_Watched(layer, index, colour_index, self.plot, chip))
-        self._hint.hide()
+        self._watched.append(_Watched(layer, index, colour_index, self.plot))
+        self._update_legend()
         self.watched_changed.emit(self.watched())
         self._schedule()
 
@@ -109,7 +97,7 @@ class QtMembraneView(QtSnapshotView):
         for w in self._watched:
             if (w.layer, w.index) == (layer, int(index)):
                 self._drop(w)
-                self._hint.setVisible(not self._watched)
+                self._update_legend()
                 self.watched_changed.emit(self.watched())
                 self._schedule()
                 return
@@ -117,13 +105,31 @@ class QtMembraneView(QtSnapshotView):
     def clear_neurons(self) -> None:
         for w in list(self._watched):
             self._drop(w)
-        self._hint.show()
+        self._update_legend()
         self.watched_changed.emit([])
         self._schedule()
 
     def _drop(self, w: _Watched) -> None:
         w.remove_from(self.plot)
         self._watched.remove(w)
+
+    def _update_legend(self) -> None:
+        """The legend: one coloured link per watched neuron; clicking it stops watching."""
+        if not self._watched:
+            self.legend.setText("<span style='color: gray'>Click a neuron in the raster or heat map "
+                                "to watch its membrane</span>")
+            return
+        entries = []
+        for w in self._watched:
+            label = f"{html.escape(w.layer)}[{w.index}]"
+            note = f" <i>({w.note})</i>" if w.note else ""
+            entries.append(f"<a href='{html.escape(w.layer)}:{w.index}' style='color: {color(w.colour_index)}; "
+                           f"text-decoration: none'><b>●&nbsp;{label}</b>{note}&nbsp;✕</a>")
+        self.legend.setText("&nbsp;&nbsp; ".join(entries))
+
+    def _on_legend_link_activated(self, href: str) -> None:
+        layer, _, index = href.rpartition(":")
+        self.remove_neuron(html.unescape(layer), int(index))
 
     def curve_data(self, layer: str, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of the curve shown for a watched neuron."""
@@ -145,32 +151,34 @@ class QtMembraneView(QtSnapshotView):
         steps = history.steps
         b = self.sample(snapshot)
         used_thresholds = set()
-        missing = []
-        for w in self._watched:
+        notes = [w.note for w in self._watched]
+        for k, w in enumerate(self._watched):
             lt = history.layers.get(w.layer)
             size = 0 if lt is None else int(np.prod(lt.shape))
             if lt is None or lt.membrane is None or w.index >= size:
                 w.curve.setData([], [])
                 w.marks.setData([], [])
-                why = "not in this layer" if lt is not None and w.index >= size else "not recorded"
-                w.chip.setToolTip(f"{w.layer}[{w.index}]: {why} — click to stop watching")
-                missing.append(f"{w.layer}[{w.index}]")
+                w.note = "not in layer" if lt is not None and w.index >= size else "not recorded"
                 continue
-            w.chip.setToolTip("Click to stop watching this neuron")
+            w.note = ""
             v = lt.membrane.reshape(len(steps), history.batch, size)[:, b, w.index]
             s = lt.spikes.reshape(len(steps), history.batch, size)[:, b, w.index]
             w.curve.setData(steps, v)
             thr = snapshot.layer(w.layer).threshold
             fired = s != 0
-            w.marks.setData(steps[fired], np.where(s[fired] > 0, thr, -thr))
+            w.marks.setData(steps[fired], np.where(s[fired] > 0, 1.0, -1.0) * self.mark_level(k, thr))
             used_thresholds.add(thr)
         self._show_thresholds(used_thresholds)
-        title = "Membrane"
-        if snapshot.batch > 1:
-            title += f" — sample {b}"
-        if missing:
-            title += f"  (no data: {', '.join(missing)})"
-        self.plot.setTitle(title, size="9pt")
+        if notes != [w.note for w in self._watched]:
+            self._update_legend()
+        title = "Membrane" if snapshot.batch == 1 else f"Membrane — sample {b}"
+        set_title(self.plot, title)
+
+    @staticmethod
+    def mark_level(k: int, threshold: float) -> float:
+        """Height of the k-th watched neuron's row of spike ticks: one row each above the
+        threshold line, so that the ticks of several neurons do not pile up."""
+        return threshold * (1.15 + 0.1 * k)
 
     def _show_thresholds(self, values) -> None:
         for thr in values:
@@ -178,7 +186,7 @@ class QtMembraneView(QtSnapshotView):
                 line = pg.InfiniteLine(thr, angle=0, movable=False,
                                        pen=pg.mkPen("#d0d0d0", width=1, style=Qt.PenStyle.DashLine),
                                        label=f"threshold {thr:g}",
-                                       labelOpts={"position": 0.08, "color": "#d0d0d0", "anchors": [(0, 1), (0, 1)]})
+                                       labelOpts={"position": 0.02, "color": "#d0d0d0", "anchors": [(0, 0), (0, 0)]})
                 self.plot.addItem(line)
                 self._thresholds[thr] = line
         for thr, line in self._thresholds.items():

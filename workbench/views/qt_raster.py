@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, make_plot
+from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
 
 EMPTY, CURSOR, POSITIVE, NEGATIVE, SEPARATOR = range(5)
 LUT = np.array(
@@ -54,6 +54,7 @@ class QtRasterView(QtSnapshotView):
 
         self.plot = make_plot("Spikes", "timestep", "neuron")
         self.plot.setDefaultPadding(0)
+        self.plot.showGrid(False, False)  # grid lines over the image cost more than the image
         self.plot.invertY(True)
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setLookupTable(LUT)
@@ -138,7 +139,7 @@ class QtRasterView(QtSnapshotView):
             self.image.clear()
             missing = self._selected or "no layer"
             self._status.setText("no steps yet" if names else f"{missing}: not recorded")
-            self.plot.setTitle("Spikes", size="9pt")
+            set_title(self.plot, "Spikes")
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
         rows = sum(sizes) + len(names) - 1
@@ -193,7 +194,7 @@ class QtRasterView(QtSnapshotView):
             title += f", sample {b}"
         if snapshot.cursor_layer:
             title += f"  ▶ next: {snapshot.cursor_layer}"
-        self.plot.setTitle(title, size="9pt")
+        set_title(self.plot, title)
         steps = snapshot.history.steps
         self._status.setText(f"steps {int(steps[0])}–{int(steps[-1])}")
 

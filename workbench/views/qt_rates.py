@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtWidgets import QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, make_plot
+from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
 
 BINS = 20
 BAR = "#4f8fd0"
@@ -26,17 +26,19 @@ class QtRatesView(QtSnapshotView):
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.hist_plot = make_plot("Rates", "rate", "neurons", x_units=None)
         self.hist_plot.getAxis("bottom").setLabel("rate (spikes / step)")
+        self.hist_plot.getAxis("bottom").setTickDensity(0.7)
         self.hist = pg.PlotDataItem(stepMode="center", fillLevel=0, fillOutline=True,
                                     brush=pg.mkBrush(BAR + "c0"), pen=pg.mkPen(BAR, width=1))
         self.hist_plot.addItem(self.hist)
         self.hist_plot.setMouseEnabled(x=False, y=False)
 
-        self.bar_plot = make_plot("Mean rate per layer", "mean rate (spikes / step)", "")
+        self.bar_plot = make_plot("Mean rate per layer", "spikes / step", "")
         self.bars = pg.BarGraphItem(x0=[], y=[], width=[], height=0.7, brushes=[], pen=None)
         self.bar_plot.addItem(self.bars)
         self.bar_plot.invertY(True)
         self.bar_plot.setMouseEnabled(x=False, y=False)
         self.bar_plot.showGrid(x=True, y=False, alpha=0.2)
+        self.bar_plot.getAxis("bottom").setTickDensity(0.6)
 
         self.plot_widget.addItem(self.hist_plot, 0, 0)
         self.plot_widget.addItem(self.bar_plot, 0, 1)
@@ -66,8 +68,8 @@ class QtRatesView(QtSnapshotView):
             counts, edges = np.histogram(rates, bins=BINS, range=(0.0, top))
             self.hist.setData(edges, counts)
             st = snapshot.stats_for(name)
-            extra = "" if st is None else f": {100 * st.silent:.0f}% silent, {100 * st.saturated:.0f}% saturated"
-            self.hist_plot.setTitle(f"{name}{extra}", size="9pt")
+            extra = "" if st is None else f": {100 * st.silent:.0f}% silent, {100 * st.saturated:.0f}% sat."
+            set_title(self.hist_plot, f"{name}{extra}")
             self.hist_plot.setXRange(0.0, top, padding=0.02)
             self.hist_plot.setYRange(0, max(1, int(counts.max())), padding=0.05)
         else:

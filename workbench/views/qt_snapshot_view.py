@@ -36,7 +36,8 @@ def make_plot(title: str = "", x: str = "", y: str = "", x_units: str | None = N
               y_units: str | None = None) -> pg.PlotItem:
     """A PlotItem with labelled axes, small fonts, grid; items are added by the caller once."""
     plot = pg.PlotItem()
-    plot.setTitle(title, size="9pt")
+    _shrinkable(plot.titleLabel)
+    set_title(plot, title)
     plot.setLabel("bottom", x, units=x_units)
     plot.setLabel("left", y, units=y_units)
     plot.showGrid(x=True, y=True, alpha=0.2)
@@ -44,6 +45,28 @@ def make_plot(title: str = "", x: str = "", y: str = "", x_units: str | None = N
     for name in ("left", "bottom"):
         plot.getAxis(name).enableAutoSIPrefix(False)
     return plot
+
+
+def _shrinkable(label: pg.LabelItem) -> None:
+    """Stop a LabelItem's text width from dictating the layout: pyqtgraph makes a title's width
+    the plot's minimum width (on every setText and resize), which pushes a neighbouring plot out
+    of a narrow dock. The text stays centred; keep titles short."""
+    original = label.updateMin
+
+    def update_min():
+        original()
+        height = label.minimumHeight()
+        label.setMinimumWidth(0)
+        label._sizeHint[pg.QtCore.Qt.SizeHint.MinimumSize] = (0, height)
+        label._sizeHint[pg.QtCore.Qt.SizeHint.PreferredSize] = (0, height)
+        label.updateGeometry()
+
+    label.updateMin = update_min
+    update_min()
+
+
+def set_title(plot: pg.PlotItem, text: str) -> None:
+    plot.setTitle(text, size="9pt")
 
 
 class QtSnapshotView(QWidget):
