@@ -17,6 +17,8 @@ import dataclasses
 
 import numpy as np
 
+NEAR_MAX = 0.95  # a neuron at >= 95% of the maximum rate counts as saturated: deeper layers
+# start late (their first input spike comes after a few steps), so "every step" is never reached
 # Histogram of positive ANN activations in units of max_output: log-spaced, 1e-4 .. 1e3.
 HIST_EDGES = np.concatenate([[0.0], np.logspace(-4, 3, 141), [np.inf]])
 
@@ -33,7 +35,7 @@ class LayerEval:
     synops_per_sample: float  # spikes x fan-out, per sample
     r: float  # Pearson r, ANN value vs SNN mean output (softmax: its pre-activation)
     silent: float  # fraction of neuron-samples with no spike
-    saturated: float  # fraction at the model's maximum rate
+    saturated: float  # fraction at >= NEAR_MAX of the model's maximum rate
     ann_zero: float  # fraction of ANN values <= 0
     ann_over: float  # fraction of ANN values above max_output (clipped by the SNN)
     ann_under: float  # fraction of the positive ANN values below ``resolution``
@@ -110,7 +112,7 @@ class LayerAccumulator:
         rates = np.abs(flat) / steps
         self.values += flat.size
         self.silent += int(np.count_nonzero(flat == 0))
-        self.saturated += int(np.count_nonzero(rates >= 0.999 * self.max_rate))
+        self.saturated += int(np.count_nonzero(rates >= NEAR_MAX * self.max_rate))
         if ann is None:
             return
         a = np.asarray(ann, np.float64).reshape(-1)

@@ -1,0 +1,305 @@
+"""Why the SNN differs from the ANN, layer by layer, in plain words with the numbers and a change
+to try. Computed from an evaluation run (``engine.evaluate``); Qt-free, shared by the CLI
+(``snn-workbench diagnose``) and the window's report panel.
+
+Causes (``Finding.cause``), each checked per layer:
+- ``saturated``: neurons firing at the maximum rate; the ANN asks for more than the SNN can give
+  (values above ``max_output``), so the SNN clips them. Fix: raise that layer's threshold by about
+  the factor the ANN exceeds the maximum by, or normalize with a higher percentile.
+- ``silent``: neurons that never spike. When the ANN is zero there too the layer is dead before
+  conversion; otherwise its inputs are too weak to reach threshold within T steps.
+- ``resolution``: over T steps a rate can only be k/T; ANN values below one spike per run are
+  rounded to 0 or 1 spike. Fix: more steps.
+- ``low_correlation``: ANN vs SNN r is low, named at the layer where it drops (the first layer
+  whose r falls clearly below that of its inputs); layers after it inherit the error.
+- ``maxpool_error``: the spike-based max (the input with the most spikes so far passes its
+  spikes) differs from the max of the input rates.
+- ``quantization``: Loihi's 8-bit weight mantissas with one exponent per layer.
+- ``negative_spikes``: signed neuron models send negative spikes, which most hardware cannot.
+- ``not_converged`` (network): accuracy was still rising at the last step.
+- ``unnormalized`` (network): no data-based normalization, so rates are not fitted to [0, 1].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from workbench.engine.eval_layers import LayerEval
+from workbench.engine.evaluate import EvalResult, evaluate
+from workbench.models import network as nw
+
+HIGH, MEDIUM, LOW, INFO = 3, 2, 1, 0
+SEVERITY_NAMES = {HIGH: "high", MEDIUM: "medium", LOW: "low", INFO: "info"}
+R_MEDIUM, R_HIGH = 0.9, 0.7  # r below: a finding
+R_DROP = 0.05  # r this much below the inputs' r: the drop is here
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    layer: str  # "" for the whole network
+    cause: str
+    severity: int
+    message: str  # plain words, with the evidence
+    suggestion: str
+    evidence: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def severity_name(self) -> str:
+        return SEVERITY_NAMES[self.severity]
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "severity_name": self.severity_name}
+
+
+@dataclasses.dataclass(frozen=True)
+class Diagnosis:
+    findings: tuple[Finding, ...]  # most severe first; equal severity in network order
+    result: EvalResult
+    percentile: float | None  # normalization percentile in use (None: not normalized)
+
+    @property
+    def layers(self) -> tuple[LayerEval, ...]:
+        return self.result.layers
+
+    def for_layer(self, name: str) -> list[Finding]:
+        return [f for f in self.findings if f.layer == name]
+
+    def causes(self, name: str) -> set[str]:
+        return {f.cause for f in self.for_layer(name)}
+
+    def to_dict(self) -> dict:
+        return {"findings": [f.to_dict() for f in self.findings], "percentile": self.percentile,
+                "evaluation": self.result.to_dict()}
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%" if x >= 0.01 or x == 0 else f"{100 * x:.1g}%"
+
+
+def _nice_steps(t: float) -> int:
+    """A round number of steps >= t."""
+    for step in (10, 50, 100, 500, 1000, 5000, 10000):
+        if t <= 20 * step:
+            return int(math.ceil(t / step) * step)
+    return int(math.ceil(t))
+
+
+def _upstream(network: nw.Network, name: str) -> list[str]:
+    """The neuron layers (or the input) feeding ``name`` through look-through/max-pool layers."""
+    out, todo = [], list(network[name].inbound)
+    while todo:
+        layer = network[todo.pop()]
+        if layer.is_neuron_layer or layer.kind == nw.INPUT:
+            out.append(layer.name)
+        else:
+            todo.extend(layer.inbound)
+    return out
+
+
+def _ancestors(network: nw.Network, name: str) -> set[str]:
+    out, todo = set(), [name]
+    while todo:
+        for src in _upstream(network, todo.pop()):
+            if src not in out:
+                out.add(src)
+                todo.append(src)
+    return out
+
+
+def _saturated(le: LayerEval, percentile, network, flagged: set[str]) -> Finding | None:
+    """``flagged``: layers upstream already found saturated (their excess flows down)."""
+    if le.saturated < 0.02 and le.ann_over < 0.02:
+        return None
+    clipped = max(le.ann_over, le.saturated)
+    severity = HIGH if clipped >= 0.2 else MEDIUM if clipped >= 0.05 else LOW
+    q = le.ann_quantile(0.99)
+    factor = max(1.1, q if math.isfinite(q) else 1.0)
+    message = (f"layer {le.name}: {_pct(le.saturated)} of neurons fire at (nearly) the maximum rate "
+               f"({le.max_output:g} per step); the ANN asks for more than that for {_pct(le.ann_over)} "
+               f"of its values (99th percentile of the active values: {q:.2f}x the maximum)")
+    norm = (f"or normalize with a higher percentile (now {percentile:g}; 100 = the maximum activation)"
+            if percentile is not None and percentile < 100 else
+            "or normalize the network (--normalize 99.9)" if percentile is None else
+            "or check this layer's weights: the calibration data never showed such activations")
+    suggestion = f"raise {le.name}'s threshold by ~{factor:.1f}x {norm}"
+    upstream = sorted(flagged & _ancestors(network, le.name), key=network.index)
+    if upstream:
+        severity = LOW
+        message += f"; probably carried over from {upstream[0]}, which saturates upstream"
+        suggestion = f"fix {upstream[0]} first, then look again; " + suggestion
+    return Finding(le.name, "saturated", severity, message, suggestion,
+                   {"saturated": le.saturated, "ann_over": le.ann_over, "q99_over_max": q,
+                    "threshold_factor": factor, "scale": le.scale})
+
+
+def _silent(le: LayerEval, network, by_name, steps) -> Finding | None:
+    dead_ann = le.ann_zero >= 0.9
+    if le.silent < 0.9 and le.missed < 0.2:
+        return None
+    feeders = [n for n in _upstream(network, le.name) if n in by_name and by_name[n].silent >= 0.99]
+    layer = network[le.name]
+    evidence = {"silent": le.silent, "ann_zero": le.ann_zero, "missed": le.missed}
+    if feeders:
+        return Finding(le.name, "silent", LOW,
+                       f"layer {le.name}: {_pct(le.silent)} of neurons never spike, because its input "
+                       f"{', '.join(feeders)} is silent", f"fix {feeders[0]} first", evidence)
+    if dead_ann and le.silent >= 0.9:
+        bias = "" if layer.bias is None else f" (mean bias {float(np.mean(layer.bias)):.3g})"
+        return Finding(le.name, "silent", HIGH,
+                       f"layer {le.name}: {_pct(le.silent)} of neurons never spike in {steps} steps, and "
+                       f"the ANN itself outputs 0 for {_pct(le.ann_zero)} of them{bias}: the layer is "
+                       "dead before conversion",
+                       f"fix the model: {le.name}'s ReLU is off for almost every sample (a large negative "
+                       "bias or collapsed weights); retrain or check that layer — conversion cannot recover it",
+                       evidence)
+    q = le.ann_quantile(0.1)
+    want = _nice_steps(1.0 / q) if math.isfinite(q) and q > 0 else steps * 10
+    severity = HIGH if le.missed >= 0.5 else MEDIUM
+    return Finding(le.name, "silent", severity,
+                   f"layer {le.name}: {_pct(le.missed)} of the neurons the ANN activates never spike in "
+                   f"{steps} steps ({_pct(le.silent)} silent in all); {_pct(le.ann_under)} of its active ANN "
+                   f"values are below one spike per run ({le.resolution:.3g})",
+                   f"run longer (--steps {max(want, steps * 2)}) or lower {le.name}'s threshold by ~"
+                   f"{min(10.0, max(1.5, 1.0 / max(q * steps, 1e-9))):.1f}x", evidence)
+
+
+def _resolution(le: LayerEval, steps) -> Finding | None:
+    if le.ann_under < 0.1:
+        return None
+    q = le.ann_quantile(0.1)
+    want = _nice_steps(1.0 / q) if math.isfinite(q) and q > 0 else steps * 10
+    severity = MEDIUM if le.ann_under >= 0.3 else LOW
+    return Finding(le.name, "resolution", severity,
+                   f"layer {le.name}: in {steps} steps a rate can only be k/{steps}; {_pct(le.ann_under)} "
+                   f"of its active ANN values are below one spike per run ({le.resolution:.3g}) and round "
+                   "to 0 or 1 spike",
+                   f"run longer: about {max(want, steps + 1)} steps resolve 90% of them",
+                   {"ann_under": le.ann_under, "steps": steps, "q10_over_max": q})
+
+
+def _correlation(le: LayerEval, network, by_name) -> Finding | None:
+    if not math.isfinite(le.r) or le.r >= R_MEDIUM:
+        return None
+    ups = [by_name[n].r for n in _upstream(network, le.name) if n in by_name and math.isfinite(by_name[n].r)]
+    r_in = min(ups) if ups else 1.0
+    if r_in - le.r < R_DROP:
+        return None  # inherited: named where it drops
+    after = [l for l in by_name.values() if network.index(l.name) > network.index(le.name)
+             and math.isfinite(l.r) and l.r < R_MEDIUM]
+    tail = f"; it carries on to {', '.join(f'{l.name} (r={l.r:.2f})' for l in after)}" if after else ""
+    return Finding(le.name, "low_correlation", HIGH if le.r < R_HIGH else MEDIUM,
+                   f"layer {le.name}: ANN vs SNN correlation drops here to r = {le.r:.3f} "
+                   f"(its inputs: r = {r_in:.3f}){tail}",
+                   "look at the other findings for this layer; without one, run longer or compare the "
+                   "neuron model's rate function with the ANN activation",
+                   {"r": le.r, "r_inputs": r_in})
+
+
+def _maxpool(le: LayerEval) -> Finding | None:
+    if le.kind != nw.MAX_POOL2D or not math.isfinite(le.pool_error) or le.pool_error < 0.05:
+        return None
+    return Finding(le.name, "maxpool_error", HIGH if le.pool_error >= 0.2 else MEDIUM,
+                   f"layer {le.name}: the spiking max (the input with the most spikes so far passes its "
+                   f"spikes) is off the max of the input rates by {_pct(le.pool_error)} on average "
+                   f"(r = {le.pool_r:.3f})",
+                   "replace max pooling by average pooling and retrain, or run longer so the winner settles",
+                   {"pool_error": le.pool_error, "pool_r": le.pool_r})
+
+
+def _quantization(le: LayerEval) -> Finding | None:
+    q = le.quantization
+    rms, top = q.get("weight_rms_rel_error"), q.get("weight_max_rel_error")
+    clipped = int(q.get("weight_clipped", 0)) + int(q.get("bias_clipped", 0))
+    if rms is None or (rms < 0.01 and clipped == 0):
+        return None
+    return Finding(le.name, "quantization", MEDIUM if clipped or rms >= 0.05 else LOW,
+                   f"layer {le.name}: Loihi {q.get('weight_bits', 8)}-bit weights (exponent "
+                   f"{q.get('weight_exp')}) are off by up to {_pct(top)} of the largest weight (rms "
+                   f"{_pct(rms)}); {clipped} values clipped",
+                   "narrow the weight range (weight decay, clip outliers) or use weight_bits=8",
+                   {k: v for k, v in q.items() if isinstance(v, (int, float))})
+
+
+def _negative(le: LayerEval) -> Finding | None:
+    if le.negative < 0.001:
+        return None
+    return Finding(le.name, "negative_spikes", MEDIUM,
+                   f"layer {le.name}: {_pct(le.negative)} of its spikes are negative; most neuromorphic "
+                   "hardware cannot send them",
+                   "use a non-negative rate function (relu, sigmoid) or IF neurons for this layer",
+                   {"negative": le.negative})
+
+
+def _network_findings(network, result: EvalResult, percentile) -> list[Finding]:
+    out = []
+    acc = result.snn_accuracy
+    if result.labelled and result.samples and len(acc) >= 4:
+        half = acc[len(acc) // 2 - 1]
+        gain = float(acc[-1] - half)
+        if gain >= 0.01:
+            out.append(Finding("", "not_converged", MEDIUM,
+                               f"accuracy was still rising at the last step: {100 * half:.1f}% at step "
+                               f"{len(acc) // 2}, {100 * acc[-1]:.1f}% at step {len(acc)}",
+                               f"run longer (--steps {len(acc) * 2})", {"gain": gain}))
+    if percentile is None:
+        out.append(Finding("", "unnormalized", MEDIUM if any(l.saturated > 0.02 for l in result.layers) else INFO,
+                           "the network runs un-normalized: layer activations are not fitted to the "
+                           "[0, max rate] range of the neurons",
+                           "normalize with calibration data (--normalize 99.9 --calibration FILE)", {}))
+    return out
+
+
+def diagnose_result(network: nw.Network, result: EvalResult) -> Diagnosis:
+    """Findings from an evaluation of ``network`` that already ran."""
+    norm = network.normalization or {}
+    percentile = float(norm["percentile"]) if "percentile" in norm else None
+    by_name = {le.name: le for le in result.layers if le.kind != nw.INPUT}
+    findings = _network_findings(network, result, percentile)
+    saturated: set[str] = set()
+    for le in by_name.values():  # network order: upstream causes are known downstream
+        layer_findings = [f for f in (
+            _saturated(le, percentile, network, saturated), _silent(le, network, by_name, result.steps),
+            _resolution(le, result.steps), _maxpool(le), _quantization(le), _negative(le)) if f is not None]
+        if any(f.cause == "saturated" for f in layer_findings):
+            saturated.add(le.name)
+        low_r = _correlation(le, network, by_name)
+        if low_r is not None and layer_findings:
+            first = max(layer_findings, key=lambda f: f.severity)
+            low_r = dataclasses.replace(low_r, suggestion=f"see the {first.cause} finding of {le.name}: "
+                                        f"{first.suggestion}")
+        findings += layer_findings + ([low_r] if low_r is not None else [])
+    order = {name: i for i, name in enumerate(l.name for l in network.layers)}
+    findings.sort(key=lambda f: (-f.severity, order.get(f.layer, -1)))
+    return Diagnosis(tuple(findings), result, percentile)
+
+
+def diagnose(network: nw.Network, config, x, y=None, steps: int | None = None, **kw) -> Diagnosis:
+    """Run ``network`` on ``x`` (``evaluate``'s keyword arguments pass through) and diagnose it."""
+    return diagnose_result(network, evaluate(network, config, x, y, steps=steps, **kw))
+
+
+def format_report(d: Diagnosis) -> str:
+    """The text ``snn-workbench diagnose`` prints: the findings, then the per-layer evidence."""
+    r = d.result
+    lines = []
+    if r.labelled and r.samples:
+        lines.append(f"ANN accuracy {100 * r.ann_accuracy:.2f} %   SNN accuracy {100 * r.snn_accuracy[-1]:.2f} % "
+                     f"after {r.steps} steps   ({r.samples} samples)")
+    lines.append(f"{len(d.findings)} finding(s)" + (":" if d.findings else ": nothing stands out"))
+    for i, f in enumerate(d.findings, 1):
+        lines += [f"{i:>2}. [{f.severity_name}] {f.cause}: {f.message}", f"    -> {f.suggestion}"]
+    lines.append("")
+    head = (f"{'layer':<16} {'lambda':>8} {'r':>7} {'satur.%':>8} {'silent%':>8} {'ANN>max%':>9} "
+            f"{'<1/T %':>7} {'spikes/sample':>14}")
+    lines += [head, "-" * len(head)]
+    for le in r.layers:
+        if le.kind == nw.INPUT:
+            continue
+        lam = "-" if not math.isfinite(le.scale) else f"{le.scale:.3g}"
+        rr = "n/a" if not math.isfinite(le.r) else f"{le.r:.3f}"
+        lines.append(f"{le.name:<16.16} {lam:>8} {rr:>7} {100 * le.saturated:>8.1f} {100 * le.silent:>8.1f} "
+                     f"{100 * le.ann_over:>9.1f} {100 * le.ann_under:>7.1f} {le.spikes_per_sample:>14.1f}")
+    return "\n".join(lines)
