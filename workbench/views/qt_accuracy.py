@@ -26,7 +26,7 @@ class QtAccuracyView(QtSnapshotView):
         self._ann_accuracy: float | None = None
         self.plot_widget = pg.GraphicsLayoutWidget()
         self.count_plot = make_plot("Output spike counts", "timestep", "cumulative spikes")
-        self.count_legend = self.count_plot.addLegend(offset=(5, 5), labelTextSize="8pt", colCount=5,
+        self.count_legend = self.count_plot.addLegend(offset=(5, 5), labelTextSize="8pt", colCount=3,
                                                       verSpacing=-6)
         self._count_curves: list[pg.PlotDataItem] = []
 

@@ -91,6 +91,8 @@ class QtRasterView(QtSnapshotView):
             self._sample_box.blockSignals(False)
 
     def _on_range_changed(self, *args) -> None:
+        if self._stacked and self._blocks:
+            self.plot.getAxis("left").setTicks([self._layer_ticks(), []])
         if self._snapshot is not None and self._pooling() != self._pool:
             self._schedule()
 
@@ -183,7 +185,7 @@ class QtRasterView(QtSnapshotView):
     def _update_axes(self, snapshot, names, b) -> None:
         left = self.plot.getAxis("left")
         if self._stacked:
-            left.setTicks([[(first + n / 2, name) for name, first, n in self._blocks], []])
+            left.setTicks([self._layer_ticks(), []])
             left.setLabel("layer")
             title = "Spikes — all recorded layers"
         else:
@@ -197,6 +199,18 @@ class QtRasterView(QtSnapshotView):
         set_title(self.plot, title)
         steps = snapshot.history.steps
         self._status.setText(f"steps {int(steps[0])}–{int(steps[-1])}")
+
+    def _layer_ticks(self) -> list[tuple[float, str]]:
+        """A name at the middle of each layer's block, leaving out names that would overlap
+        the one above (small layers under a big one); zoom in to see them."""
+        rows_per_px = max(self.plot.vb.viewPixelSize()[1], 1e-9)
+        ticks, last = [], -np.inf
+        for name, first, n in self._blocks:
+            mid = first + n / 2
+            if (mid - last) / rows_per_px >= 14:
+                ticks.append((mid, name))
+                last = mid
+        return ticks
 
     # ---- input -----------------------------------------------------------------------------
     def _on_scene_clicked(self, event) -> None:

@@ -38,7 +38,7 @@ class QtRatesView(QtSnapshotView):
         self.bar_plot.invertY(True)
         self.bar_plot.setMouseEnabled(x=False, y=False)
         self.bar_plot.showGrid(x=True, y=False, alpha=0.2)
-        self.bar_plot.getAxis("bottom").setTickDensity(0.6)
+        self.bar_plot.getAxis("bottom").setTickDensity(0.4)
 
         self.plot_widget.addItem(self.hist_plot, 0, 0)
         self.plot_widget.addItem(self.bar_plot, 0, 1)
