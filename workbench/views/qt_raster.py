@@ -139,8 +139,12 @@ class QtRasterView(QtSnapshotView):
             self._blocks = []
             self._buf = np.zeros((0, 0), dtype=np.uint8)
             self.image.clear()
-            missing = self._selected or "no layer"
-            self._status.setText("no steps yet" if names else f"{missing}: not recorded")
+            if names:
+                self._status.setText("no steps yet")
+            elif self._selected and not any(ls.name == self._selected and ls.is_neuron for ls in snapshot.layers):
+                self._status.setText(f"{self._selected}: no neurons, no spikes")
+            else:
+                self._status.setText(f"{self._selected or 'no layer'}: not recorded")
             set_title(self.plot, "Spikes")
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]

@@ -42,8 +42,8 @@ class QtRatesView(QtSnapshotView):
 
         self.plot_widget.addItem(self.hist_plot, 0, 0)
         self.plot_widget.addItem(self.bar_plot, 0, 1)
-        self.plot_widget.ci.layout.setColumnStretchFactor(0, 3)
-        self.plot_widget.ci.layout.setColumnStretchFactor(1, 2)
+        self.plot_widget.ci.layout.setColumnStretchFactor(0, 1)
+        self.plot_widget.ci.layout.setColumnStretchFactor(1, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot_widget)
