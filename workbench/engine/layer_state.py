@@ -107,10 +107,8 @@ def compute_current(ls: LayerState, inputs: list[np.ndarray]) -> None:
         ls.path = "event"
     elif kind == nw.AVG_POOL2D:
         scale = layer.config.get("input_scales", [1.0])[0]
-        par = synapses.pool_parallel(x)
-        kernel = synapses.avg_pool_parallel if par else synapses.avg_pool
-        kernel(x, *_pool_geometry(layer, x.shape), np.float32(scale), ls.J)
-        ls.path = "par" if par else "serial"
+        ls.path = synapses.pool(synapses.avg_pool, synapses.avg_pool_block, x,
+                                (*_pool_geometry(layer, x.shape), np.float32(scale), ls.J))
     elif kind == nw.GLOBAL_AVG_POOL2D:
         scale = layer.config.get("input_scales", [1.0])[0]
         np.multiply(x.mean(axis=(1, 2)), scale, out=ls.J.reshape(x.shape[0], -1), casting="unsafe")
@@ -137,10 +135,8 @@ def transform(ls: LayerState, inputs: list[np.ndarray]) -> None:
     elif kind == nw.MAX_POOL2D:
         if ls.pool_counts is None:
             ls.pool_counts = np.zeros(x.shape, dtype=np.float64)
-        par = synapses.pool_parallel(x)
-        kernel = synapses.max_pool_by_count_parallel if par else synapses.max_pool_by_count
-        kernel(x, ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y)
-        ls.path = "par" if par else "serial"
+        ls.path = synapses.pool(synapses.max_pool_by_count, synapses.max_pool_block, x,
+                                (ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y))
     else:  # pragma: no cover
         raise AssertionError(kind)
 

@@ -1,8 +1,20 @@
 """Synaptic propagation kernels: from the previous layers' outputs to this layer's input current.
 
-All arrays are channels-last with a leading batch axis, float32. Every kernel skips zero inputs,
-so its cost follows the number of spikes (event-driven); the dense layer also has a BLAS path for
-when most inputs are non-zero (constant-current input, high rates), chosen per call by density.
+All arrays are channels-last with a leading batch axis, float32. Every event kernel skips zero
+inputs, so its cost follows the number of spikes. Per call, by the input's density and the work
+it implies, ``dense_current`` and ``conv_current`` pick one path and return its name:
+
+- ``event``     serial scatter of the non-zero inputs (small layers: no thread start-up cost);
+- ``event-par`` the same serial kernel on blocks of (samples x output channels) run by a small
+                thread pool; kernels release the GIL (``nogil``), each block owns disjoint
+                outputs (no races) and sums in the serial order, so results are identical;
+- ``blas``      dense: one matmul; conv: im2col (numba) + one matmul, for inputs where most
+                values are non-zero (constant-current input, high rates). BLAS threads itself.
+
+Why a thread pool and not ``numba.prange``: numba's parallel gufuncs compiled these scatter loops
+2-3x slower per element than the serial kernel (the per-sample views lose their contiguous
+layout, so the inner channel loop is not vectorized), which ate the gain of the second core.
+``set_threads(1)`` (or SNN_WORKBENCH_THREADS=1) makes every path serial.
 
 Padding follows TensorFlow: for 'same', ``pad_total = max((ceil(n/s) - 1)*s + k - n, 0)`` with the
 extra row/column at the bottom/right.
@@ -11,12 +23,65 @@ extra row/column at the bottom/right.
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
 # Above this fraction of non-zero inputs the dense layer uses BLAS instead of the event loop.
 DENSE_BLAS_DENSITY = 0.15
+# The same for convolutions (im2col + BLAS); higher because im2col copies kh*kw times the input.
+CONV_BLAS_DENSITY = 0.30
+# Below this many estimated multiply-adds a call runs serially: handing work to another thread
+# costs tens of microseconds, more on a busy machine.
+PARALLEL_MIN_WORK = 300_000
+# im2col rows are made in chunks of at most this many float32 values (bounds the buffer).
+IM2COL_BUDGET = 4 * 2**20
+
+
+_THREADS = max(1, int(os.environ.get("SNN_WORKBENCH_THREADS", 0)) or (os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def set_threads(n: int) -> None:
+    """How many threads the ``event-par`` paths use (1: always serial)."""
+    global _THREADS, _POOL
+    with _POOL_LOCK:
+        _THREADS = max(1, int(n))
+        if _POOL is not None:
+            _POOL.shutdown(wait=True)
+            _POOL = None
+
+
+def threads() -> int:
+    return _THREADS
+
+
+def _blocks(batch: int, channels: int, n: int) -> list[tuple[int, int, int, int]]:
+    """``n`` blocks (b0, b1, c0, c1): split over samples, or over output channels when the batch
+    is smaller than ``n``."""
+    if batch >= n:
+        return [(i * batch // n, (i + 1) * batch // n, 0, channels) for i in range(n)]
+    per = max(1, min(channels // 8, -(-n // batch)))
+    return [(bi, bi + 1, c * channels // per, (c + 1) * channels // per) for bi in range(batch) for c in range(per)]
+
+
+def run_blocks(kernel, args: tuple, batch: int, channels: int) -> None:
+    """Call ``kernel(*args, b0, b1, c0, c1)`` on ``threads()`` blocks: all but one in the pool,
+    one in the calling thread; returns when all are done (exceptions propagate)."""
+    global _POOL
+    blocks = _blocks(batch, channels, _THREADS)
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                _POOL = ThreadPoolExecutor(max(1, _THREADS - 1), thread_name_prefix="snn-synapses")
+    futures = [_POOL.submit(kernel, *args, *blk) for blk in blocks[1:]]
+    kernel(*args, *blocks[0])
+    for f in futures:
+        f.result()
 
 
 def same_padding(n: int, k: int, s: int) -> tuple[int, int]:
@@ -46,50 +111,161 @@ def dense_event(y, w, b, out):
                     out[bi, o] += yi * w[i, o]
 
 
-def dense_current(y, w, b, out) -> str:
-    """Fill ``out`` with ``y @ w + b``; returns which path ran ('event' or 'blas')."""
-    density = np.count_nonzero(y) / max(y.size, 1)
-    if density > DENSE_BLAS_DENSITY:
+@numba.njit(nogil=True, cache=True)
+def dense_event_block(y, w, b, out, b0, b1, o0, o1):
+    """``dense_event`` for samples ``b0:b1`` and outputs ``o0:o1`` only."""
+    nin = y.shape[1]
+    n = o1 - o0
+    for bi in range(b0, b1):
+        orow = out[bi, o0:o1]  # views indexed from 0 vectorize (see _conv_scatter)
+        for o in range(o0, o1):
+            out[bi, o] = b[o]
+        for i in range(nin):
+            yi = y[bi, i]
+            if yi != 0.0:
+                wrow = w[i, o0:o1]
+                for k in range(n):
+                    orow[k] += yi * wrow[k]
+
+
+def dense_current(y, w, b, out, nnz: int | None = None) -> str:
+    """Fill ``out`` with ``y @ w + b``; returns which path ran ('event', 'event-par', 'blas').
+    ``nnz``: the number of non-zero inputs when the caller knows it (else counted here)."""
+    if nnz is None:
+        nnz = np.count_nonzero(y)
+    if nnz > DENSE_BLAS_DENSITY * y.size:
         np.matmul(y, w, out=out)
         out += b
         return "blas"
+    if _THREADS > 1 and nnz * w.shape[1] >= PARALLEL_MIN_WORK:
+        run_blocks(dense_event_block, (y, w, b, out), y.shape[0], w.shape[1])
+        return "event-par"
     dense_event(y, w, b, out)
     return "event"
 
 
 @numba.njit(nogil=True, cache=True)
+def _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, c0, c1):
+    """Sample ``bi``, output channels ``c0:c1``: bias, then scatter every non-zero input."""
+    _, ih, iw, cin = x.shape
+    kh, kw = w.shape[0], w.shape[1]
+    oh, ow = out.shape[1], out.shape[2]
+    nc = c1 - c0
+    for oy in range(oh):
+        for ox in range(ow):
+            for co in range(c0, c1):
+                out[bi, oy, ox, co] = b[co]
+    for iy in range(ih):
+        for ix in range(iw):
+            for ci in range(cin):
+                v = x[bi, iy, ix, ci]
+                if v == 0.0:
+                    continue
+                for ky in range(kh):
+                    ty = iy + pt - ky
+                    if ty < 0 or ty % sh != 0:
+                        continue
+                    oy = ty // sh
+                    if oy >= oh:
+                        continue
+                    for kx in range(kw):
+                        tx = ix + pl - kx
+                        if tx < 0 or tx % sw != 0:
+                            continue
+                        ox = tx // sw
+                        if ox >= ow:
+                            continue
+                        # 1-D views indexed from 0: numba then knows the index is >= 0 and
+                        # drops its negative-index wraparound, so the loop vectorizes
+                        orow = out[bi, oy, ox, c0:c1]
+                        wrow = w[ky, kx, ci, c0:c1]
+                        for k in range(nc):
+                            orow[k] += v * wrow[k]
+
+
+@numba.njit(nogil=True, cache=True)
 def conv2d_event(x, w, b, sh, sw, pt, pl, out):
     """Scatter each non-zero input into the outputs whose receptive field holds it."""
-    nb, ih, iw, cin = x.shape
+    for bi in range(x.shape[0]):
+        _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, 0, w.shape[3])
+
+
+@numba.njit(nogil=True, cache=True)
+def conv2d_event_block(x, w, b, sh, sw, pt, pl, out, b0, b1, c0, c1):
+    """``conv2d_event`` for samples ``b0:b1`` and output channels ``c0:c1`` only."""
+    for bi in range(b0, b1):
+        _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, c0, c1)
+
+
+@numba.njit(nogil=True, cache=True)
+def im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, b0, cols):
+    """Rows (b, oy, ox) of samples ``b0 ..`` and columns (ky, kx, ci): the receptive fields, with
+    zeros for padding; ``cols`` holds as many samples as fit (its rows // (oh*ow))."""
+    _, ih, iw, cin = x.shape
+    nb = min(cols.shape[0] // (oh * ow), x.shape[0] - b0)
+    for r in range(nb * oh):
+        bi = r // oh
+        oy = r % oh
+        for ox in range(ow):
+            row = (bi * oh + oy) * ow + ox
+            col = 0
+            for ky in range(kh):
+                iy = oy * sh - pt + ky
+                for kx in range(kw):
+                    ix = ox * sw - pl + kx
+                    inside = 0 <= iy < ih and 0 <= ix < iw
+                    for ci in range(cin):
+                        cols[row, col] = x[b0 + bi, iy, ix, ci] if inside else 0.0
+                        col += 1
+    return nb
+
+
+def conv2d_blas(x, w, b, sh, sw, pt, pl, out) -> None:
+    """Dense convolution: im2col in chunks of samples, then one BLAS matmul per chunk."""
+    kh, kw, cin, cout = w.shape
+    nb, oh, ow = out.shape[:3]
+    per_sample = oh * ow * kh * kw * cin
+    chunk = max(1, min(nb, IM2COL_BUDGET // max(per_sample, 1)))
+    cols = np.empty((chunk * oh * ow, kh * kw * cin), np.float32)
+    w2 = w.reshape(kh * kw * cin, cout)
+    flat = out.reshape(nb * oh * ow, cout)
+    b0 = 0
+    while b0 < nb:
+        n = im2col(x, kh, kw, sh, sw, pt, pl, oh, ow, b0, cols)
+        rows = n * oh * ow
+        np.matmul(cols[:rows], w2, out=flat[b0 * oh * ow : b0 * oh * ow + rows])
+        b0 += n
+    out += b
+
+
+def conv_current(x, w, b, sh, sw, pt, pl, out, nnz: int | None = None) -> str:
+    """Fill ``out`` with the convolution of ``x``; returns the path that ran ('event',
+    'event-par' or 'blas'). ``nnz``: non-zero inputs, when the caller knows it."""
+    if nnz is None:
+        nnz = np.count_nonzero(x)
+    if nnz > CONV_BLAS_DENSITY * x.size:
+        conv2d_blas(x, w, b, sh, sw, pt, pl, out)
+        return "blas"
     kh, kw, _, cout = w.shape
-    oh, ow = out.shape[1], out.shape[2]
-    for bi in range(nb):
-        for oy in range(oh):
-            for ox in range(ow):
-                for co in range(cout):
-                    out[bi, oy, ox, co] = b[co]
-        for iy in range(ih):
-            for ix in range(iw):
-                for ci in range(cin):
-                    v = x[bi, iy, ix, ci]
-                    if v == 0.0:
-                        continue
-                    for ky in range(kh):
-                        ty = iy + pt - ky
-                        if ty < 0 or ty % sh != 0:
-                            continue
-                        oy = ty // sh
-                        if oy >= oh:
-                            continue
-                        for kx in range(kw):
-                            tx = ix + pl - kx
-                            if tx < 0 or tx % sw != 0:
-                                continue
-                            ox = tx // sw
-                            if ox >= ow:
-                                continue
-                            for co in range(cout):
-                                out[bi, oy, ox, co] += v * w[ky, kx, ci, co]
+    if _THREADS > 1 and nnz * kh * kw * cout >= PARALLEL_MIN_WORK * sh * sw:
+        run_blocks(conv2d_event_block, (x, w, b, sh, sw, pt, pl, out), x.shape[0], cout)
+        return "event-par"
+    conv2d_event(x, w, b, sh, sw, pt, pl, out)
+    return "event"
+
+
+@numba.njit(nogil=True, cache=True)
+def emit(spikes, scale, y, counts):
+    """After the neurons: ``y = spikes * scale``, ``counts += spikes``; returns the number of
+    non-zero spikes (flat arrays). One pass instead of three numpy calls."""
+    nnz = 0
+    for i in range(spikes.size):
+        s = spikes[i]
+        y[i] = s * scale
+        counts[i] += s
+        if s != 0.0:
+            nnz += 1
+    return nnz
 
 
 @numba.njit(nogil=True, cache=True)
@@ -128,30 +304,72 @@ def depthwise_event(x, w, b, sh, sw, pt, pl, out):
 
 
 @numba.njit(nogil=True, cache=True)
+def _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi):
+    _, ih, iw, c = x.shape
+    oh, ow = out.shape[1], out.shape[2]
+    for oy in range(oh):
+        y0 = oy * sh - pt
+        for ox in range(ow):
+            x0 = ox * sw - pl
+            for ci in range(c):
+                acc = 0.0
+                n = 0
+                for ky in range(ph):
+                    iy = y0 + ky
+                    if iy < 0 or iy >= ih:
+                        continue
+                    for kx in range(pw):
+                        ix = x0 + kx
+                        if ix < 0 or ix >= iw:
+                            continue
+                        acc += x[bi, iy, ix, ci]
+                        n += 1
+                out[bi, oy, ox, ci] = scale * acc / max(n, 1)
+
+
+@numba.njit(nogil=True, cache=True)
 def avg_pool(x, ph, pw, sh, sw, pt, pl, scale, out):
     """Keras AveragePooling2D: the mean over the window's elements inside the input (padding
     excluded from the count), times ``scale`` (the normalization factor of this join)."""
-    nb, ih, iw, c = x.shape
+    for bi in range(x.shape[0]):
+        _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi)
+
+
+@numba.njit(nogil=True, cache=True)
+def avg_pool_block(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1, c0, c1):
+    """``avg_pool`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
+    for bi in range(b0, b1):
+        _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi)
+
+
+@numba.njit(nogil=True, cache=True)
+def _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi):
+    _, ih, iw, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
-    for bi in range(nb):
-        for oy in range(oh):
-            y0 = oy * sh - pt
-            for ox in range(ow):
-                x0 = ox * sw - pl
-                for ci in range(c):
-                    acc = 0.0
-                    n = 0
-                    for ky in range(ph):
-                        iy = y0 + ky
-                        if iy < 0 or iy >= ih:
+    for iy in range(ih):
+        for ix in range(iw):
+            for ci in range(c):
+                counts[bi, iy, ix, ci] += x[bi, iy, ix, ci]
+    for oy in range(oh):
+        y0 = oy * sh - pt
+        for ox in range(ow):
+            x0 = ox * sw - pl
+            for ci in range(c):
+                best = -np.inf
+                val = 0.0
+                for ky in range(ph):
+                    iy = y0 + ky
+                    if iy < 0 or iy >= ih:
+                        continue
+                    for kx in range(pw):
+                        ix = x0 + kx
+                        if ix < 0 or ix >= iw:
                             continue
-                        for kx in range(pw):
-                            ix = x0 + kx
-                            if ix < 0 or ix >= iw:
-                                continue
-                            acc += x[bi, iy, ix, ci]
-                            n += 1
-                    out[bi, oy, ox, ci] = scale * acc / max(n, 1)
+                        cnt = counts[bi, iy, ix, ci]
+                        if cnt > best:
+                            best = cnt
+                            val = x[bi, iy, ix, ci]
+                out[bi, oy, ox, ci] = val
 
 
 @numba.njit(nogil=True, cache=True)
@@ -159,31 +377,25 @@ def max_pool_by_count(x, counts, ph, pw, sh, sw, pt, pl, out):
     """INIsim-style spiking max pooling: add this step's input to the running ``counts``, then
     each output passes this step's value of the window's input with the highest count so far
     (ties: the first in row-major window order). Padding never wins."""
-    nb, ih, iw, c = x.shape
-    oh, ow = out.shape[1], out.shape[2]
-    for i in range(x.size):
-        counts.flat[i] += x.flat[i]
-    for bi in range(nb):
-        for oy in range(oh):
-            y0 = oy * sh - pt
-            for ox in range(ow):
-                x0 = ox * sw - pl
-                for ci in range(c):
-                    best = -np.inf
-                    val = 0.0
-                    for ky in range(ph):
-                        iy = y0 + ky
-                        if iy < 0 or iy >= ih:
-                            continue
-                        for kx in range(pw):
-                            ix = x0 + kx
-                            if ix < 0 or ix >= iw:
-                                continue
-                            cnt = counts[bi, iy, ix, ci]
-                            if cnt > best:
-                                best = cnt
-                                val = x[bi, iy, ix, ci]
-                    out[bi, oy, ox, ci] = val
+    for bi in range(x.shape[0]):
+        _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi)
+
+
+@numba.njit(nogil=True, cache=True)
+def max_pool_block(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1, c0, c1):
+    """``max_pool_by_count`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
+    for bi in range(b0, b1):
+        _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi)
+
+
+def pool(kernel, block_kernel, x, args: tuple) -> str:
+    """Run a pooling kernel serially, or on sample blocks when the input is large enough that
+    another thread pays (the work is a few operations per input value)."""
+    if _THREADS > 1 and x.shape[0] >= _THREADS and x.size >= 4 * PARALLEL_MIN_WORK:
+        run_blocks(block_kernel, (x, *args), x.shape[0], 1)
+        return "par"
+    kernel(x, *args)
+    return "serial"
 
 
 def zero_pad(x, padding, out) -> None:
