@@ -114,3 +114,78 @@ def test_unlabelled_and_json():
     assert not r.labelled and np.isnan(r.ann_accuracy) and len(r.predictions) == len(x)
     d = json.loads(json.dumps(r.to_dict()))
     assert d["samples"] == len(x) and d["chance"] == pytest.approx(0.25)
+
+
+# ---- the command line --------------------------------------------------------------------------
+@pytest.fixture()
+def mlp_files(tmp_path):
+    net = E.mlp()
+    x, y = E.data(net, 64)
+    net.save(tmp_path / "mlp.npz")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    return str(tmp_path / "mlp.npz"), str(tmp_path / "data.npz"), tmp_path
+
+
+def test_evaluate_command_writes_json_csv_png(mlp_files, capsys):
+    import json
+
+    from workbench.cli import main
+
+    model, data, folder = mlp_files
+    out = folder / "ev"
+    assert main(["evaluate", model, "--data", data, "--steps", "20", "--batch", "16", "--top-k", "2",
+                 "--no-progress", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "top-1" in text and "top-2" in text and "synaptic operations per sample" in text
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["completed"] and saved["samples"] == 64 and len(saved["snn_topk"]["2"]) == 20
+    lines = out.with_suffix(".csv").read_text().splitlines()
+    assert lines[0] == "step,top1,top2" and len(lines) == 21
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_command_ctrl_c_keeps_finished_batches(mlp_files, capsys, monkeypatch):
+    """The first Ctrl-C (here raised by the progress callback during the second batch) stops after
+    the running batch is dropped; the finished batch is written."""
+    import json
+    import signal
+
+    from workbench import cli_eval
+    from workbench.cli import main
+
+    model, data, folder = mlp_files
+    real = cli_eval._progress
+
+    def progress(total, unit, enabled):
+        def update(done, _total=None):
+            if done == 30:  # steps 21..40 are the second batch of 20
+                signal.raise_signal(signal.SIGINT)
+        return update, (lambda: None)
+
+    monkeypatch.setattr(cli_eval, "_progress", progress)
+    out = folder / "part"
+    assert main(["evaluate", model, "--data", data, "--steps", "20", "--batch", "32", "--no-plot",
+                 "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "32 of 64 samples finished" in captured.out and "stopping" in captured.err
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["samples"] == 32 and saved["completed"] is False
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert real is not progress
+
+
+def test_diagnose_command_names_the_planted_layer(tmp_path, capsys):
+    import json
+
+    from workbench.cli import main
+
+    net, x, y = E.over_scaled("fc2", 5.0)
+    net.save(tmp_path / "bad.npz")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    assert main(["diagnose", str(tmp_path / "bad.npz"), "--data", str(tmp_path / "data.npz"), "--normalize", "0",
+                 "--json", str(tmp_path / "d.json"), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    first = next(line for line in text.splitlines() if line.strip().startswith("1."))
+    assert "saturated" in first and "fc2" in first
+    saved = json.loads((tmp_path / "d.json").read_text())
+    assert saved["findings"][0]["layer"] == "fc2"

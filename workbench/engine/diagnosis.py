@@ -176,7 +176,7 @@ def _resolution(le: LayerEval, steps) -> Finding | None:
                    f"layer {le.name}: in {steps} steps a rate can only be k/{steps}; {_pct(le.ann_under)} "
                    f"of its active ANN values are below one spike per run ({le.resolution:.3g}) and round "
                    "to 0 or 1 spike",
-                   f"run longer: about {max(want, steps + 1)} steps resolve 90% of them",
+                   f"run longer: about {max(want, _nice_steps(1.5 * steps))} steps resolve 90% of them",
                    {"ann_under": le.ann_under, "steps": steps, "q10_over_max": q})
 
 

@@ -168,7 +168,7 @@ def run_point(model, data, calibration, point: dict, base: dict) -> dict:
     r = evaluate(prep.network, config, x, y, steps=steps)
     return {**point, "ann_accuracy": float(r.ann_accuracy), "snn_accuracy": float(r.snn_accuracy[-1]),
             "spikes_per_sample": r.spikes_per_sample, "synops_per_sample": r.synops_per_sample,
-            "samples": r.samples, "seconds": time.perf_counter() - start}
+            "samples": r.samples, "chance": r.chance, "seconds": time.perf_counter() - start}
 
 
 def run_serial(model, data, calibration, grid_points, base, on_result: Callable[[int, dict], None] | None = None,
@@ -226,8 +226,9 @@ def run_dask(model, data, calibration, grid_points, base, scheduler: str | None 
 
 def pareto(rows: list[dict]) -> list[dict]:
     """The rows no other row beats on both accuracy (higher) and synaptic operations (lower),
-    sorted by operations: the trade-off curve."""
-    done = sorted((r for r in rows if r is not None), key=lambda r: (r["synops_per_sample"], -r["snn_accuracy"]))
+    sorted by operations: the trade-off curve. Points not above chance level are left out."""
+    done = sorted((r for r in rows if r is not None and not r["snn_accuracy"] <= r.get("chance", 0.0)),
+                  key=lambda r: (r["synops_per_sample"], -r["snn_accuracy"]))
     front, best = [], -np.inf
     for r in done:
         if r["snn_accuracy"] > best:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 import pyqtgraph as pg
@@ -169,11 +170,31 @@ def _app():
     return app
 
 
+def _quiet_offscreen() -> None:
+    """The offscreen platform warns about size hints on every shown widget; drop that line only."""
+    from PyQt6.QtCore import qInstallMessageHandler
+
+    if _APP and not getattr(_quiet_offscreen, "done", False):
+        previous = [None]
+
+        def handler(mode, context, message):
+            if "propagateSizeHints" in message:
+                return
+            if previous[0] is not None:
+                previous[0](mode, context, message)
+            else:
+                sys.stderr.write(message + "\n")
+
+        previous[0] = qInstallMessageHandler(handler)
+        _quiet_offscreen.done = True
+
+
 def save_png(widget: QWidget, path, size=(900, 560)) -> None:
     """Render ``widget`` into a PNG file, atomically, without showing it on screen."""
     from workbench.atomic import atomic_path
     from workbench.errors import OutputFileError
 
+    _quiet_offscreen()
     widget.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     widget.resize(*size)
     widget.show()
