@@ -1,6 +1,10 @@
 """Atomic file writes: a temporary file beside the target, renamed over it only when complete.
 
 An interrupted export or save therefore never leaves a half-written file where a good one was.
+A process killed outright (``kill -9``, power loss) cannot delete its temporary file; the name
+carries the writer's process id (``.<name>.<pid>-<random>.part``), and the next write to the same
+target removes temporary files whose writer is no longer running. Files of a live writer (this
+or another process) are never touched.
 """
 
 from __future__ import annotations
@@ -10,12 +14,67 @@ import os
 import tempfile
 from pathlib import Path
 
+from workbench.errors import OutputFileError
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a pid we understand: keep the file
+    return True
+
+
+def stale_parts(path: str | os.PathLike) -> list[Path]:
+    """Temporary files left beside ``path`` by writers that died before renaming them."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    prefix = f".{path.name}."
+    stale = []
+    try:
+        candidates = list(folder.glob(f"{glob_escape(prefix)}*.part"))
+    except OSError:
+        return []
+    for part in candidates:
+        tag = part.name[len(prefix):].split("-", 1)[0]
+        if tag.isdigit() and int(tag) != os.getpid() and not _writer_alive(int(tag)) and part.is_file():
+            stale.append(part)
+    return stale
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def _check_target(path: Path) -> Path:
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise OutputFileError(f"{path}: cannot write: the folder '{folder}' does not exist")
+    if not folder.is_dir():
+        raise OutputFileError(f"{path}: cannot write: '{folder}' is not a folder")
+    if path.is_dir():
+        raise OutputFileError(f"{path}: cannot write: it is a folder; give a file name")
+    return folder
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path in the target's folder; on success fsync and rename it to ``path``."""
+    """Yield a temporary path in the target's folder; on success fsync and rename it to ``path``.
+
+    Raises ``OutputFileError`` naming ``path`` when the target cannot be written at all (missing
+    folder, a folder in the way, no permission); errors of the writer itself pass through.
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent or ".")
+    folder = _check_target(path)
+    for part in stale_parts(path):
+        with contextlib.suppress(OSError):
+            part.unlink()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OutputFileError(f"{path}: cannot write here ({exc.strerror})") from None
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -24,8 +83,22 @@ def atomic_path(path: str | os.PathLike):
         yield Path(tmp)
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise OutputFileError(f"{path}: cannot replace the file ({exc.strerror})") from None
+        _fsync_folder(folder)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (best effort: not every file system allows it)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

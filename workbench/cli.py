@@ -16,6 +16,18 @@ from workbench.errors import WorkbenchError
 EXIT_USER_ERROR = 2
 
 
+class _Default(int):
+    """An int default that remembers it was not typed: ``--batch`` larger than the data is an
+    error when given, and quietly becomes the data size when it is only the default."""
+
+
+DEFAULT_BATCH = _Default(64)
+
+
+def is_default(value) -> bool:
+    return isinstance(value, _Default)
+
+
 def _add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
     p.add_argument("model", nargs=None if model_required else "?", help="a .keras/.h5 model or a saved network (.npz)")
     p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
@@ -31,7 +43,8 @@ def _add_sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reset", choices=["subtract", "zero", "modulo"], help="IF reset mode (default subtract)")
     p.add_argument("--input", choices=["constant", "poisson"], default="constant", help="input encoding")
     p.add_argument("--steps", type=int, default=100, help="timesteps per sample")
-    p.add_argument("--batch", type=int, default=64, help="samples simulated together")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help="samples simulated together (default 64, or all samples when fewer)")
     p.add_argument("--samples", type=int, help="use only the first N samples")
     p.add_argument("--dt", type=float, help="timestep (default: the neuron model's)")
     p.add_argument("--seed", type=int, default=0)
@@ -49,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(p)
     _add_sim_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--record-trace", metavar="FILE",
+                   help="also record the first batch (spikes, membrane, ANN) to a trace file: .npz, .h5, .csv")
+    p.add_argument("--max-record-mb", type=float, default=2048, metavar="MB",
+                   help="memory a recording may take (default 2048); above it an .h5 trace is streamed "
+                        "to disk and other formats are refused")
 
     p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras")
     p.add_argument("model", help="a .keras or .h5 model")
@@ -105,6 +123,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"snn-workbench: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except OSError as exc:  # the system refused a file we were told to read or write
+        if args.debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"snn-workbench: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        if args.debug:
+            traceback.print_exc()
+        print("snn-workbench: error: out of memory; use fewer samples, a smaller --batch or fewer --steps",
+              file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("snn-workbench: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from workbench.cli import is_default
 from workbench.errors import ConfigError, DataFileError
 
 
@@ -56,7 +57,12 @@ def cmd_run(args) -> int:
         y = None if y is None else y[: args.samples]
     if args.batch < 1:
         raise ConfigError("batch", f"must be >= 1, got {args.batch}")
+    if args.batch > len(x) and not is_default(args.batch):
+        raise ConfigError("batch", f"{args.batch} is more than the {len(x)} sample(s) in the data; "
+                                   f"use --batch {len(x)} or less")
     config = make_config(args, min(args.batch, len(x)))
+    if getattr(args, "record_trace", None):
+        _record_trace(args, prep.network, config, x, y)
     total = -(-len(x) // config.batch) * config.steps
     show = not args.no_progress and total >= 200
     update, close = _progress_bar(total, show)
@@ -89,6 +95,47 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _record_trace(args, network, config, x, y) -> None:
+    """Record the first batch to ``args.record_trace``: in memory when the estimate is within
+    ``--max-record-mb``, else streamed to HDF5 (other formats are refused above the limit)."""
+    import math
+
+    from workbench.engine.recording import estimate_bytes
+    from workbench.engine.simulator import Simulator
+    from workbench.engine.trace_io import format_for, save_trace, stream_run
+    from workbench.models.forward import forward
+
+    mb = args.max_record_mb
+    if not (math.isfinite(mb) and mb > 0):
+        raise ConfigError("max-record-mb", f"must be a positive number of megabytes, got {mb:g}")
+    path = args.record_trace
+    fmt = format_for(path)
+    xb = x[: config.batch]
+    yb = None if y is None else y[: config.batch]
+    sizes = {layer.name: layer.size for layer in network.neuron_layers}
+    need = estimate_bytes(sizes, config.steps, len(xb), True, False)
+    cfg = config.replace(record=None, record_membrane=True, batch=len(xb), max_record_bytes=None)
+    ann = forward(network, xb)
+    if need <= mb * 1024**2:
+        sim = Simulator(network, cfg, xb, yb)
+        sim.run(config.steps)
+        save_trace(sim.trace(ann=ann), path)
+        how = "in memory"
+    elif fmt == "hdf5":
+        sim = Simulator(network, cfg, xb, yb, record_capacity=1)
+        stream_run(sim, config.steps, path, ann=ann)
+        how = "streamed to disk"
+    else:
+        raise ConfigError(
+            "max-record-mb",
+            f"recording {len(sizes)} layers x {config.steps} steps x {len(xb)} samples needs "
+            f"{need / 1024**2:.1f} MB, above --max-record-mb {mb:g}; write an .h5 file to stream it "
+            "to disk, use fewer --steps or a smaller --batch, or raise --max-record-mb",
+        )
+    print(f"trace     first batch ({len(xb)} samples x {config.steps} steps, "
+          f"{need / 1024**2:.1f} MB) {how} to {path}")
+
+
 def cmd_verify(args) -> int:
     from workbench.models.data import load_samples
     from pathlib import Path
@@ -96,6 +143,10 @@ def cmd_verify(args) -> int:
     from workbench.models.keras_import import load_model_safely, network_from_keras
     from workbench.models.verify import verify_report
 
+    if args.samples < 1:
+        raise ConfigError("samples", f"must be >= 1, got {args.samples}")
+    if not args.tolerance >= 0 or args.tolerance == float("inf"):
+        raise ConfigError("tolerance", f"must be a finite number >= 0, got {args.tolerance}")
     model = load_model_safely(args.model)  # loaded once, compared against its own import
     network = network_from_keras(model, Path(args.model).name)
     if args.data:

@@ -41,3 +41,7 @@ class ConfigError(WorkbenchError, ValueError):
 
 class TraceFileError(WorkbenchError):
     """A trace file is unreadable or does not follow the documented schema."""
+
+
+class OutputFileError(WorkbenchError):
+    """An output file cannot be written where asked (no such folder, a folder, no permission)."""

@@ -16,6 +16,7 @@ from workbench.errors import ConfigError
 
 ENCODERS = ("constant", "poisson")
 MAX_STEPS = 100_000_000
+DEFAULT_MAX_RECORD_BYTES = 2 * 1024**3  # what a Simulator may allocate for its recording
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,9 @@ class SimConfig:
       J <= 1). Not defined for the integer Loihi model.
     - ``record``: layer names to record (None = every neuron layer), with ``record_membrane``
       and ``record_current`` choosing what besides spikes.
+    - ``max_record_bytes``: the most memory the recording may take (estimated before a run from
+      layers x recorded steps x batch); above it the Simulator refuses with ConfigError naming
+      this field (record fewer layers or steps, or stream to HDF5). None: no limit.
     """
 
     neuron: NeuronModel = dataclasses.field(default_factory=IF)
@@ -46,6 +50,7 @@ class SimConfig:
     record: tuple[str, ...] | None = None
     record_membrane: bool = True
     record_current: bool = False
+    max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
 
     def __post_init__(self):
         if not isinstance(self.neuron, NeuronModel):
@@ -61,6 +66,9 @@ class SimConfig:
                 raise ConfigError("dt", f"must be a positive number, got {self.dt!r}")
             for model in [self.neuron, *self.overrides.values()]:
                 model.validate_dt(float(self.dt))
+        mrb = self.max_record_bytes
+        if mrb is not None and (isinstance(mrb, bool) or not isinstance(mrb, int) or mrb < 1):
+            raise ConfigError("max_record_bytes", f"must be a whole number of bytes >= 1 or None, got {mrb!r}")
         for field, lo, hi in (("steps", 1, MAX_STEPS), ("batch", 1, 1_000_000)):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:

@@ -51,10 +51,13 @@ class Simulator:
         self._constant = self._constant_layers()
         record = self.config.record
         names = [l.name for l in network.neuron_layers] if record is None else list(record)
+        recorded = [self._by_name[n] for n in names if self._by_name[n].is_neuron]
+        capacity = record_capacity or self.config.steps
+        self._check_record_memory(recorded, capacity)
         self.recorder = Recorder(
-            [self._by_name[n] for n in names if self._by_name[n].is_neuron],
+            recorded,
             self.batch,
-            record_capacity or self.config.steps,
+            capacity,
             self.config.record_membrane,
             self.config.record_current,
         )
@@ -65,6 +68,22 @@ class Simulator:
         self.reset()
 
     # ---- set-up --------------------------------------------------------------------------
+    def _check_record_memory(self, recorded, capacity: int) -> None:
+        """Refuse before allocating when the recording would exceed ``config.max_record_bytes``."""
+        limit = self.config.max_record_bytes
+        if limit is None:
+            return
+        sizes = {ls.layer.name: ls.layer.size for ls in recorded}
+        need = estimate_bytes(sizes, capacity, self.batch, self.config.record_membrane, self.config.record_current)
+        if need > limit:
+            mb = 1024**2
+            raise ConfigError(
+                "max_record_bytes",
+                f"recording {len(sizes)} layer(s) x {capacity} steps x batch {self.batch} needs "
+                f"{need / mb:.1f} MB, above the limit of {limit / mb:.1f} MB; record fewer layers "
+                "or steps, keep a ring buffer (record_capacity), stream to HDF5, or raise the limit",
+            )
+
     def _constant_layers(self) -> set[int]:
         """Layers whose inputs are the same every step: fed only by the input layer (through
         stateless reshaping), under the constant encoder. Their current is computed once."""

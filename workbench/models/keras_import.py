@@ -18,6 +18,8 @@ import os
 import zipfile
 from pathlib import Path
 
+import numpy as np
+
 from workbench.errors import ModelImportError, UnsupportedLayerError
 from workbench.models import network as nw
 from workbench.models.fold import fold
@@ -75,12 +77,63 @@ def _output_last(layers: list, output_name: str) -> list:
     return [layer for layer in layers if layer.name != output_name] + out
 
 
+def _check_input(node, label: str) -> None:
+    """The input must be something we feed: an image (H, W, C) or (H, W), or a vector (N,),
+    of floating-point values."""
+    shape = tuple(node.output_shape)
+    if not 1 <= len(shape) <= 3:
+        raise ModelImportError(
+            f"{label}: input '{node.name}' has shape {shape}; only images (H, W, C) or (H, W) "
+            "and vectors (N,) can be fed"
+        )
+    dtype = node.config.get("dtype")
+    if isinstance(dtype, dict):  # a serialized DTypePolicy
+        dtype = dtype.get("config", {}).get("name", dtype.get("name"))
+    if dtype is not None and not str(dtype).startswith(("float", "bfloat", "mixed")):
+        raise ModelImportError(
+            f"{label}: input '{node.name}' has dtype {dtype}; the workbench feeds float32 "
+            "values (token ids, strings and booleans are not simulated)"
+        )
+
+
+def _nonfinite(arrays) -> int:
+    return sum(int(np.count_nonzero(~np.isfinite(np.asarray(a, dtype=np.float64)))) for a in arrays)
+
+
+def _check_finite_nodes(nodes, label: str) -> None:
+    """Every Keras layer whose weights hold NaN or Inf, listed by name in one error."""
+    bad = [(n.name, n.type_name, c) for n in nodes if n.weights and (c := _nonfinite(n.weights))]
+    if bad:
+        listing = ", ".join(f"'{name}' ({t}: {c} value(s))" for name, t, c in bad)
+        raise ModelImportError(f"{label}: NaN or Inf weights in layer(s) {listing}")
+
+
+def _check_finite_layers(layers, label: str) -> None:
+    """After folding (a negative BatchNormalization variance becomes NaN here)."""
+    bad = []
+    for layer in layers:
+        count = _nonfinite(a for a in (layer.weights, layer.bias) if a is not None)
+        if count:
+            folded = layer.config.get("folded", [])
+            via = f", with folded {', '.join(map(repr, folded))}" if folded else ""
+            bad.append(f"'{layer.name}' ({count} value(s){via})")
+    if bad:
+        raise ModelImportError(
+            f"{label}: NaN or Inf weights after folding in layer(s) {', '.join(bad)} "
+            "(a BatchNormalization with a negative moving variance?)"
+        )
+
+
 def network_from_keras(model, label: str, source: dict | None = None) -> nw.Network:
     """Convert an already loaded Keras model (exposed for tests and for in-memory models)."""
     nodes = extract(model, label)
-    items, unsupported = fold([translate(node) for node in nodes])
+    _check_input(next((n for n in nodes if n.type_name == "InputLayer"), nodes[0]), label)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        items, unsupported = fold([translate(node) for node in nodes])
     if unsupported:
         raise UnsupportedLayerError(label, unsupported)
+    _check_finite_nodes(nodes, label)
+    _check_finite_layers([i for i in items if isinstance(i, nw.Layer)], label)
     folded_into = {m: layer.name for layer in items
                    for m in layer.config.get("folded", []) + layer.config.get("removed", [])}
     output_name = folded_into.get(nodes[-1].name, nodes[-1].name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -210,6 +211,8 @@ class Network:
     @classmethod
     def load(cls, path: str | Path) -> "Network":
         path = Path(path)
+        if path.is_file() and not zipfile.is_zipfile(path):
+            raise NetworkFileError(f"{path}: not a saved network (not an .npz archive; corrupt or truncated?)")
         try:
             with np.load(path, allow_pickle=False) as data:
                 header = json.loads(bytes(data["header"]).decode())
@@ -237,15 +240,29 @@ class Network:
                         source_type=rec.get("source_type", ""),
                     )
                 )
-            return cls(
+            network = cls(
                 header["name"],
                 layers,
                 {k: float(v) for k, v in header.get("scales", {}).items()},
                 header.get("normalization", {}),
                 header.get("source", {}),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
             raise NetworkFileError(f"{path}: malformed network header ({exc!r})") from None
+        bad = network.nonfinite()
+        if bad:
+            raise NetworkFileError(f"{path}: NaN or Inf values in {', '.join(bad)}")
+        return network
+
+    def nonfinite(self) -> list[str]:
+        """What holds NaN or Inf: "layer 'x' weights", "scale of 'y'" (empty when all is finite)."""
+        bad = []
+        for layer in self.layers:
+            for what, arr in (("weights", layer.weights), ("bias", layer.bias)):
+                if arr is not None and not np.isfinite(arr).all():
+                    bad.append(f"layer '{layer.name}' {what}")
+        bad += [f"scale of '{k}'" for k, v in self.scales.items() if not np.isfinite(v)]
+        return bad
 
 
 def file_sha256(path: str | Path) -> str:
