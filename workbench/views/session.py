@@ -44,6 +44,7 @@ class Session(QObject):
     busy_changed = pyqtSignal(bool)
     running_changed = pyqtSignal(bool)
     layer_selected = pyqtSignal(str)
+    trace_ready = pyqtSignal(object)  # Trace of the recorded steps (request_trace), None when nothing runs
 
     def __init__(self, parent=None, window: int = 500):
         super().__init__(parent)
@@ -180,6 +181,10 @@ class Session(QObject):
         names = [self.selected_layer] + [layer for layer, _ in self.watched] + [output]
         return tuple(dict.fromkeys(n for n in names if n))
 
+    def request_trace(self) -> None:
+        """Ask the worker for a Trace of what it recorded so far; answered by ``trace_ready``."""
+        self._loop.post("trace")
+
     def shutdown(self, timeout_ms: int = 10_000) -> bool:
         """Stop the worker and wait for it (the current step or job finishes first)."""
         if self._thread.isRunning():
@@ -265,3 +270,5 @@ class Session(QObject):
             self.error.emit(*payload)
         elif kind == "result":
             self._on_result(*payload)
+        elif kind == "trace":
+            self.trace_ready.emit(payload)

@@ -8,7 +8,8 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   queued commands) and, while playing, at most once per ``frame_interval`` and only after the
   GUI said it took the previous one (``frame_done``). Between frames, steps run flat out.
 - ``("running", bool)``, ``("status", str)``, ``("error", (message, details))``,
-  ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread.
+  ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread;
+  ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds).
 
 Pausing does not wait in the queue: ``pause()`` bumps a generation counter that the stepping
 loop compares against on every step, so a pause takes effect after the current step.
@@ -116,6 +117,8 @@ class SimLoop:
             self._dirty = True
         elif kind == "pause":
             self._set_running(None)
+        elif kind == "trace":  # what the recorder holds (the newest ``window`` steps), for comparing
+            self._emit("trace", None if sim is None else sim.trace(ann=dict(self._ann)))
         elif sim is None:
             return
         elif kind == "play":
