@@ -34,6 +34,9 @@ import numpy as np
 DENSE_BLAS_DENSITY = 0.15
 # The same for convolutions (im2col + BLAS); higher because im2col copies kh*kw times the input.
 CONV_BLAS_DENSITY = 0.30
+# BLAS only for products of at least this many multiply-adds: below, its call and thread
+# hand-off cost more than the numba loop (which is dense anyway when the density is high).
+BLAS_MIN_WORK = 2**20
 # Below this many estimated multiply-adds a call runs serially: handing work to another thread
 # costs tens of microseconds, more on a busy machine.
 PARALLEL_MIN_WORK = 300_000
@@ -133,7 +136,7 @@ def dense_current(y, w, b, out, nnz: int | None = None) -> str:
     ``nnz``: the number of non-zero inputs when the caller knows it (else counted here)."""
     if nnz is None:
         nnz = np.count_nonzero(y)
-    if nnz > DENSE_BLAS_DENSITY * y.size:
+    if nnz > DENSE_BLAS_DENSITY * y.size and y.size * w.shape[1] >= BLAS_MIN_WORK:
         np.matmul(y, w, out=out)
         out += b
         return "blas"
@@ -163,16 +166,26 @@ def _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, c0, c1):
                     continue
                 for ky in range(kh):
                     ty = iy + pt - ky
-                    if ty < 0 or ty % sh != 0:
+                    if ty < 0:
+                        break  # ty only decreases with ky
+                    if sh == 1:  # no integer division for the common stride 1
+                        oy = ty
+                    elif ty % sh != 0:
                         continue
-                    oy = ty // sh
+                    else:
+                        oy = ty // sh
                     if oy >= oh:
                         continue
                     for kx in range(kw):
                         tx = ix + pl - kx
-                        if tx < 0 or tx % sw != 0:
+                        if tx < 0:
+                            break
+                        if sw == 1:
+                            ox = tx
+                        elif tx % sw != 0:
                             continue
-                        ox = tx // sw
+                        else:
+                            ox = tx // sw
                         if ox >= ow:
                             continue
                         # 1-D views indexed from 0: numba then knows the index is >= 0 and
@@ -243,7 +256,7 @@ def conv_current(x, w, b, sh, sw, pt, pl, out, nnz: int | None = None) -> str:
     'event-par' or 'blas'). ``nnz``: non-zero inputs, when the caller knows it."""
     if nnz is None:
         nnz = np.count_nonzero(x)
-    if nnz > CONV_BLAS_DENSITY * x.size:
+    if nnz > CONV_BLAS_DENSITY * x.size and x.size * w.shape[3] >= BLAS_MIN_WORK:
         conv2d_blas(x, w, b, sh, sw, pt, pl, out)
         return "blas"
     kh, kw, _, cout = w.shape
@@ -305,26 +318,31 @@ def depthwise_event(x, w, b, sh, sw, pt, pl, out):
 
 @numba.njit(nogil=True, cache=True)
 def _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi):
+    """One sample; the channel loop is innermost (contiguous rows, vectorized), sums in float64."""
     _, ih, iw, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
+    acc = np.empty(c, np.float64)
     for oy in range(oh):
         y0 = oy * sh - pt
         for ox in range(ow):
             x0 = ox * sw - pl
-            for ci in range(c):
-                acc = 0.0
-                n = 0
-                for ky in range(ph):
-                    iy = y0 + ky
-                    if iy < 0 or iy >= ih:
+            acc[:] = 0.0
+            n = 0
+            for ky in range(ph):
+                iy = y0 + ky
+                if iy < 0 or iy >= ih:
+                    continue
+                for kx in range(pw):
+                    ix = x0 + kx
+                    if ix < 0 or ix >= iw:
                         continue
-                    for kx in range(pw):
-                        ix = x0 + kx
-                        if ix < 0 or ix >= iw:
-                            continue
-                        acc += x[bi, iy, ix, ci]
-                        n += 1
-                out[bi, oy, ox, ci] = scale * acc / max(n, 1)
+                    row = x[bi, iy, ix]
+                    for ci in range(c):
+                        acc[ci] += row[ci]
+                    n += 1
+            orow = out[bi, oy, ox]
+            for ci in range(c):
+                orow[ci] = scale * acc[ci] / max(n, 1)
 
 
 @numba.njit(nogil=True, cache=True)
