@@ -6,7 +6,7 @@ from PyQt6.QtCore import Qt
 
 import eval_nets as E
 from workbench.engine.config import SimConfig
-from workbench.engine.diagnosis import diagnose
+from workbench.engine.diagnosis import Diagnosis, Finding, diagnose
 from workbench.views.qt_diagnosis import QtDiagnosisPanel
 from workbench.views.qt_evaluate_dialog import QtEvaluateDialog
 
@@ -25,7 +25,7 @@ def test_dialog_runs_off_the_gui_thread_and_fills_the_curve(qtbot, dialog):
     with qtbot.waitSignals([dialog.evaluated, dialog.diagnosed], timeout=30_000) as blocker:
         dialog.start()
         assert dialog.running and not dialog.start_button.isEnabled()
-    qtbot.waitUntil(lambda: not dialog.running, timeout=10_000)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=10_000)
     result = dialog.result
     assert result.completed and result.samples == 96 and result.top_k == (1, 2)
     xs, ys = dialog.curve.curve_data(1)
@@ -35,7 +35,6 @@ def test_dialog_runs_off_the_gui_thread_and_fills_the_curve(qtbot, dialog):
     assert dialog.curve.chance_line.value() == pytest.approx(25.0)
     assert dialog.progress_bar.value() == dialog.progress_bar.maximum()
     assert "96 of 96 samples" in dialog.status.text() and "Diagnosis" in dialog.status.text()
-    assert dialog.start_button.isEnabled()
     assert blocker.all_signals_and_args[1].args[0].result is result
 
 
@@ -84,3 +83,41 @@ def test_panel_lists_findings_and_links_layers(qtbot, planted):
     assert panel.finding(panel.tree.currentItem()).layer == "fc3"
     panel.set_diagnosis(None)
     assert panel.rows() == [] and "No diagnosis" in panel.summary.text()
+
+
+def test_window_tools_menu_diagnose_fills_the_docked_panel(qtbot, tmp_path):
+    """Tools > Diagnose on the demo: the dialog runs, the panel fills, a finding's layer becomes
+    the session's selected layer; closing the window mid-run stops the evaluation thread."""
+    from PyQt6.QtCore import QSettings
+
+    from workbench.views.app import build_window
+
+    settings = QSettings(str(tmp_path / "w.ini"), QSettings.Format.IniFormat)
+    errors = []
+    session, win = build_window(settings=settings, error_handler=lambda m, d: errors.append(m))
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: session.snapshot is not None, timeout=60_000)
+    tools = win.eval_tools
+    titles = [a.text() for a in win.menuBar().actions()]
+    assert "&Tools" in titles and tools.dock in win.docks.values()
+    dlg = tools.open_dialog(start=False)
+    dlg.count.setValue(64)
+    dlg.steps.setValue(40)
+    with qtbot.waitSignal(dlg.diagnosed, timeout=60_000) as blocker:
+        dlg.start()
+    assert tools.panel.diagnosis is blocker.args[0] and tools.dock.isVisible()
+    diag = blocker.args[0]  # the demo is healthy: add a finding to click
+    extra = Finding("conv2", "silent", 2, "layer conv2: planted", "try this", {})
+    tools.panel.set_diagnosis(Diagnosis(diag.findings + (extra,), diag.result, diag.percentile))
+    row = next(i for i in range(tools.panel.tree.topLevelItemCount())
+               if tools.panel.tree.topLevelItem(i).text(1) == "conv2")
+    with qtbot.waitSignal(session.layer_selected, timeout=5_000) as sel:
+        rect = tools.panel.tree.visualItemRect(tools.panel.tree.topLevelItem(row))
+        qtbot.mouseClick(tools.panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert sel.args == ["conv2"] and session.selected_layer == "conv2"
+    dlg.steps.setValue(2000)
+    dlg.start()
+    assert dlg.running
+    win.close()
+    assert not dlg.running and errors == []

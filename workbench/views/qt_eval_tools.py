@@ -1,0 +1,78 @@
+"""The window's evaluation tools: Tools > Evaluate… and Tools > Diagnose, and the docked
+diagnosis panel linked to the layer table.
+
+``install_eval_tools(window)`` adds them to a ``QtMainWindow`` (after its menus and signal
+connections, before its layout is restored, so the dock's place is remembered). The dialog runs
+on the session's current normalized network, settings and samples; its diagnosis fills the
+panel, whose findings select their layer in the session (and so in the table and every view).
+Closing the window cancels a running evaluation and waits for its thread.
+"""
+
+from __future__ import annotations
+
+from PyQt6.QtCore import QEvent, QObject, Qt
+
+from workbench.views.qt_diagnosis import QtDiagnosisPanel
+
+
+class _CloseWatcher(QObject):
+    def __init__(self, tools: "EvalTools"):
+        super().__init__(tools.window)
+        self.tools = tools
+
+    def eventFilter(self, obj, event):  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.Close:
+            self.tools.close_dialog()
+        return False
+
+
+class EvalTools:
+    def __init__(self, window):
+        self.window = window
+        self.session = window.session
+        self.dialog = None
+        self.panel = QtDiagnosisPanel()
+        self.dock = window._add_dock("diagnosis", "Diagnosis", self.panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        window.view_menu.addAction(self.dock.toggleViewAction())
+        menu = window.menuBar().addMenu("&Tools")
+        self.evaluate_action = menu.addAction("&Evaluate…", "Ctrl+E", lambda: self.open_dialog(start=False))
+        self.diagnose_action = menu.addAction("&Diagnose", "Ctrl+Shift+D", lambda: self.open_dialog(start=True))
+        self.panel.layer_selected.connect(self.session.select_layer)
+        self.session.layer_selected.connect(self.panel.select_layer)
+        self.session.network_changed.connect(lambda: self.panel.set_diagnosis(None))
+        window.installEventFilter(_CloseWatcher(self))
+
+    def open_dialog(self, start: bool = False):
+        """The Evaluate dialog on the session's network and samples; ``start`` runs it at once
+        (Diagnose). Returns the dialog, or None when there is nothing to evaluate."""
+        from workbench.views.qt_evaluate_dialog import QtEvaluateDialog
+
+        s = self.session
+        if s.network is None or s.samples is None:
+            self.window.error_handler("Open a model and sample data first: evaluation runs over the data set.", "")
+            return None
+        if self.dialog is not None and self.dialog.running:
+            self.dialog.raise_()
+            return self.dialog
+        self.close_dialog()
+        self.dialog = QtEvaluateDialog(s.network, s.config, s.samples, self.window)
+        self.dialog.diagnosed.connect(self._on_diagnosed)
+        self.dialog.show()
+        if start:
+            self.dialog.start()
+        return self.dialog
+
+    def close_dialog(self) -> None:
+        if self.dialog is not None:
+            self.dialog.close()  # cancels and waits for its thread
+
+    def _on_diagnosed(self, diagnosis) -> None:
+        self.panel.set_diagnosis(diagnosis)
+        self.dock.show()
+        self.dock.raise_()
+
+
+def install_eval_tools(window) -> EvalTools:
+    tools = EvalTools(window)
+    window.eval_tools = tools
+    return tools
