@@ -263,7 +263,7 @@ def cmd_sweep(args) -> int:
     pts = sweep.points(grid, base)
     keys = list(grid)
     where = "this process" if args.serial else args.scheduler or f"a local Dask cluster of {args.workers} processes"
-    print(f"sweep     {len(pts)} points on {where}", file=sys.stderr)
+    print(f"sweep     {len(pts)} point{'' if len(pts) == 1 else 's'} on {where}", file=sys.stderr)
     done = {"n": 0}
     update, close = _progress(len(pts), "point", not args.no_progress)
 
