@@ -38,6 +38,7 @@ def test_snapshot_from_a_saved_trace_equals_the_live_one(run, tmp_path):
         np.testing.assert_array_equal(got.membrane, want.membrane)
         np.testing.assert_array_equal(got.counts, want.counts)
         np.testing.assert_allclose(got.ann, want.ann)
+        np.testing.assert_allclose(got.output, want.output)
         assert got.threshold == want.threshold and got.max_rate == want.max_rate
     for name in snap.history.layers:
         np.testing.assert_array_equal(snap.history[name].spikes, live.history[name].spikes)

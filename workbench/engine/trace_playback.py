@@ -42,10 +42,13 @@ _CHUNK_CELLS = 1 << 22
 
 
 def _model_info(meta: Mapping, name: str, dt: float) -> dict:
-    """(description, threshold, max rate, signed) of a layer's neuron model from trace metadata."""
+    """Description, threshold, max rate, signed, output scale of a layer's neuron model, from
+    trace metadata (the model rebuilt by name when we know it)."""
     models = meta.get("models") if isinstance(meta.get("models"), Mapping) else {}
     rec = models.get(name) or meta.get("neuron") or {}
-    info = {"model": "", "threshold": 1.0, "max_rate": 1.0, "signed": False}
+    rate_scale = meta.get("rate_scale", 1.0)
+    rate_scale = float(rate_scale) if isinstance(rate_scale, (int, float)) and rate_scale > 0 else 1.0
+    info = {"model": "", "threshold": 1.0, "max_rate": 1.0, "signed": False, "output_scale": 1.0}
     if not isinstance(rec, Mapping) or not rec.get("name"):
         return info
     params = rec.get("params") if isinstance(rec.get("params"), Mapping) else {}
@@ -58,7 +61,8 @@ def _model_info(meta: Mapping, name: str, dt: float) -> dict:
 
         model = make_neuron(str(rec["name"]), **params)
         info.update(model=model.describe(), threshold=float(getattr(model, "threshold", info["threshold"])),
-                    max_rate=float(model.max_rate(dt)), signed=bool(model.signed))
+                    max_rate=float(model.max_rate(dt)), signed=bool(model.signed),
+                    output_scale=float(np.float32(model.output_scale(dt) / rate_scale)))
     except Exception:  # an external implementation's model we do not know: shown as written
         pass
     return info
@@ -141,9 +145,10 @@ class TracePlayback:
             if ann is not None and ann.shape != zeros.shape:
                 ann = None
             layers.append(LayerSnapshot(
-                name, self._kinds[name], i, lt.shape, True, _ro(spikes.astype(np.float32)), _ro(spikes),
-                _ro(membrane), _ro(counts[name]), _ro(ann), info["model"], info["threshold"],
-                info["max_rate"], info["signed"], "trace"))
+                name=name, kind=self._kinds[name], index=i, shape=lt.shape, is_neuron=True,
+                output=_ro(spikes * np.float32(info["output_scale"])), spikes=_ro(spikes), membrane=_ro(membrane),
+                counts=_ro(counts[name]), ann=_ro(ann), model=info["model"], threshold=info["threshold"],
+                max_rate=info["max_rate"], signed=info["signed"], path="trace", **self._extra(info)))
             stats.append(layer_stats(name, counts[name], pos, info["max_rate"], ann))
         lo = max(0, pos - self.window)
         history = Trace({n: _rows(tr[n], lo, pos) for n in self.names}, tr.steps[lo:pos],
@@ -164,6 +169,11 @@ class TracePlayback:
             accuracy=_ro(acc), r_history=MappingProxyType(r_hist), steps_per_second=float(steps_per_second),
             running=running,
         )
+
+    @staticmethod
+    def _extra(info) -> dict:
+        fields = getattr(LayerSnapshot, "__dataclass_fields__", {})
+        return {"output_scale": info["output_scale"]} if "output_scale" in fields else {}
 
     def _r_over_time(self) -> dict[str, list]:
         """{layer: [(t, r)]}: Pearson r of the ANN activation and the counts, at most R_POINTS."""

@@ -6,6 +6,8 @@ with ``cols = ceil(sqrt(C))`` and a one-cell transparent gap; a vector layer (N,
 row-major into a near-square grid. Colour range: 0 to the model's maximum rate (or, with
 "auto", to the highest rate shown). Hover tells the neuron (h, w, c) and its rate; a click emits
 ``neuron_clicked(layer, flat index)`` with the channels-last row-major flat index.
+After a comparison (``set_divergence``) the cells of neurons that differ from the compared trace
+(up to the shown step) are outlined in red.
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ class QtHeatmapView(QtSnapshotView):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
                                         label="spikes / step", interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
+        self._divergence = None
+        self._outlined = np.zeros(0, dtype=np.int64)
+        self.outlines = pg.ScatterPlotItem(symbol="s", size=1.0, pxMode=False, brush=None,
+                                           pen=pg.mkPen("#ff3030", width=2))
+        self.plot.addItem(self.outlines)
         self.plot_widget = pg.PlotWidget(plotItem=self.plot)
         self.plot_widget.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
@@ -78,6 +85,15 @@ class QtHeatmapView(QtSnapshotView):
         layout.addLayout(bar)
         layout.addWidget(self.plot_widget, 1)
 
+    def set_divergence(self, overlay) -> None:
+        """Outline the neurons that differ from a compared trace (DivergenceOverlay; None clears)."""
+        self._divergence = overlay
+        self._schedule()
+
+    def outlined(self) -> np.ndarray:
+        """Flat indices of the neurons outlined in the last paint."""
+        return self._outlined
+
     def grid(self) -> np.ndarray:
         """The tiled rate array last shown (NaN in gaps)."""
         return self._grid
@@ -86,6 +102,7 @@ class QtHeatmapView(QtSnapshotView):
     def _render(self, snapshot) -> None:
         name = self.layer_name(snapshot)
         self._name = name
+        self._outline(None, None)
         if name is None:
             self.image.clear()
             return
@@ -104,9 +121,22 @@ class QtHeatmapView(QtSnapshotView):
         self.image.setImage(self._grid, autoLevels=False, levels=levels)
         self.image.setRect(QRectF(0, 0, self._grid.shape[1], self._grid.shape[0]))
         self.colorbar.setLevels(levels)
+        if self._divergence is not None:
+            self._outline(self._divergence.mask(name, b, snapshot.t), ls.shape)
         shape = " x ".join(map(str, ls.shape))
         sample = f", sample {b}" if snapshot.batch > 1 else ""
         set_title(self.plot, f"Firing rate — {name} ({shape}){sample}, t = {snapshot.t}")
+
+    def _outline(self, mask, shape) -> None:
+        self._outlined = np.zeros(0, dtype=np.int64) if mask is None else np.flatnonzero(mask)
+        if not self._outlined.size:
+            self.outlines.setData([], [])
+            return
+        h, w, c, rows, cols = tiling(shape)
+        flat = self._outlined
+        r, q, ch = (flat // c) // w, (flat // c) % w, flat % c
+        tr, tc = ch // cols, ch % cols
+        self.outlines.setData(tc * (w + GAP) + q + 0.5, tr * (h + GAP) + r + 0.5)
 
     def _fill(self, rates, h, w, c, rows, cols) -> None:
         """Write the rates (row-major over (H, W, C) or (N,)) into the tiled grid."""

@@ -21,6 +21,7 @@ from workbench.views.qt_controls import QtControls, QtStatus
 from workbench.views.qt_input import QtInputView
 from workbench.views.qt_network_table import QtNetworkTable
 from workbench.views.qt_settings import QtSettingsPanel
+from workbench.views.qt_trace_mode import QtTraceMode
 from workbench.views.sim_loop import describe_error
 
 ORGANIZATION = "SNN Workbench"
@@ -86,6 +87,7 @@ class QtMainWindow(QMainWindow):
         views, problems = load_views(view_specs)
         for key, title, area, widget in views:
             self._add_plot_view(key, title, area, widget)
+        self.trace_mode = QtTraceMode(self)  # File > Open trace / Compare with trace
         self._build_menus()
         self._connect()
         try:  # Tools > Evaluate…/Diagnose and the diagnosis dock; a broken tool must not stop the window
@@ -128,6 +130,8 @@ class QtMainWindow(QMainWindow):
         file_menu.addAction("Open &model…", "Ctrl+O", self._on_open_model)
         file_menu.addAction("Open &data…", "Ctrl+D", self._on_open_data)
         file_menu.addAction("Open d&emo", self.session.open_demo)
+        file_menu.addSeparator()
+        self.trace_mode.add_menu_actions(file_menu)
         self.recent_menu = file_menu.addMenu("&Recent models")
         file_menu.addSeparator()
         file_menu.addAction("&Quit", "Ctrl+Q", self.close)
@@ -257,5 +261,6 @@ class QtMainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
+        self.trace_mode.shutdown()
         self.session.shutdown()
         super().closeEvent(event)

@@ -7,6 +7,9 @@ threshold line (mirrored below zero for negative spikes of signed models). The c
 above the plot are the legend; clicking one stops watching that neuron.
 
 The session must record the layers of ``watched()`` (it learns them from ``watched_changed``).
+After a comparison (``set_reference``) each watched neuron's membrane in the compared trace B is
+drawn dashed in the same colour next to A's solid curve, and a red dashed line marks the step of
+the first divergence.
 """
 
 from __future__ import annotations
@@ -31,12 +34,14 @@ class _Watched:
         self.note = ""  # why nothing is drawn, if so
         col = color(colour_index)
         self.curve = plot.plot(pen=pg.mkPen(col, width=1), name=f"{layer}[{index}]")
+        self.ref = plot.plot(pen=pg.mkPen(col, width=1.5, style=Qt.PenStyle.DashLine))  # compared trace B
         self.marks = pg.ScatterPlotItem(symbol="|", size=9, pen=pg.mkPen(col, width=1), brush=None)
         plot.addItem(self.marks)
 
     def remove_from(self, plot: pg.PlotItem) -> None:
         plot.removeItem(self.curve)
         plot.removeItem(self.marks)
+        plot.removeItem(self.ref)
 
 
 class QtMembraneView(QtSnapshotView):
@@ -46,6 +51,7 @@ class QtMembraneView(QtSnapshotView):
         super().__init__(parent)
         self._watched: list[_Watched] = []
         self._thresholds: dict[float, pg.InfiniteLine] = {}
+        self._reference = None  # DivergenceOverlay of a comparison, or None
 
         self.legend = QLabel()
         self.legend.setWordWrap(True)
@@ -60,6 +66,10 @@ class QtMembraneView(QtSnapshotView):
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot_widget = pg.PlotWidget(plotItem=self.plot)
+        self.first_line = pg.InfiniteLine(angle=90, movable=False,
+                                          pen=pg.mkPen("#ff5050", width=1, style=Qt.PenStyle.DashLine))
+        self.first_line.hide()
+        self.plot.addItem(self.first_line)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -76,6 +86,25 @@ class QtMembraneView(QtSnapshotView):
             if (w.layer, w.index) == (layer, index):
                 return color(w.colour_index)
         return None
+
+    @pyqtSlot(object)
+    def set_reference(self, overlay) -> None:
+        """Draw the compared trace's membranes dashed (a DivergenceOverlay; None clears)."""
+        self._reference = overlay
+        first = None if overlay is None else overlay.first
+        self.first_line.setVisible(first is not None)
+        if first is not None:
+            self.first_line.setValue(first.step)
+        self._update_legend()
+        self._schedule()
+
+    def reference_data(self, layer: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the dashed curve of the compared trace for a watched neuron."""
+        for w in self._watched:
+            if (w.layer, w.index) == (layer, index):
+                x, y = w.ref.getOriginalDataset()
+                return (np.zeros(0) if x is None else x), (np.zeros(0) if y is None else y)
+        raise KeyError((layer, index))
 
     @pyqtSlot(str, int)
     def add_neuron(self, layer: str, index: int) -> None:
@@ -125,6 +154,8 @@ class QtMembraneView(QtSnapshotView):
             note = f" <i>({w.note})</i>" if w.note else ""
             entries.append(f"<a href='{html.escape(w.layer)}:{w.index}' style='color: {color(w.colour_index)}; "
                            f"text-decoration: none'><b>●&nbsp;{label}</b>{note}&nbsp;✕</a>")
+        if self._reference is not None:
+            entries.append("<span style='color: gray'>solid: shown run (A), dashed: compared trace (B)</span>")
         self.legend.setText("&nbsp;&nbsp; ".join(entries))
 
     def _on_legend_link_activated(self, href: str) -> None:
@@ -155,6 +186,9 @@ class QtMembraneView(QtSnapshotView):
         for k, w in enumerate(self._watched):
             lt = history.layers.get(w.layer)
             size = 0 if lt is None else int(np.prod(lt.shape))
+            ref = (None if self._reference is None or not len(steps)
+                   else self._reference.reference(w.layer, b, w.index, int(steps[0]), int(steps[-1])))
+            w.ref.setData(*(ref if ref is not None else ([], [])))
             if lt is None or lt.membrane is None or w.index >= size:
                 w.curve.setData([], [])
                 w.marks.setData([], [])

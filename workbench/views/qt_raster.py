@@ -1,10 +1,12 @@
 """QtRasterView: spike raster of the selected layer, or of every recorded layer stacked.
 
 One ``ImageItem`` over a C-contiguous ``uint8`` (rows = neurons, columns = timesteps) code
-array with a five-entry LUT and explicit levels; the array is reused between frames. Codes are
+array with a six-entry LUT and explicit levels; the array is reused between frames. Codes are
 ordered by priority so that max-pooling (when there are more rows or columns than screen pixels)
-keeps every spike visible: 0 nothing, 1 cursor-layer background, 2 positive spike, 3 negative
-spike (signed models), 4 separator between stacked layers.
+keeps every spike visible: 0 nothing, 1 cursor-layer background, 2 background of a neuron that
+diverges from a compared trace (``set_divergence``; up to the shown step), 3 positive spike,
+4 negative spike (signed models), 5 separator between stacked layers. A dashed red line marks
+the step of the first divergence.
 
 x is the real timestep number (``history.steps``), y the neuron index (row-major, channels-last
 flat index), neuron 0 at the top. A left click on a row emits ``neuron_clicked(layer, index)``.
@@ -19,9 +21,9 @@ from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayou
 
 from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
 
-EMPTY, CURSOR, POSITIVE, NEGATIVE, SEPARATOR = range(5)
+EMPTY, CURSOR, DIVERGENT, POSITIVE, NEGATIVE, SEPARATOR = range(6)
 LUT = np.array(
-    [[10, 10, 14], [34, 34, 80], [255, 225, 60], [0, 215, 255], [110, 110, 110]], dtype=np.uint8
+    [[10, 10, 14], [34, 34, 80], [120, 24, 30], [255, 225, 60], [0, 215, 255], [110, 110, 110]], dtype=np.uint8
 )
 LEVELS = (0, len(LUT))  # with N colours and levels (0, N), code k maps to colour k exactly
 
@@ -35,6 +37,7 @@ class QtRasterView(QtSnapshotView):
         self._buf = np.zeros((0, 0), dtype=np.uint8)
         self._blocks: list[tuple[str, int, int]] = []  # (layer, first row, neurons)
         self._pool = (1, 1)
+        self._divergence = None  # DivergenceOverlay of a comparison, or None
 
         self._all = QCheckBox("All layers")
         self._all.setToolTip("Stack every recorded layer, separated by grey rows")
@@ -60,6 +63,10 @@ class QtRasterView(QtSnapshotView):
         self.image.setLookupTable(LUT)
         self.image.setLevels(LEVELS)
         self.plot.addItem(self.image)
+        self.first_line = pg.InfiniteLine(angle=90, movable=False,
+                                          pen=pg.mkPen("#ff5050", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
+        self.first_line.hide()
+        self.plot.addItem(self.first_line)
         self.plot_widget = pg.PlotWidget(plotItem=self.plot)
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.vb.sigRangeChanged.connect(self._on_range_changed)
@@ -78,6 +85,16 @@ class QtRasterView(QtSnapshotView):
         self._stacked = bool(stacked)
         if self._all.isChecked() != self._stacked:
             self._all.setChecked(self._stacked)
+        self._schedule()
+
+    @pyqtSlot(object)
+    def set_divergence(self, overlay) -> None:
+        """Mark the neurons that differ from a compared trace (a DivergenceOverlay; None clears)."""
+        self._divergence = overlay
+        first = None if overlay is None else overlay.first
+        self.first_line.setVisible(first is not None)
+        if first is not None:
+            self.first_line.setValue(first.step)
         self._schedule()
 
     def _on_all_toggled(self, checked: bool) -> None:
@@ -163,6 +180,8 @@ class QtRasterView(QtSnapshotView):
                 block[s < 0] = NEGATIVE
             if name == snapshot.cursor_layer:
                 block[block == EMPTY] = CURSOR
+            if self._divergence is not None:
+                self._mark_divergent(block, self._divergence.mask(name, b, snapshot.t))
             self._blocks.append((name, row, n))
             row += n
             if row < rows:
@@ -170,6 +189,14 @@ class QtRasterView(QtSnapshotView):
                 row += 1
         self._push_image(history.steps)
         self._update_axes(snapshot, names, b)
+
+    @staticmethod
+    def _mark_divergent(block, mask) -> None:
+        if mask is None or not mask.any():
+            return
+        rows = block[mask]
+        rows[rows < DIVERGENT] = DIVERGENT
+        block[mask] = rows
 
     def _push_image(self, steps) -> None:
         buf = self._buf
@@ -202,7 +229,11 @@ class QtRasterView(QtSnapshotView):
             title += f"  ▶ next: {snapshot.cursor_layer}"
         set_title(self.plot, title)
         steps = snapshot.history.steps
-        self._status.setText(f"steps {int(steps[0])}–{int(steps[-1])}")
+        text = f"steps {int(steps[0])}–{int(steps[-1])}"
+        if self._divergence is not None:
+            n = sum(int(np.sum(m)) for m in (self._divergence.mask(x, b, snapshot.t) for x in names) if m is not None)
+            text += f"  ·  {n} divergent neuron{'s' if n != 1 else ''} (red rows)"
+        self._status.setText(text)
 
     def _layer_ticks(self) -> list[tuple[float, str]]:
         """A name at the middle of each layer's block, leaving out names that would overlap
