@@ -117,6 +117,8 @@ def test_compare_in_trace_mode_jumps_to_the_planted_divergence(qtbot, window, ru
     divergent = (raster.codes() == qt_raster.DIVERGENT).any(axis=1)
     assert np.flatnonzero(divergent).tolist() == [5]
     assert raster.first_line.isVisible() and raster.first_line.value() == 13
+    x, y = raster.div_marks.getData()
+    assert x.tolist() == [13] and y.tolist() == [5]
     settled(qtbot, heat)
     assert heat.outlined().tolist() == [5]
     settled(qtbot, membrane)

@@ -5,8 +5,9 @@ array with a six-entry LUT and explicit levels; the array is reused between fram
 ordered by priority so that max-pooling (when there are more rows or columns than screen pixels)
 keeps every spike visible: 0 nothing, 1 cursor-layer background, 2 background of a neuron that
 diverges from a compared trace (``set_divergence``; up to the shown step), 3 positive spike,
-4 negative spike (signed models), 5 separator between stacked layers. A dashed red line marks
-the step of the first divergence.
+4 negative spike (signed models), 5 separator between stacked layers. A red ring marks where
+each divergent neuron first differs (visible at any zoom), a dashed red line the step of the
+first divergence.
 
 x is the real timestep number (``history.steps``), y the neuron index (row-major, channels-last
 flat index), neuron 0 at the top. A left click on a row emits ``neuron_clicked(layer, index)``.
@@ -67,6 +68,8 @@ class QtRasterView(QtSnapshotView):
                                           pen=pg.mkPen("#ff5050", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.first_line.hide()
         self.plot.addItem(self.first_line)
+        self.div_marks = pg.ScatterPlotItem(symbol="o", size=9, pen=pg.mkPen("#ff3030", width=2), brush=None)
+        self.plot.addItem(self.div_marks)  # where each divergent neuron first differs: visible at any zoom
         self.plot_widget = pg.PlotWidget(plotItem=self.plot)
         self.plot_widget.scene().sigMouseClicked.connect(self._on_scene_clicked)
         self.plot.vb.sigRangeChanged.connect(self._on_range_changed)
@@ -152,6 +155,7 @@ class QtRasterView(QtSnapshotView):
         self._sample_box.setVisible(snapshot.batch > 1)
         self._sample_box.setMaximum(max(0, snapshot.batch - 1))
         T = history.n_steps
+        self.div_marks.setData([], [])
         if not names or T == 0:
             self._blocks = []
             self._buf = np.zeros((0, 0), dtype=np.uint8)
@@ -171,6 +175,7 @@ class QtRasterView(QtSnapshotView):
         buf = self._buf
         self._blocks = []
         row = 0
+        marks = ([], [])
         for name, n in zip(names, sizes):
             block = buf[row:row + n]
             s = history[name].spikes.reshape(T, history.batch, n)[:, b, :].T  # (n, T) view
@@ -181,7 +186,12 @@ class QtRasterView(QtSnapshotView):
             if name == snapshot.cursor_layer:
                 block[block == EMPTY] = CURSOR
             if self._divergence is not None:
-                self._mark_divergent(block, self._divergence.mask(name, b, snapshot.t))
+                mask = self._divergence.mask(name, b, snapshot.t)
+                self._mark_divergent(block, mask)
+                if mask is not None and mask.any():
+                    first = self._divergence.first_step[name][min(b, self._divergence.first_step[name].shape[0] - 1)]
+                    marks[0].append(first[mask])
+                    marks[1].append(row + np.flatnonzero(mask))
             self._blocks.append((name, row, n))
             row += n
             if row < rows:
@@ -189,6 +199,8 @@ class QtRasterView(QtSnapshotView):
                 row += 1
         self._push_image(history.steps)
         self._update_axes(snapshot, names, b)
+        if marks[0]:
+            self.div_marks.setData(np.concatenate(marks[0]).astype(float), np.concatenate(marks[1]).astype(float))
 
     @staticmethod
     def _mark_divergent(block, mask) -> None:

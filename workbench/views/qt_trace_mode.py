@@ -18,11 +18,13 @@ Bad files end in the window's error handler with the loader's message (file and 
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, Qt, pyqtSignal, pyqtSlot
 from PyQt6.QtGui import QFont
-from PyQt6.QtWidgets import QDockWidget, QFileDialog, QLabel, QPlainTextEdit, QSlider, QToolBar
+from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QPlainTextEdit, QSlider, QToolBar, QVBoxLayout,
+                             QWidget)
 
 from workbench.engine.compare import compare_traces, format_comparison
 from workbench.engine.trace_io import load_trace
@@ -46,6 +48,19 @@ def compare_with(a, name_a: str, path_b, notes=()):
     overlay = divergence_overlay(comparison, a, b)
     report = "\n".join([*(f"note: {n}" for n in notes), format_comparison(comparison)])
     return overlay, report
+
+
+def summary(c) -> str:
+    """A few wrapped lines (rich text) on top of the report: verdict and first divergence."""
+    names = f"A: {html.escape(Path(c.source_a).name)} &nbsp; B: {html.escape(Path(c.source_b).name)}"
+    if c.first is None:
+        return f"<b style='color:#30a030'>Equal</b> over steps {c.steps[0]}..{c.steps[1]}<br>{names}"
+    d = c.first
+    diffs = sum(lc.spike_mismatches for lc in c.layers)
+    where = f"step {d.step}, layer <b>{html.escape(d.layer)}</b>, sample {d.sample}, neuron {d.neuron} {tuple(d.coords)}"
+    return (f"<b style='color:#d03030'>Differ</b>: {diffs} spike difference{'s' if diffs != 1 else ''} over steps "
+            f"{c.steps[0]}..{c.steps[1]}<br>First divergence ({d.field}): {where}<br>"
+            f"spikes A={d.spike_a} B={d.spike_b}<br>{names}")
 
 
 class QtTraceMode(QObject):
@@ -293,7 +308,7 @@ class QtTraceMode(QObject):
     def _on_compared(self, result) -> None:
         overlay, report = result
         self.set_overlay(overlay)
-        self._show_report(report)
+        self._show_report(report, summary(overlay.comparison))
         d = overlay.first
         w = self.window
         if d is None:
@@ -330,10 +345,15 @@ class QtTraceMode(QObject):
             self.set_overlay(None)
             if self.report_dock is not None:
                 self.report.setPlainText("")
+                self.summary.setText("")
 
-    def _show_report(self, text: str) -> None:
+    def _show_report(self, text: str, short: str = "") -> None:
         w = self.window
         if self.report_dock is None:
+            self.summary = QLabel()
+            self.summary.setWordWrap(True)
+            self.summary.setTextFormat(Qt.TextFormat.RichText)
+            self.summary.setContentsMargins(4, 4, 4, 4)
             self.report = QPlainTextEdit()
             self.report.setReadOnly(True)
             self.report.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
@@ -342,10 +362,16 @@ class QtTraceMode(QObject):
             self.report.setFont(font)
             self.report_dock = QDockWidget("Comparison", w)
             self.report_dock.setObjectName("dock_compare")
-            self.report_dock.setWidget(self.report)
+            box = QWidget()
+            layout = QVBoxLayout(box)
+            layout.setContentsMargins(0, 0, 0, 0)
+            layout.addWidget(self.summary)
+            layout.addWidget(self.report, 1)
+            self.report_dock.setWidget(box)
             w.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.report_dock)
             w.tabifyDockWidget(w.docks["settings"], self.report_dock)
             w.view_menu.addAction(self.report_dock.toggleViewAction())
         self.report.setPlainText(text)
+        self.summary.setText(short)
         self.report_dock.show()
         self.report_dock.raise_()
