@@ -22,6 +22,7 @@ extra row/column at the bottom/right.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import threading
@@ -31,7 +32,7 @@ import numba
 import numpy as np
 
 # Above this fraction of non-zero inputs the dense layer uses BLAS instead of the event loop.
-DENSE_BLAS_DENSITY = 0.15
+DENSE_BLAS_DENSITY = 0.30
 # The same for convolutions (im2col + BLAS); higher because im2col copies kh*kw times the input.
 CONV_BLAS_DENSITY = 0.30
 # BLAS only for products of at least this many multiply-adds: below, its call and thread
@@ -64,27 +65,58 @@ def threads() -> int:
 
 
 def _blocks(batch: int, channels: int, n: int) -> list[tuple[int, int, int, int]]:
-    """``n`` blocks (b0, b1, c0, c1): split over samples, or over output channels when the batch
-    is smaller than ``n``."""
+    """About ``n`` blocks (b0, b1, c0, c1): over samples, or over output channels (at least 8
+    each) when the batch is smaller than ``n``."""
     if batch >= n:
         return [(i * batch // n, (i + 1) * batch // n, 0, channels) for i in range(n)]
     per = max(1, min(channels // 8, -(-n // batch)))
     return [(bi, bi + 1, c * channels // per, (c + 1) * channels // per) for bi in range(batch) for c in range(per)]
 
 
+class _Job:
+    """Blocks handed out one at a time to whichever thread asks first (the caller included), so
+    a pool thread that the OS does not schedule soon (a busy machine) only means the caller
+    does more of the blocks itself, never that it waits for a block nobody started."""
+
+    def __init__(self, kernel, args, blocks):
+        self.kernel, self.args, self.blocks = kernel, args, blocks
+        self._next = itertools.count()  # next() is atomic under the GIL
+        self._lock = threading.Lock()
+        self._done = 0
+        self.finished = threading.Event()
+        self.error: BaseException | None = None
+
+    def work(self) -> None:
+        n = len(self.blocks)
+        while True:
+            i = next(self._next)
+            if i >= n:
+                return
+            try:
+                self.kernel(*self.args, *self.blocks[i])
+            except BaseException as exc:  # re-raised in the calling thread
+                self.error = exc
+            with self._lock:
+                self._done += 1
+                if self._done == n:
+                    self.finished.set()
+
+
 def run_blocks(kernel, args: tuple, batch: int, channels: int) -> None:
-    """Call ``kernel(*args, b0, b1, c0, c1)`` on ``threads()`` blocks: all but one in the pool,
-    one in the calling thread; returns when all are done (exceptions propagate)."""
+    """Call ``kernel(*args, b0, b1, c0, c1)`` on blocks covering the batch and channels, on the
+    calling thread and the pool; returns when all blocks are done (exceptions propagate)."""
     global _POOL
-    blocks = _blocks(batch, channels, _THREADS)
     if _POOL is None:
         with _POOL_LOCK:
             if _POOL is None:
                 _POOL = ThreadPoolExecutor(max(1, _THREADS - 1), thread_name_prefix="snn-synapses")
-    futures = [_POOL.submit(kernel, *args, *blk) for blk in blocks[1:]]
-    kernel(*args, *blocks[0])
-    for f in futures:
-        f.result()
+    job = _Job(kernel, args, _blocks(batch, channels, 2 * _THREADS))
+    for _ in range(_THREADS - 1):
+        _POOL.submit(job.work)
+    job.work()
+    job.finished.wait()
+    if job.error is not None:
+        raise job.error
 
 
 def same_padding(n: int, k: int, s: int) -> tuple[int, int]:
