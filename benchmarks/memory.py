@@ -63,7 +63,9 @@ def _child(engine: str, path: str, batch: int, steps: int) -> dict:
 
 def measure(engine: str, path, batch: int, steps: int) -> dict:
     out = subprocess.run([sys.executable, "-m", "benchmarks.memory", engine, str(path), str(batch), str(steps)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+                         cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory child {engine} {path} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
