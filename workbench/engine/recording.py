@@ -25,6 +25,7 @@ class Recorder:
         self.layers = list(layers)
         self.batch = batch
         self.count = 0  # steps appended since the last clear
+        self.clears = 0  # how often cleared: tells a reader (HistoryCache) that rows were dropped
         self._spikes = {}
         self._membrane = {}
         self._current = {}
@@ -40,6 +41,7 @@ class Recorder:
 
     def clear(self) -> None:
         self.count = 0
+        self.clears += 1
 
     def append(self, step: int, predictions: np.ndarray) -> None:
         row = self.count % self.capacity
@@ -54,10 +56,36 @@ class Recorder:
         self._pred[row] = predictions
         self.count += 1
 
+    def arrays(self, name: str | None = None) -> dict[str, np.ndarray]:
+        """The ring buffers (not copies; do not write) of one recorded layer ({'spikes',
+        'membrane', 'current'} as recorded) or, with ``name`` None, {'steps', 'predictions'}."""
+        if name is None:
+            return {"steps": self._steps, "predictions": self._pred}
+        found = {"spikes": self._spikes[name], "membrane": self._membrane.get(name),
+                 "current": self._current.get(name)}
+        return {k: v for k, v in found.items() if v is not None}
+
+    def copy_rows(self, arr: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+        """Copy the rows appended as number ``start`` .. ``stop - 1`` (counted since the last
+        clear; all still in the ring) of one of ``arrays()`` into ``out``, in time order: at
+        most two block copies, no temporaries."""
+        n = stop - start
+        if n <= 0:
+            return
+        if start < self.count - self.capacity or stop > self.count:
+            raise IndexError(f"rows {start}..{stop} are not in the ring (count {self.count})")
+        first = start % self.capacity
+        head = min(n, self.capacity - first)
+        np.copyto(out[:head], arr[first:first + head])
+        if head < n:
+            np.copyto(out[head:n], arr[:n - head])
+
     def _ordered(self, arr: np.ndarray, last: int | None) -> np.ndarray:
-        """The newest rows in time order (a copy: fancy indexing)."""
+        """The newest rows in time order (a copy)."""
         n = min(self.count, self.capacity, self.count if last is None else last)
-        return arr[np.arange(self.count - n, self.count) % self.capacity]
+        out = np.empty((n, *arr.shape[1:]), dtype=arr.dtype)
+        self.copy_rows(arr, self.count - n, self.count, out)
+        return out
 
     def trace(self, last: int | None = None, labels=None, ann=None, metadata=None, layers=None) -> Trace:
         """A Trace of the recorded steps (the newest ``last`` of them when given), as copies;

@@ -115,7 +115,8 @@ class QtMainWindow(QMainWindow):
 
     def _add_plot_view(self, key, title, area, widget) -> None:
         self.views[key] = widget
-        self._add_dock(key, title, widget, area)
+        dock = self._add_dock(key, title, widget, area)
+        dock.visibilityChanged.connect(widget.set_on_screen)  # a tab behind another does not paint
         self.session.snapshot_ready.connect(widget.set_snapshot)
         self.session.layer_selected.connect(widget.set_selected_layer)
         if hasattr(widget, "neuron_clicked"):

@@ -62,6 +62,7 @@ class QtNetworkTable(QTableWidget):
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.horizontalHeader().setStretchLastSection(True)
         self._names: list[str] = []
+        self._flags: dict[int, tuple[int, str]] = {}  # row -> (level, tooltip) shown
         self._selecting = False
         self.cursor_layer: str | None = None
         self.itemSelectionChanged.connect(self._on_selection_changed)
@@ -82,7 +83,9 @@ class QtNetworkTable(QTableWidget):
             if s is not None:
                 values = (_fmt(s.mean_rate), _fmt(s.max_rate), _fmt(s.silent, 100, 1), _fmt(s.saturated, 100, 1), _fmt(s.r))
                 for col, text in enumerate(values, start=4):
-                    self.item(row, col).setText(text)
+                    item = self.item(row, col)
+                    if item.text() != text:  # each setText repaints the cell
+                        item.setText(text)
             self._flag(row, s if snapshot.t > 0 else None, row == len(snapshot.layers) - 1)
         self._mark_cursor(snapshot.cursor_layer)
 
@@ -107,6 +110,7 @@ class QtNetworkTable(QTableWidget):
     def _rebuild(self, snapshot) -> None:
         selected = self.selected_layer()
         self._names = [ls.name for ls in snapshot.layers]
+        self._flags = {}
         self.setRowCount(len(self._names))
         for row, ls in enumerate(snapshot.layers):
             neurons = int(math.prod(ls.shape)) if ls.is_neuron else 0
@@ -124,8 +128,11 @@ class QtNetworkTable(QTableWidget):
 
     def _flag(self, row: int, stats, is_output: bool) -> None:
         level, reasons = (0, []) if stats is None else diagnose(stats, is_output)
-        brush = QBrush() if level == 0 else QBrush(AMBER if level == 1 else RED)
         tip = "\n".join(reasons)
+        if self._flags.get(row) == (level, tip):
+            return
+        self._flags[row] = (level, tip)
+        brush = QBrush() if level == 0 else QBrush(AMBER if level == 1 else RED)
         for col in range(len(COLUMNS)):
             item = self.item(row, col)
             item.setBackground(brush)

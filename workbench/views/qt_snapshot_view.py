@@ -2,8 +2,8 @@
 
 A view receives immutable ``Snapshot`` objects (``set_snapshot``) as fast as the session emits
 them, but repaints on its own clock: at most ``MAX_FPS`` times a second, at once when it has been
-idle for longer than a frame, and never while hidden (a hidden view keeps the newest snapshot and
-paints it when shown again). Subclasses implement ``_render(snapshot)``, which pushes arrays into
+idle for longer than a frame, and never while off screen — hidden, or in a dock tab that is not
+the current one (it keeps the newest snapshot and paints it when it comes on screen again). Subclasses implement ``_render(snapshot)``, which pushes arrays into
 plot items created once in ``__init__``; they never create items per frame.
 
 ``refresh()`` paints synchronously (tests, benchmarks, screenshots); ``repaint_count`` counts
@@ -78,6 +78,7 @@ class QtSnapshotView(QWidget):
         self._selected: str | None = None
         self._sample = 0
         self._dirty = False
+        self._covered = False  # in a dock tab that is not the current one
         self.repaint_count = 0
         self._since = QElapsedTimer()
         self._timer = QTimer(self)
@@ -133,8 +134,19 @@ class QtSnapshotView(QWidget):
         wait = 0 if not self._since.isValid() else max(0, frame_ms - self._since.elapsed())
         self._timer.start(int(wait))
 
+    def on_screen(self) -> bool:
+        """Shown and not in a dock tab behind another: Qt still calls such a widget visible."""
+        return self.isVisible() and not self._covered
+
+    @pyqtSlot(bool)
+    def set_on_screen(self, on: bool) -> None:
+        """Told by the window from ``QDockWidget.visibilityChanged`` (its tab raised or not)."""
+        self._covered = not on
+        if on and self._dirty:
+            self._schedule()
+
     def _on_refresh_timer(self) -> None:
-        if self._dirty and self.isVisible():
+        if self._dirty and self.on_screen():
             self.refresh()
 
     def showEvent(self, event):  # noqa: N802 (Qt override)

@@ -25,7 +25,7 @@ import traceback
 from types import MappingProxyType
 
 from workbench.engine.simulator import Simulator
-from workbench.engine.snapshot import make_snapshot
+from workbench.engine.snapshot import HistoryCache, make_snapshot
 from workbench.errors import WorkbenchError
 from workbench.models.forward import forward
 
@@ -41,8 +41,10 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 
 
 class SimLoop:
-    def __init__(self, emit, window: int = 500, frame_interval: float = 1 / 30):
+    def __init__(self, emit, window: int = 500, frame_interval: float = 1 / 30, clock=time.perf_counter):
+        """``clock``: seconds, monotonic (tests pass a fake one to check the frame gate)."""
         self._emit = emit
+        self._clock = clock
         self.window = window
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -51,6 +53,7 @@ class SimLoop:
         self.sim: Simulator | None = None
         self._ann: dict = {}
         self._r_history: dict[str, list] = {}
+        self._cache = HistoryCache(window)  # snapshots share history rows, only new ones are copied
         self._history_layers: tuple[str, ...] | None = ()
         self._play_gen: int | None = None  # generation of the running play, None when idle
         self._target: int | None = None
@@ -148,6 +151,8 @@ class SimLoop:
         if network is None or x is None:
             return
         self._ann = forward(network, x)
+        for arr in self._ann.values():
+            arr.flags.writeable = False  # snapshots then share them instead of copying each time
         self.sim = Simulator(network, config, x, labels, record_capacity=self.window)
 
     def _set_running(self, gen: int | None) -> None:
@@ -156,7 +161,7 @@ class SimLoop:
         if gen is None:
             self._target = None
         else:
-            self._rate = (time.perf_counter(), self.sim.t, 0.0)
+            self._rate = (self._clock(), self.sim.t, 0.0)
         if was != (gen is not None):
             self._emit("running", gen is not None)
             self._dirty = True
@@ -172,7 +177,7 @@ class SimLoop:
         if self._play_gen is None:
             self._send_snapshot()
             return
-        now = time.perf_counter()
+        now = self._clock()
         if self._frame_wanted and now - self._last_frame >= self.frame_interval:
             self._send_snapshot(now)
 
@@ -188,11 +193,11 @@ class SimLoop:
         if self.sim is None:
             self._emit("snapshot", None)
             return
-        now = time.perf_counter() if now is None else now
+        now = self._clock() if now is None else now
         running = self._play_gen is not None
         snap = make_snapshot(self.sim, self._ann, self._history_layers, self.window,
                              steps_per_second=self._steps_per_second(now) if running else 0.0,
-                             running=running)
+                             running=running, cache=self._cache)
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)

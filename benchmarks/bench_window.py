@@ -1,0 +1,163 @@
+"""Engine throughput with the whole window attached, against the same engine headless.
+
+    QT_QPA_PLATFORM=offscreen .venv/bin/python benchmarks/bench_window.py [--steps 3000] [--batch 1]
+    xvfb-run -a .venv/bin/python benchmarks/bench_window.py          # a real X server
+
+Same process, same network (the bundled demo, normalized on its calibration set), same sample(s)
+and settings as the window uses (the recorder keeps the window's 500 steps):
+
+1. headless: a ``Simulator`` built and stepped here, ``--steps`` timesteps, no Qt involved;
+2. window: ``build_window`` (the real main window with every view shown, 1600x1000), then
+   ``Session.run_to(--steps)``; timed from the intent to the snapshot that says t == steps.
+   Frames per second = paints of the plot views that are on screen, per second.
+
+Reported: both steps per second, their ratio (the issue asks >= 0.8), snapshots per second and
+paints per second, and the CPU time the worker and the GUI thread got per second of wall time
+(what a thread did not get went to waiting for the GIL or for a core). ``--profile FILE`` writes a cProfile of the worker thread (the SimLoop) for
+the window run. The machine's other load moves the figures; compare the ratio, run it twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PyQt6.QtCore import QEventLoop, QSettings, QTimer  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+from workbench.engine.simulator import Simulator  # noqa: E402
+from workbench.views import loaders  # noqa: E402
+
+WINDOW = 500  # steps the window's recorder keeps (Session's default)
+
+
+def headless(network, config, x, y, steps: int) -> float:
+    sim = Simulator(network, config, x, y, record_capacity=WINDOW)
+    sim.run(20)  # numba kernels compiled / loaded from the cache
+    sim.reset()
+    start = time.perf_counter()
+    sim.run(steps)
+    return steps / (time.perf_counter() - start)
+
+
+def wait(app, condition, timeout: float = 600.0) -> None:
+    """Run Qt's event loop (as ``app.exec()`` would: idle waits hold no GIL) until
+    ``condition()``, checked every 5 ms; polling ``processEvents`` in Python would itself take
+    the GIL a thousand times a second and slow the worker down."""
+    if condition():
+        return
+    loop = QEventLoop()
+    end = time.perf_counter() + timeout
+
+    def check():
+        if condition() or time.perf_counter() > end:
+            loop.quit()
+
+    timer = QTimer()
+    timer.timeout.connect(check)
+    timer.start(5)
+    loop.exec()
+    timer.stop()
+    if not condition():
+        raise TimeoutError("the window did not get there in time")
+
+
+def in_window(app, steps: int, batch: int, profile: str | None):
+    """(steps/s, snapshots/s, paints/s of the visible views, the window's headless inputs)."""
+    from workbench.views.app import build_window
+
+    settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
+    session, win = build_window(settings=settings, error_handler=lambda m, d: print("error:", m, file=sys.stderr))
+    win.resize(1600, 1000)
+    win.show()
+    wait(app, lambda: session.network is not None and session.snapshot is not None)
+    if batch != session.config.batch:
+        session.select_batch(0, batch)
+        wait(app, lambda: session.snapshot is not None and session.snapshot.batch == batch)
+    membrane = win.views.get("membrane")
+    session.select_layer("conv2")
+    if membrane is not None:
+        membrane.add_neuron("conv2", 37)
+        membrane.add_neuron("fc1", 5)
+    session.run_to(20)  # warm up: compile, first paints
+    wait(app, lambda: session.snapshot.t == 20 and not session.running)
+    session.reset()
+    wait(app, lambda: session.snapshot.t == 0 and not session.running)
+    pause = time.perf_counter() + 0.3
+    wait(app, lambda: time.perf_counter() > pause)
+
+    loop = session._loop
+    cpu = {"worker": 0.0}
+    stepping = loop._advance
+
+    def timed():  # the worker's CPU time (not wall time: waits for the GIL or a core don't count)
+        t0 = time.thread_time()
+        try:
+            stepping()
+        finally:
+            cpu["worker"] += time.thread_time() - t0
+
+    loop._advance = timed
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        original = timed
+
+        def profiled():
+            profiler.enable()
+            try:
+                original()
+            finally:
+                profiler.disable()
+
+        loop._advance = profiled
+    visible = [v for v in win.views.values() if v.on_screen()]
+    paints0 = sum(v.repaint_count for v in visible)
+    frames = []
+    session.snapshot_ready.connect(frames.append)
+    start, main_cpu = time.perf_counter(), time.thread_time()
+    session.run_to(steps)
+    wait(app, lambda: session.snapshot.t >= steps and not session.running)
+    elapsed = time.perf_counter() - start
+    cpu["main"] = time.thread_time() - main_cpu
+    loop._advance = stepping
+    paints = sum(v.repaint_count for v in visible) - paints0
+    session.snapshot_ready.disconnect(frames.append)
+    if profiler is not None:
+        profiler.dump_stats(profile)
+    inputs = (session.network, session.config, *session._batch())
+    win.close()
+    share = {k: v / elapsed for k, v in cpu.items()}
+    return steps / elapsed, len(frames) / elapsed, paints / elapsed / max(len(visible), 1), share, inputs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=1, help="alternate headless and window runs this often")
+    parser.add_argument("--profile", help="write a cProfile of the worker's stepping to this file")
+    args = parser.parse_args()
+    app = QApplication.instance() or QApplication([])
+    print(f"demo network, batch {args.batch}, {args.steps} steps, platform {app.platformName()}")
+    print(f"{'headless steps/s':>17} {'window steps/s':>15} {'ratio':>6} {'snapshots/s':>12} {'fps/view':>9}"
+          f" {'CPU worker':>11} {'CPU GUI':>8}")
+    inputs = None
+    for _ in range(args.repeat):
+        w_rate, snaps, fps, share, inputs = in_window(app, args.steps, args.batch, args.profile)
+        h_rate = headless(*inputs, args.steps)
+        print(f"{h_rate:>17,.0f} {w_rate:>15,.0f} {w_rate / h_rate:>6.2f} {snaps:>12.1f} {fps:>9.1f}"
+              f" {share['worker']:>11.0%} {share['main']:>8.0%}")
+
+
+if __name__ == "__main__":
+    main()

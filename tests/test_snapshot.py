@@ -1,0 +1,79 @@
+"""Snapshots: what they copy from the engine, and the history cache that lets a stream of them
+share recorded rows (only new rows copied) without any handed-out history ever changing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.view_data import make_run
+from workbench.engine.snapshot import HistoryCache, make_snapshot
+
+
+def assert_same_history(a, b):
+    np.testing.assert_array_equal(a.steps, b.steps)
+    np.testing.assert_array_equal(a.predictions, b.predictions)
+    assert set(a.layers) == set(b.layers)
+    for name in a.layers:
+        np.testing.assert_array_equal(a[name].spikes, b[name].spikes)
+        np.testing.assert_array_equal(a[name].membrane, b[name].membrane)
+
+
+@pytest.mark.parametrize("chunks", [[1] * 40, [3, 7, 11, 2, 30, 1, 1, 45, 9], [60, 60, 5]])
+def test_history_cache_equals_the_recorder_and_never_changes_what_it_gave(chunks):
+    sim, _ = make_run(0, batch=2, labels=True, capacity=25)  # the ring wraps, and often
+    cache = HistoryCache(window=25, slack=2)
+    given = []
+    for n in chunks:
+        sim.run(n)
+        layers = ("fc1", "output") if len(given) % 3 else None
+        got = cache.trace(sim, layers)
+        expected = sim.recorder.trace(25, sim.labels, layers=None if layers is None else set(layers))
+        assert_same_history(got, expected)
+        assert got["output"].spikes.base is not None or got["output"].spikes.size == 0  # a view
+        given.append((got, expected))
+    for got, expected in given:  # later calls wrote new rows and started new buffers
+        assert_same_history(got, expected)
+        assert not got["output"].spikes.flags.writeable
+
+
+def test_history_cache_starts_afresh_after_a_reset_and_with_few_steps():
+    sim, _ = make_run(30, capacity=25)
+    cache = HistoryCache(window=25)
+    before = cache.trace(sim, None)
+    sim.reset()
+    assert cache.trace(sim, None).n_steps == 0
+    sim.run(3)
+    after = cache.trace(sim, None)
+    assert list(after.steps) == [1, 2, 3]
+    assert_same_history(after, sim.recorder.trace(25, sim.labels))
+    assert list(before.steps) == list(range(6, 31))
+
+
+def test_make_snapshot_with_cache_equals_without():
+    sim, ann = make_run(40, capacity=25)
+    cache = HistoryCache(window=25)
+    a = make_snapshot(sim, ann, ("fc1",), window=25, cache=cache)
+    b = make_snapshot(sim, ann, ("fc1",), window=25)
+    assert_same_history(a.history, b.history)
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+
+
+def test_snapshot_carries_the_value_a_spike_carries():
+    sim, ann = make_run(5)
+    snap = make_snapshot(sim, ann)
+    for ls in sim.layers:
+        if ls.is_neuron:
+            assert snap.layer(ls.layer.name).output_scale == pytest.approx(float(ls.out_scale))
+    np.testing.assert_allclose(snap.layer("fc1").output, snap.layer("fc1").spikes * snap.layer("fc1").output_scale)
+
+
+def test_read_only_ann_arrays_are_shared_not_copied():
+    sim, ann = make_run(2)
+    frozen = {k: v.copy() for k, v in ann.items()}
+    for arr in frozen.values():
+        arr.flags.writeable = False
+    snap = make_snapshot(sim, frozen)
+    assert snap.layer("fc1").ann is frozen["fc1"]
+    writable = make_snapshot(sim, ann)
+    assert writable.layer("fc1").ann is not ann["fc1"] and not writable.layer("fc1").ann.flags.writeable
