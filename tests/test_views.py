@@ -138,18 +138,83 @@ def test_raster_highlights_the_cursor_layer(qtbot):
     assert "fc1" in view.plot.titleLabel.text
 
 
-def test_raster_pools_rows_so_no_spike_is_lost(qtbot, snap):
+def test_raster_pools_rows_by_spike_density(qtbot, snap):
     view = shown(qtbot, QtRasterView(), snap, layer="conv1")
     view.plot.vb.enableAutoRange(False)
     view.plot.vb.setRange(yRange=(-0.5, 1000), padding=0)  # zoomed out: several rows per pixel
     qtbot.waitUntil(lambda: view._pooling()[0] > 1)
     view.refresh()
-    py = view._pooling()[0]
+    py, px = view._pooling()
     img, full = view.image.image, view.codes()
-    assert img.shape[0] == -(-full.shape[0] // py)
-    padded = np.zeros((img.shape[0] * py, full.shape[1]), np.uint8)
-    padded[:full.shape[0]] = full
-    np.testing.assert_array_equal(img, padded.reshape(img.shape[0], py, -1).max(axis=1))
+    assert img.shape == (-(-full.shape[0] // py), -(-full.shape[1] // px))
+    np.testing.assert_array_equal(img, qt_raster.pool_codes(full, py, px))
+    # every pooled cell with a spike is shaded, none without
+    padded = np.zeros((img.shape[0] * py, img.shape[1] * px), np.uint8)
+    padded[:full.shape[0], padded.shape[1] - full.shape[1]:] = full
+    any_spike = (padded == qt_raster.POSITIVE).reshape(img.shape[0], py, img.shape[1], px).any(axis=(1, 3))
+    np.testing.assert_array_equal(img >= qt_raster.POSITIVE_RAMP, any_spike)
+
+
+def test_pooled_shade_follows_density_and_keeps_single_and_negative_spikes():
+    P, N, E = qt_raster.POSITIVE, qt_raster.NEGATIVE, qt_raster.EMPTY
+    codes = np.full((8, 8), E, np.uint8)
+    codes[0:4, 0:4] = P  # a full cell
+    codes[0, 4] = P  # one spike in 16
+    codes[4:8, 0:4][::2] = P  # half a cell
+    codes[4:8, 4:8] = N  # all negative
+    codes[5, 0:4] = qt_raster.SEPARATOR  # a separator row inside the half cell
+    out = qt_raster.pool_codes(codes, 4, 4)
+    assert out[0, 0] == P  # fully dense: the spike colour itself
+    assert out[0, 1] == qt_raster.POSITIVE_RAMP  # one spike: the dimmest shade, still visible
+    assert out[1, 1] == N
+    assert out[1, 0] == qt_raster.SEPARATOR
+    half = np.full((4, 4), E, np.uint8)
+    half[::2] = P
+    shade = qt_raster.pool_codes(half, 4, 4)[0, 0]
+    assert qt_raster.POSITIVE_RAMP < shade < P
+    brightness = qt_raster.LUT[qt_raster.POSITIVE_RAMP:qt_raster.POSITIVE + 1].sum(axis=1)
+    assert np.all(np.diff(brightness) > 0)  # denser is brighter
+    assert qt_raster.pool_codes(np.full((4, 4), qt_raster.CURSOR, np.uint8), 2, 2).tolist() == [[1, 1], [1, 1]]
+
+
+def test_raster_shows_the_step_in_progress_as_a_marked_last_column(qtbot):
+    sim, ann = make_run(10)
+    while sim.layers[sim.cursor].layer.name != "output":  # conv1 and fc1 advanced, output not
+        sim.step_layer()
+    snap = make_snapshot(sim, ann)
+    view = shown(qtbot, QtRasterView(), snap)
+    view.set_stacked(True)
+    view.refresh()
+    codes = view.codes()
+    assert codes.shape[1] == snap.history.n_steps + 1
+    column = codes[:, -1]
+    for name, first, n in view.blocks:
+        expected = snap.layer(name).spikes[0].reshape(-1)
+        part = column[first:first + n]
+        if name == "output":  # still to advance this step: nothing yet (cursor background)
+            assert (part == qt_raster.CURSOR).all()
+        else:
+            np.testing.assert_array_equal(part == qt_raster.POSITIVE, expected > 0)
+            np.testing.assert_array_equal(part == qt_raster.NOW, expected == 0)
+    rect = view.image.mapRectToParent(view.image.boundingRect())
+    assert rect.right() == pytest.approx(snap.t + 1.5)
+    assert f"step {snap.t + 1} in progress" in view._status.text()
+    # between timesteps there is no such column
+    sim.step_layer()
+    done = make_snapshot(sim, ann)
+    view.set_snapshot(done)
+    view.refresh()
+    assert view.codes().shape[1] == done.history.n_steps and not (view.codes() == qt_raster.NOW).any()
+
+
+def test_raster_step_in_progress_before_the_first_step_completes(qtbot):
+    sim, ann = make_run(0)
+    sim.step_layer()
+    sim.step_layer()  # conv1 advanced in step 1
+    snap = make_snapshot(sim, ann)
+    view = shown(qtbot, QtRasterView(), snap, layer="conv1")
+    assert view.codes().shape == (48, 1)
+    np.testing.assert_array_equal(view.codes()[:, 0] == qt_raster.POSITIVE, snap.layer("conv1").spikes[0].reshape(-1) > 0)
 
 
 # ---- membrane ---------------------------------------------------------------------------------
@@ -262,15 +327,49 @@ def test_ann_vs_snn_scatter_title_and_r_curves(qtbot):
     view = shown(qtbot, QtAnnSnnView(), snap, layer="fc1")
     x, y = view.scatter_data()
     np.testing.assert_allclose(x, ann["fc1"].reshape(-1))
-    np.testing.assert_allclose(y, snap.layer("fc1").counts.reshape(-1) / snap.t)
+    np.testing.assert_allclose(y, snap.layer("fc1").counts.reshape(-1) / snap.t)  # IF, dt 1: a spike is 1
     st = snap.stats_for("fc1")
     title = view.scatter_plot.titleLabel.text
     assert f"r = {st.r:.3f}" in title and f"{100 * st.saturated:.1f}% saturated" in title
-    assert "spikes / step" in view.scatter_plot.getAxis("left").labelText
+    assert "spike value" in view.scatter_plot.getAxis("left").labelText
+    assert "ANN activation" in view.scatter_plot.getAxis("bottom").labelText
     for name, points in r_hist.items():
         cx, cy = view.r_curve(name)
         np.testing.assert_allclose(cx, [p[0] for p in points])
         np.testing.assert_allclose(cy, [p[1] for p in points])
+
+
+def test_ann_vs_snn_plots_the_output_value_a_spike_carries(qtbot):
+    """With rate_scale 4 a spike carries 1/4: the y values are counts * 1/4 / t, on the same
+    scale as the ANN activation, and the saturation line is max_rate * 1/4."""
+    from tests.view_data import small_network
+    from workbench.engine.config import SimConfig
+    from workbench.engine.simulator import Simulator
+    from workbench.models.forward import forward
+
+    net = small_network()
+    x = np.random.default_rng(1).uniform(0.0, 1.0, (2, 4, 4, 1)).astype(np.float32)
+    sim = Simulator(net, SimConfig(batch=2, rate_scale=4.0), x)
+    sim.run(40)
+    snap = make_snapshot(sim, forward(net, x))
+    ls = snap.layer("fc1")
+    assert ls.output_scale == pytest.approx(0.25)
+    view = shown(qtbot, QtAnnSnnView(), snap, layer="fc1")
+    _, y = view.scatter_data()
+    np.testing.assert_allclose(y, ls.counts.reshape(-1) * 0.25 / 40, rtol=1e-6)
+    assert view.saturation.value() == pytest.approx(ls.max_rate * 0.25)
+    np.testing.assert_allclose(y, sim.layer("fc1").counts.reshape(-1) * float(sim.layer("fc1").out_scale) / 40,
+                               rtol=1e-6)
+
+
+def test_ann_vs_snn_mid_step_divides_advanced_layers_by_t_plus_one(qtbot):
+    sim, ann = make_run(10)
+    while sim.layers[sim.cursor].layer.name != "output":
+        sim.step_layer()
+    snap = make_snapshot(sim, ann)
+    view = shown(qtbot, QtAnnSnnView(), snap, layer="fc1")
+    _, y = view.scatter_data()
+    np.testing.assert_allclose(y, snap.layer("fc1").counts.reshape(-1) / 11)
 
 
 # ---- accuracy ---------------------------------------------------------------------------------

@@ -1,10 +1,13 @@
 """QtAnnSnnView: does each neuron fire as fast as its ANN activation says it should?
 
 Left: one point per neuron and sample of the selected layer, x = the ANN activation of the
-normalized network (``LayerSnapshot.ann``), y = the SNN rate ``counts / t`` in spikes per step.
-For the IF model with threshold 1 and dt 1 one spike per step carries the value 1, so a perfect
-conversion lies on the dashed identity line; the dotted line is the model's maximum rate
-(points there are saturated). The title gives Pearson r and the saturated percentage from
+normalized network (``LayerSnapshot.ann``), y = the SNN's output value, the mean of what the
+layer passed on per step: ``counts * output_scale / t`` (``output_scale``: the value one spike
+carries for this model, dt and rate_scale). Both are in the normalized network's activation
+units, so a perfect conversion lies on the dashed identity line whatever the neuron model; the
+dotted line is the highest value the model can pass on, ``max_rate * output_scale`` (points
+there are saturated). Mid-step (stepping by layer) a layer already advanced has counted
+``t + 1`` steps. The title gives Pearson r and the saturated percentage from
 ``snapshot.stats``. At most ``MAX_POINTS`` points are drawn (an even stride through the
 neurons beyond that, said in the title).
 
@@ -27,12 +30,13 @@ class QtAnnSnnView(QtSnapshotView):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.plot_widget = pg.GraphicsLayoutWidget()
-        self.scatter_plot = make_plot("ANN vs SNN", "ANN activation (normalized)", "SNN rate (spikes / step)")
+        self.scatter_plot = make_plot("ANN vs SNN", "ANN activation (normalized units)",
+                                      "SNN output: counts × spike value / t")
         self.identity = pg.InfiniteLine((0, 0), angle=45, movable=False,
                                         pen=pg.mkPen("#c0c0c0", width=1, style=Qt.PenStyle.DashLine))
         self.saturation = pg.InfiniteLine(1.0, angle=0, movable=False,
                                           pen=pg.mkPen("#ff7070", width=1, style=Qt.PenStyle.DotLine),
-                                          label="max rate", labelOpts={"position": 0.05, "color": "#ff9090",
+                                          label="max output", labelOpts={"position": 0.05, "color": "#ff9090",
                                                                         "anchors": [(0, 0), (0, 0)]})
         self.scatter = pg.ScatterPlotItem(size=5, pen=None, brush=pg.mkBrush(80, 170, 255, 140))
         for item in (self.identity, self.saturation, self.scatter):
@@ -70,16 +74,18 @@ class QtAnnSnnView(QtSnapshotView):
             set_title(self.scatter_plot, f"{name or 'ANN vs SNN'}: {why}")
             return
         x = ls.ann.reshape(-1)
-        y = ls.counts.reshape(-1) / snapshot.t
+        steps = snapshot.t + (1 if ls.index < snapshot.cursor else 0)
+        y = ls.counts.reshape(-1) * (ls.output_scale / steps)
         stride = max(1, -(-x.size // MAX_POINTS))
         self.scatter.setData(x[::stride], y[::stride])
-        self.saturation.setValue(ls.max_rate)
+        top = ls.max_rate * ls.output_scale
+        self.saturation.setValue(top)
         st = snapshot.stats_for(name)
         r = "n/a" if st is None or np.isnan(st.r) else f"{st.r:.3f}"
         sat = "" if st is None else f", {100 * st.saturated:.1f}% saturated"
         shown = f" (1/{stride} shown)" if stride > 1 else ""
         set_title(self.scatter_plot, f"{name}: r = {r}{sat}{shown}")
-        hi = max(float(np.max(x)), float(np.max(y)), ls.max_rate)
+        hi = max(float(np.max(x)), float(np.max(y)), top)
         lo = min(0.0, float(np.min(x)), float(np.min(y)))
         self.scatter_plot.setRange(xRange=(lo, hi), yRange=(lo, hi), padding=0.05)
 

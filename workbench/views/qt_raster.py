@@ -1,16 +1,24 @@
 """QtRasterView: spike raster of the selected layer, or of every recorded layer stacked.
 
 One ``ImageItem`` over a C-contiguous ``uint8`` (rows = neurons, columns = timesteps) code
-array with a six-entry LUT and explicit levels; the array is reused between frames. Codes are
-ordered by priority so that max-pooling (when there are more rows or columns than screen pixels)
-keeps every spike visible: 0 nothing, 1 cursor-layer background, 2 background of a neuron that
-diverges from a compared trace (``set_divergence``; up to the shown step), 3 positive spike,
-4 negative spike (signed models), 5 separator between stacked layers. A red ring marks where
-each divergent neuron first differs (visible at any zoom), a dashed red line the step of the
-first divergence.
+array with a small LUT and explicit levels; the array is reused between frames. Codes at full
+resolution (``codes()``): 0 nothing, 1 cursor-layer background, 2 background of a neuron that
+diverges from a compared trace (``set_divergence``; up to the shown step), 3 background of the
+step in progress, 4 separator between stacked layers, ``POSITIVE`` a spike, ``NEGATIVE`` a
+negative spike (signed models). A red ring marks where each divergent neuron first differs
+(visible at any zoom), a dashed red line the step of the first divergence.
 
-x is the real timestep number (``history.steps``), y the neuron index (row-major, channels-last
-flat index), neuron 0 at the top. A left click on a row emits ``neuron_clicked(layer, index)``.
+Zoomed out (more rows or steps than screen pixels) the codes are pooled to the pixel grid and a
+pooled cell is shaded by its spike density, the fraction of its neuron-steps that spiked, on a
+graded LUT (``DENSITY_LEVELS`` shades from dim to full; one spike in a cell is still the dim
+shade, never dropped); negative spikes keep their own colour ramp, separators stay visible.
+So a busy layer reads as a grey-to-yellow texture instead of a solid yellow block.
+
+Stepping by layer (``Snapshot.cursor`` > 0) the step in progress is the last column, on its own
+background: the spikes of the layers already advanced (``LayerSnapshot.spikes``), nothing yet
+for the others. x is the real timestep number (``history.steps``, then ``t + 1``), y the neuron
+index (row-major, channels-last flat index), neuron 0 at the top. A left click on a row emits
+``neuron_clicked(layer, index)``.
 """
 
 from __future__ import annotations
@@ -22,11 +30,51 @@ from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayou
 
 from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
 
-EMPTY, CURSOR, DIVERGENT, POSITIVE, NEGATIVE, SEPARATOR = range(6)
-LUT = np.array(
-    [[10, 10, 14], [34, 34, 80], [120, 24, 30], [255, 225, 60], [0, 215, 255], [110, 110, 110]], dtype=np.uint8
-)
+EMPTY, CURSOR, DIVERGENT, NOW, SEPARATOR = range(5)  # backgrounds, by priority when pooled
+DENSITY_LEVELS = 12  # shades per spike colour for pooled cells
+POSITIVE_RAMP = SEPARATOR + 1  # first (dimmest) positive shade; POSITIVE is the last (a spike)
+NEGATIVE_RAMP = POSITIVE_RAMP + DENSITY_LEVELS
+POSITIVE = NEGATIVE_RAMP - 1
+NEGATIVE = NEGATIVE_RAMP + DENSITY_LEVELS - 1
+
+
+def _ramp(dim, full, n=DENSITY_LEVELS):
+    t = (np.arange(1, n + 1) / n) ** 0.8
+    return np.round(np.asarray(dim) + (np.asarray(full) - np.asarray(dim)) * t[:, None])
+
+
+LUT = np.vstack([
+    [[10, 10, 14], [34, 34, 80], [120, 24, 30], [24, 70, 52], [110, 110, 110]],
+    _ramp([80, 62, 20], [255, 225, 60]),  # positive: dim amber .. yellow
+    _ramp([0, 60, 84], [0, 215, 255]),  # negative: dim teal .. cyan
+]).astype(np.uint8)
 LEVELS = (0, len(LUT))  # with N colours and levels (0, N), code k maps to colour k exactly
+
+
+def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
+    """Pool a full-resolution code array by (py rows, px columns) per cell, padding before the
+    oldest step and after the last row. A cell with spikes gets the shade of its density (the
+    majority sign's colour); without spikes its highest-priority background; a separator row
+    always shows."""
+    rows, cols = codes.shape
+    r, c = -(-rows // py) * py, -(-cols // px) * px
+    img = codes
+    if (r, c) != (rows, cols):
+        img = np.zeros((r, c), dtype=np.uint8)
+        img[:rows, c - cols:] = codes
+    cells = img.reshape(r // py, py, c // px, px)
+    pos = np.count_nonzero(cells == POSITIVE, axis=(1, 3))
+    neg = np.count_nonzero(cells == NEGATIVE, axis=(1, 3))
+    background = np.where(cells <= SEPARATOR, cells, EMPTY).max(axis=(1, 3))
+    n = max(pos.max(initial=0), neg.max(initial=0))
+    if n == 0:
+        return np.ascontiguousarray(background)
+    shade = lambda k: np.clip(np.ceil(k * (DENSITY_LEVELS / (py * px))) - 1, 0, DENSITY_LEVELS - 1)  # noqa: E731
+    out = np.where(pos >= neg, POSITIVE_RAMP + shade(pos), NEGATIVE_RAMP + shade(neg)).astype(np.uint8)
+    spiking = (pos + neg) > 0
+    out[~spiking] = background[~spiking]
+    out[background == SEPARATOR] = SEPARATOR
+    return out
 
 
 class QtRasterView(QtSnapshotView):
@@ -38,6 +86,7 @@ class QtRasterView(QtSnapshotView):
         self._buf = np.zeros((0, 0), dtype=np.uint8)
         self._blocks: list[tuple[str, int, int]] = []  # (layer, first row, neurons)
         self._pool = (1, 1)
+        self._last_step = 0  # timestep of the last column shown
         self._divergence = None  # DivergenceOverlay of a comparison, or None
 
         self._all = QCheckBox("All layers")
@@ -140,7 +189,7 @@ class QtRasterView(QtSnapshotView):
         return [name] if name in recorded else []
 
     def _pooling(self) -> tuple[int, int]:
-        """Rows and columns per screen pixel (>= 1): max-pooling factors for the image."""
+        """Rows and columns per screen pixel (>= 1): pooling factors for the image."""
         rows, cols = self._buf.shape
         if rows == 0 or cols == 0:
             return (1, 1)
@@ -155,8 +204,10 @@ class QtRasterView(QtSnapshotView):
         self._sample_box.setVisible(snapshot.batch > 1)
         self._sample_box.setMaximum(max(0, snapshot.batch - 1))
         T = history.n_steps
+        now = snapshot.cursor > 0 and bool(names)  # a step in progress: one more column
+        cols = T + int(now)
         self.div_marks.setData([], [])
-        if not names or T == 0:
+        if not names or cols == 0:
             self._blocks = []
             self._buf = np.zeros((0, 0), dtype=np.uint8)
             self.image.clear()
@@ -170,19 +221,22 @@ class QtRasterView(QtSnapshotView):
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
         rows = sum(sizes) + len(names) - 1
-        if self._buf.shape != (rows, T):
-            self._buf = np.empty((rows, T), dtype=np.uint8)
+        if self._buf.shape != (rows, cols):
+            self._buf = np.empty((rows, cols), dtype=np.uint8)
         buf = self._buf
         self._blocks = []
         row = 0
         marks = ([], [])
         for name, n in zip(names, sizes):
             block = buf[row:row + n]
+            done = block[:, :T]
             s = history[name].spikes.reshape(T, history.batch, n)[:, b, :].T  # (n, T) view
-            np.greater(s, 0, out=block.view(np.bool_))
-            block *= POSITIVE
+            np.greater(s, 0, out=done.view(np.bool_))
+            done *= POSITIVE
             if snapshot.layer(name).signed:
-                block[s < 0] = NEGATIVE
+                done[s < 0] = NEGATIVE
+            if now:
+                self._fill_in_progress(block[:, T], snapshot.layer(name), snapshot.cursor, b)
             if name == snapshot.cursor_layer:
                 block[block == EMPTY] = CURSOR
             if self._divergence is not None:
@@ -197,10 +251,23 @@ class QtRasterView(QtSnapshotView):
             if row < rows:
                 buf[row] = SEPARATOR
                 row += 1
-        self._push_image(history.steps)
+        self._last_step = snapshot.t + 1 if now else int(history.steps[-1])
+        self._push_image(self._last_step)
         self._update_axes(snapshot, names, b)
         if marks[0]:
             self.div_marks.setData(np.concatenate(marks[0]).astype(float), np.concatenate(marks[1]).astype(float))
+
+    @staticmethod
+    def _fill_in_progress(column, ls, cursor: int, b: int) -> None:
+        """The step in progress: this step's spikes of a layer already advanced (its index is
+        below the cursor) on the NOW background; a layer still to advance shows nothing yet."""
+        if ls.index >= cursor or ls.spikes is None:
+            column[:] = EMPTY
+            return
+        s = ls.spikes[b].reshape(-1)
+        column[:] = NOW
+        column[s > 0] = POSITIVE
+        column[s < 0] = NEGATIVE
 
     @staticmethod
     def _mark_divergent(block, mask) -> None:
@@ -210,19 +277,12 @@ class QtRasterView(QtSnapshotView):
         rows[rows < DIVERGENT] = DIVERGENT
         block[mask] = rows
 
-    def _push_image(self, steps) -> None:
+    def _push_image(self, last_step: int) -> None:
         buf = self._buf
-        rows, cols = buf.shape
         self._pool = py, px = self._pooling()
-        img = buf
-        if py > 1 or px > 1:  # max-pool so that no spike falls between pixels
-            r, c = -(-rows // py) * py, -(-cols // px) * px
-            if (r, c) != (rows, cols):
-                img = np.zeros((r, c), dtype=np.uint8)
-                img[:rows, c - cols:] = buf  # pad before the oldest step, after the last row
-            img = img.reshape(r // py, py, c // px, px).max(axis=(1, 3))
+        img = pool_codes(buf, py, px) if py > 1 or px > 1 else buf  # shaded by spike density
         self.image.setImage(img, autoLevels=False, levels=LEVELS)
-        x0 = float(steps[-1]) + 0.5 - img.shape[1] * px
+        x0 = float(last_step) + 0.5 - img.shape[1] * px
         self.image.setRect(QRectF(x0, -0.5, float(img.shape[1] * px), float(img.shape[0] * py)))
 
     def _update_axes(self, snapshot, names, b) -> None:
@@ -241,7 +301,10 @@ class QtRasterView(QtSnapshotView):
             title += f"  ▶ next: {snapshot.cursor_layer}"
         set_title(self.plot, title)
         steps = snapshot.history.steps
-        text = f"steps {int(steps[0])}–{int(steps[-1])}"
+        first = int(steps[0]) if len(steps) else self._last_step
+        text = f"steps {first}–{self._last_step}"
+        if snapshot.cursor:
+            text += f"  ·  step {snapshot.t + 1} in progress (last column)"
         if self._divergence is not None:
             n = sum(int(np.sum(m)) for m in (self._divergence.mask(x, b, snapshot.t) for x in names) if m is not None)
             text += f"  ·  {n} divergent neuron{'s' if n != 1 else ''} (red rows)"
