@@ -10,6 +10,7 @@ from PyQt6.QtWidgets import QMessageBox
 from workbench.engine.analysis import simulator_stats
 from workbench.engine.simulator import Simulator
 from workbench.models.forward import forward
+from workbench.views import qt_raster
 from workbench.views.app import build_window
 from workbench.views.qt_network_table import CURSOR_MARK, _fmt
 from workbench.views.qt_settings import INVALID_STYLE
@@ -191,3 +192,83 @@ def test_default_error_dialog_is_non_blocking_with_details(qtbot, settings):
     box = next(b for b in win.findChildren(QMessageBox) if b.isVisible())
     assert "model.keras" in box.text() and "Traceback" in box.detailedText()
     box.close()
+
+
+# ---- wiring of the views -----------------------------------------------------------------------
+def test_all_layers_toggle_asks_the_session_for_every_layer(qtbot, window):
+    s, raster = window.session, window.views["raster"]
+    raster._all.setChecked(True)
+    assert s.history_all
+    s.step()
+    wait_t(qtbot, s, 1)
+    assert set(s.snapshot.history.layers) == {l.name for l in s.network.neuron_layers}
+    raster._all.setChecked(False)
+    assert not s.history_all
+
+
+def test_step_in_progress_is_the_rasters_last_column(qtbot, window):
+    s, raster = window.session, window.views["raster"]
+    s.step()
+    s.step_layer()
+    s.step_layer()  # input and conv1 advanced in step 2
+    wait_t(qtbot, s, 1, cursor=2)
+    raster.refresh()
+    codes = raster.codes()
+    assert raster.blocks[0][0] == "conv1" and codes.shape[1] == 2
+    np.testing.assert_array_equal(codes[:, -1] == qt_raster.POSITIVE, s.snapshot.layer("conv1").spikes[0].reshape(-1) > 0)
+
+
+def test_batch_shows_ann_accuracy_and_the_chosen_sample_everywhere(qtbot, window):
+    s, accuracy = window.session, window.views["accuracy"]
+    with qtbot.waitSignal(s.ann_accuracy_changed, timeout=LONG):
+        s.select_batch(0, 8)
+    x, y = s.samples.x[:8], s.samples.y[:8]
+    ann = forward(s.network, x)[s.network.output_layer.name]
+    expected = float(np.mean(ann.argmax(axis=1) == y))
+    assert s.ann_accuracy == pytest.approx(expected)
+    window.docks["accuracy"].raise_()
+    s.step()
+    qtbot.waitUntil(lambda: s.snapshot.batch == 8 and s.snapshot.t == 1, timeout=LONG)
+    qtbot.waitUntil(lambda: window.input_view.shown.isVisibleTo(window.input_view), timeout=LONG)
+    accuracy.refresh()
+    assert accuracy.ann_line.isVisible() and accuracy.ann_line.value() == pytest.approx(100 * expected)
+    window.input_view.shown.setValue(3)
+    assert all(view.sample(s.snapshot) == 3 for view in window.views.values())
+    np.testing.assert_array_equal(window.input_view.image.image, s.samples.x[3, :, :, 0])
+    assert f"true: <b>{int(s.samples.y[3])}</b>" in window.input_view.caption.text()
+    with qtbot.waitSignal(s.ann_accuracy_changed, timeout=LONG):
+        s.select_batch(0, 1)
+    qtbot.waitUntil(lambda: s.snapshot.batch == 1, timeout=LONG)
+    assert not window.input_view.shown.isVisibleTo(window.input_view) and window.input_view.shown_sample() == 0
+
+
+def test_rate_scale_setting_is_checked_and_reaches_the_engine(qtbot, window):
+    s, panel = window.session, window.settings_panel
+    assert panel.rate_scale.text() == "1.0"
+    for bad in ("x", "-2", "0"):
+        panel.rate_scale.setText(bad)
+        panel.validate()
+        assert INVALID_STYLE in panel.rate_scale.styleSheet() and "rate_scale" in panel.message.text()
+        assert not panel.apply_button.isEnabled()
+    panel.rate_scale.setText("4")
+    panel.validate()
+    with qtbot.waitSignal(s.config_changed, timeout=LONG):
+        panel.apply()
+    assert s.config.rate_scale == 4.0
+    s.step()
+    qtbot.waitUntil(lambda: s.snapshot.t == 1 and s.snapshot.layer("fc1").output_scale == pytest.approx(0.25),
+                    timeout=LONG)
+
+
+def test_dock_tab_behind_another_does_not_paint(qtbot, window):
+    s = window.session
+    window.docks["heatmap"].raise_()
+    qtbot.waitUntil(lambda: window.views["heatmap"].on_screen() and not window.views["rates"].on_screen())
+    rates, heatmap = window.views["rates"], window.views["heatmap"]
+    before = rates.repaint_count, heatmap.repaint_count
+    s.step()
+    wait_t(qtbot, s, 1)
+    qtbot.waitUntil(lambda: heatmap.repaint_count > before[1], timeout=LONG)
+    assert rates.repaint_count == before[0] and rates._dirty
+    window.docks["rates"].raise_()
+    qtbot.waitUntil(lambda: rates.repaint_count > before[0] and not rates._dirty, timeout=LONG)

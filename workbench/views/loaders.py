@@ -44,6 +44,15 @@ def normalized(original: Network, calib_x, percentile: float) -> Network:
     return normalize(original, calib_x, percentile)
 
 
+def ann_accuracy(network: Network, ann, labels) -> float:
+    """Top-1 accuracy of the ANN (the normalized network's forward pass ``ann``, by layer name)
+    on samples with ``labels``; NaN without labels or without a class-vector output."""
+    if labels is None or n_classes(network) is None:
+        return float("nan")
+    out = np.asarray(ann[network.output_layer.name]).reshape(len(labels), -1)
+    return float(np.mean(out.argmax(axis=1) == np.asarray(labels)))
+
+
 def _note(original: Network, network: Network, percentile: float) -> str:
     if original.scales or original.normalization:
         return "The model file is already normalized; the percentile setting does not apply."

@@ -1,4 +1,9 @@
-"""QtInputView: the current input sample as an image, its true label, and the sample chooser.
+"""QtInputView: the current input sample as an image, its true label, and the sample choosers.
+
+"sample" is the data set index of the batch's first sample (``sample_selected``: the session
+runs the batch starting there); with a batch of more than one, "shown" picks which sample of
+the batch every view shows (``batch_sample_selected(k)``, 0 .. batch - 1; the window hands it
+to the views' ``set_sample``), and the picture and caption follow it.
 
 Images are shown the way they are stored: row 0 at the top (``imageAxisOrder='row-major'`` and
 an inverted y axis), channels-last; one channel is grey, three are RGB, any other count shows
@@ -30,11 +35,13 @@ def as_image(sample: np.ndarray) -> tuple[np.ndarray, str]:
 
 class QtInputView(QWidget):
     sample_selected = pyqtSignal(int)
+    batch_sample_selected = pyqtSignal(int)
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self._samples = None
         self._batch_start = 0
+        self._shown = 0  # which sample of the batch
         self._snapshot = None
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setMinimumSize(120, 120)
@@ -44,14 +51,20 @@ class QtInputView(QWidget):
         self.view.addItem(self.image)
         self.index = QSpinBox(minimum=0, maximum=0, keyboardTracking=False)
         self.index.setToolTip("First sample of the batch (the data set's index)")
+        self.shown = QSpinBox(minimum=0, maximum=0, keyboardTracking=False)
+        self.shown.setToolTip("Which sample of the batch the views show (0 = the first)")
         self.caption = QLabel()
         form = QFormLayout()
         form.addRow("sample", self.index)
+        form.addRow("shown in batch", self.shown)
+        self._shown_label = form.labelForField(self.shown)
+        self._set_batch_size(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.graphics, stretch=1)
         layout.addWidget(self.caption)
         layout.addLayout(form)
         self.index.valueChanged.connect(self._on_index_changed)
+        self.shown.valueChanged.connect(self._on_shown_changed)
 
     @pyqtSlot(object, int)
     def set_samples(self, samples, batch_start: int = 0) -> None:
@@ -67,24 +80,41 @@ class QtInputView(QWidget):
 
     @pyqtSlot(object)
     def set_snapshot(self, snapshot) -> None:
-        """Only the prediction is read from snapshots; the picture comes from the samples."""
-        old = None if self._snapshot is None else int(self._snapshot.predictions[0])
+        """Only the batch size and the prediction are read from snapshots; the picture comes
+        from the samples."""
+        old = self._prediction()
         self._snapshot = snapshot
-        new = None if snapshot is None else int(snapshot.predictions[0])
-        if new != old:
+        if snapshot is not None and snapshot.batch != self.shown.maximum() + 1:
+            self._set_batch_size(snapshot.batch)
+        if self._prediction() != old:
             self._caption()
+
+    def _set_batch_size(self, size: int) -> None:
+        self.shown.setMaximum(max(size - 1, 0))  # clamps the value, emitting when it changes
+        for w in (self.shown, self._shown_label):
+            w.setVisible(size > 1)
+
+    def shown_sample(self) -> int:
+        """Which sample of the batch is shown (0-based)."""
+        return self._shown
+
+    def _prediction(self) -> int | None:
+        snap = self._snapshot
+        if snap is None or snap.t == 0:
+            return None
+        return int(snap.predictions[min(self._shown, snap.batch - 1)])
 
     def label(self) -> int | None:
         if self._samples is None or self._samples.y is None:
             return None
-        return int(self._samples.y[self._batch_start])
+        return int(self._samples.y[min(self._batch_start + self._shown, len(self._samples) - 1)])
 
     def _show(self) -> None:
         if self._samples is None or len(self._samples) == 0:
             self.image.clear()
             self._caption()
             return
-        picture, self._note = as_image(self._samples.x[self._batch_start])
+        picture, self._note = as_image(self._samples.x[min(self._batch_start + self._shown, len(self._samples) - 1)])
         hi = float(max(picture.max(), 1.0 if picture.min() >= 0 else picture.max()))
         lo = float(min(picture.min(), 0.0))
         self.image.setImage(np.ascontiguousarray(picture), levels=(lo, hi if hi > lo else lo + 1))
@@ -97,8 +127,8 @@ class QtInputView(QWidget):
             return
         label = self.label()
         parts = [f"true: <b>{label}</b>" if label is not None else "true: (no label)"]
-        if self._snapshot is not None and self._snapshot.t > 0:
-            pred = int(self._snapshot.predictions[0])
+        pred = self._prediction()
+        if pred is not None:
             ok = label is not None and pred == label
             shown = "–" if pred < 0 else str(pred)
             parts.append(f"SNN: <b style='color:{'#30a030' if ok else '#d03030'}'>{shown}</b>")
@@ -108,3 +138,8 @@ class QtInputView(QWidget):
 
     def _on_index_changed(self, value: int) -> None:
         self.sample_selected.emit(int(value))
+
+    def _on_shown_changed(self, value: int) -> None:
+        self._shown = int(value)
+        self._show()
+        self.batch_sample_selected.emit(self._shown)

@@ -155,6 +155,10 @@ class QtMainWindow(QMainWindow):
         self.settings_panel.config_edited.connect(s.set_config)
         self.settings_panel.percentile_edited.connect(s.set_percentile)
         self.input_view.sample_selected.connect(s.select_sample)
+        self.input_view.batch_sample_selected.connect(self._on_batch_sample_selected)
+        accuracy = self.views.get("accuracy")
+        if accuracy is not None:
+            s.ann_accuracy_changed.connect(accuracy.set_ann_accuracy)
 
     # ---- session events ----------------------------------------------------------------------
     def _on_network_changed(self) -> None:
@@ -177,6 +181,10 @@ class QtMainWindow(QMainWindow):
 
     def _on_data_changed(self) -> None:
         self.input_view.set_samples(self.session.samples, self.session.batch_start)
+
+    def _on_batch_sample_selected(self, index: int) -> None:
+        for view in self.views.values():
+            view.set_sample(index)
 
     def _on_neuron_clicked(self, layer: str, index: int) -> None:
         membrane = self.views.get("membrane")

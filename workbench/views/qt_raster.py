@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
 
@@ -79,6 +79,7 @@ def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
 
 class QtRasterView(QtSnapshotView):
     neuron_clicked = pyqtSignal(str, int)
+    stacked_changed = pyqtSignal(bool)  # the window asks the session for every layer's history
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -92,16 +93,11 @@ class QtRasterView(QtSnapshotView):
         self._all = QCheckBox("All layers")
         self._all.setToolTip("Stack every recorded layer, separated by grey rows")
         self._all.toggled.connect(self._on_all_toggled)
-        self._sample_box = QSpinBox()
-        self._sample_box.setPrefix("sample ")
-        self._sample_box.setToolTip("Which sample of the batch to show")
-        self._sample_box.valueChanged.connect(self.set_sample)
         self._status = QLabel()
         self._status.setStyleSheet("color: gray")
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
-        bar.addWidget(self._sample_box)
         bar.addStretch(1)
         bar.addWidget(self._status)
 
@@ -134,9 +130,12 @@ class QtRasterView(QtSnapshotView):
     @pyqtSlot(bool)
     def set_stacked(self, stacked: bool) -> None:
         """Show every recorded layer stacked (True) or the selected layer only."""
+        changed = self._stacked != bool(stacked)
         self._stacked = bool(stacked)
         if self._all.isChecked() != self._stacked:
             self._all.setChecked(self._stacked)
+        if changed:
+            self.stacked_changed.emit(self._stacked)
         self._schedule()
 
     @pyqtSlot(object)
@@ -151,13 +150,6 @@ class QtRasterView(QtSnapshotView):
 
     def _on_all_toggled(self, checked: bool) -> None:
         self.set_stacked(checked)
-
-    def set_sample(self, index: int) -> None:
-        super().set_sample(index)
-        if self._sample_box.value() != self._sample:
-            self._sample_box.blockSignals(True)
-            self._sample_box.setValue(self._sample)
-            self._sample_box.blockSignals(False)
 
     def _on_range_changed(self, *args) -> None:
         if self._stacked and self._blocks:
@@ -201,8 +193,6 @@ class QtRasterView(QtSnapshotView):
         history = snapshot.history
         names = self._shown_layers(snapshot)
         b = self.sample(snapshot)
-        self._sample_box.setVisible(snapshot.batch > 1)
-        self._sample_box.setMaximum(max(0, snapshot.batch - 1))
         T = history.n_steps
         now = snapshot.cursor > 0 and bool(names)  # a step in progress: one more column
         cols = T + int(now)

@@ -78,14 +78,19 @@ class QtSettingsPanel(QWidget):
         self.steps = QSpinBox(minimum=1, maximum=min(MAX_STEPS, 2**31 - 1))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
         self.batch = QSpinBox(minimum=1, maximum=10_000)
+        self.rate_scale = QLineEdit(placeholderText="1.0")
+        self.rate_scale.setToolTip("NengoDL's scale_firing_rates: currents x this, each spike worth 1/this "
+                                   "(more spikes per step for the same value)")
         self.percentile = QDoubleSpinBox(minimum=50.0, maximum=100.0, decimals=2, singleStep=0.1)
         run_box = QGroupBox("Run")
         form = QFormLayout(run_box)
         for label, widget in (("input encoding", self.encoder), ("dt", self.dt), ("steps", self.steps),
-                              ("seed", self.seed), ("batch", self.batch), ("normalization percentile", self.percentile)):
+                              ("seed", self.seed), ("batch", self.batch), ("rate scale", self.rate_scale),
+                              ("normalization percentile", self.percentile)):
             form.addRow(label, widget)
         self._fields = {"encoder": self.encoder, "dt": self.dt, "steps": self.steps, "seed": self.seed,
-                        "batch": self.batch, "percentile": self.percentile, "neuron": self.neuron_type}
+                        "batch": self.batch, "rate_scale": self.rate_scale, "percentile": self.percentile,
+                        "neuron": self.neuron_type}
 
         self.message = QLabel(wordWrap=True)
         self.message.setStyleSheet("color: #d03030;")
@@ -107,6 +112,8 @@ class QtSettingsPanel(QWidget):
         self.encoder.currentTextChanged.connect(self.validate)
         self.dt.textEdited.connect(self.validate)
         self.dt.returnPressed.connect(self.apply)
+        self.rate_scale.textEdited.connect(self.validate)
+        self.rate_scale.returnPressed.connect(self.apply)
         for spin in (self.steps, self.seed, self.batch, self.percentile):
             spin.valueChanged.connect(self.validate)
         self.apply_button.clicked.connect(self.apply)
@@ -136,6 +143,7 @@ class QtSettingsPanel(QWidget):
         self.steps.setValue(config.steps)
         self.seed.setValue(config.seed)
         self.batch.setValue(config.batch)
+        self.rate_scale.setText(repr(float(config.rate_scale)))
         self.percentile.setValue(percentile)
         self._show_overrides(config)
         self._loading = False
@@ -212,9 +220,14 @@ class QtSettingsPanel(QWidget):
             dt = float(text) if text else None
         except ValueError:
             raise ConfigError("dt", f"must be a number, got '{text}'") from None
+        text = self.rate_scale.text().strip()
+        try:
+            rate_scale = float(text) if text else 1.0
+        except ValueError:
+            raise ConfigError("rate_scale", f"must be a number, got '{text}'") from None
         config = self._applied[0].replace(neuron=neuron, overrides=overrides, encoder=self.encoder.currentText(),
                                           dt=dt, steps=self.steps.value(), seed=self.seed.value(),
-                                          batch=self.batch.value())
+                                          batch=self.batch.value(), rate_scale=rate_scale)
         for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
             model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
         return config

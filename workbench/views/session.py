@@ -44,6 +44,7 @@ class Session(QObject):
     busy_changed = pyqtSignal(bool)
     running_changed = pyqtSignal(bool)
     layer_selected = pyqtSignal(str)
+    ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
     trace_ready = pyqtSignal(object)  # Trace of the recorded steps (request_trace), None when nothing runs
 
     def __init__(self, parent=None, window: int = 500):
@@ -60,6 +61,7 @@ class Session(QObject):
         self.watched: list[tuple[str, int]] = []
         self.history_all = False  # every recorded layer in snapshots (a stacked raster)
         self.snapshot = None
+        self.ann_accuracy = float("nan")  # of the running batch, from the worker's ANN forward pass
         self.running = False
         self.busy = False
         self._thread = _LoopThread(self, window)
@@ -272,3 +274,6 @@ class Session(QObject):
             self._on_result(*payload)
         elif kind == "trace":
             self.trace_ready.emit(payload)
+        elif kind == "ann_accuracy":
+            self.ann_accuracy = float(payload)
+            self.ann_accuracy_changed.emit(self.ann_accuracy)

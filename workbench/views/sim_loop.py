@@ -9,7 +9,8 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   GUI said it took the previous one (``frame_done``). Between frames, steps run flat out.
 - ``("running", bool)``, ``("status", str)``, ``("error", (message, details))``,
   ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread;
-  ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds).
+  ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
+  ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
 
 Pausing does not wait in the queue: ``pause()`` bumps a generation counter that the stepping
 loop compares against on every step, so a pause takes effect after the current step.
@@ -28,6 +29,7 @@ from workbench.engine.simulator import Simulator
 from workbench.engine.snapshot import HistoryCache, make_snapshot
 from workbench.errors import WorkbenchError
 from workbench.models.forward import forward
+from workbench.views.loaders import ann_accuracy
 
 R_HISTORY_POINTS = 2000  # per layer; older points are thinned by half when exceeded
 
@@ -149,10 +151,12 @@ class SimLoop:
         self._r_history = {}
         self._dirty = True
         if network is None or x is None:
+            self._emit("ann_accuracy", float("nan"))
             return
         self._ann = forward(network, x)
         for arr in self._ann.values():
             arr.flags.writeable = False  # snapshots then share them instead of copying each time
+        self._emit("ann_accuracy", ann_accuracy(network, self._ann, labels))
         self.sim = Simulator(network, config, x, labels, record_capacity=self.window)
 
     def _set_running(self, gen: int | None) -> None:
