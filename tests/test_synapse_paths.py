@@ -105,3 +105,24 @@ def test_simulation_on_each_path_equals_reference(path, builder, monkeypatch, tw
     ref = run_reference(net, x, 30)
     for name, s in ref.items():
         assert np.array_equal(sim.trace()[name].spikes, s), f"layer {name} differs on the {path} path"
+
+
+def test_two_simulators_stepping_at_once_in_threads(monkeypatch, two_threads):
+    """The shared thread pool serves concurrent callers (the window's worker and an evaluation)."""
+    import threading
+
+    monkeypatch.setattr(S, "PARALLEL_MIN_WORK", 0)
+    rng = np.random.default_rng(1234)
+    net = random_conv_net(rng)
+    x = (np.round(rng.uniform(0, 1, (4, *net.input_shape)) * 16) / 16).astype(np.float32)
+    ref = run_reference(net, x, 30)
+    sims = [Simulator(net, SimConfig(steps=30), x=x) for _ in range(2)]
+    workers = [threading.Thread(target=sim.run, args=(30,)) for sim in sims]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    for sim in sims:
+        assert sim.t == 30
+        for name, s in ref.items():
+            assert np.array_equal(sim.trace()[name].spikes, s)

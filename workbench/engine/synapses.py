@@ -14,7 +14,8 @@ it implies, ``dense_current`` and ``conv_current`` pick one path and return its 
 Why a thread pool and not ``numba.prange``: numba's parallel gufuncs compiled these scatter loops
 2-3x slower per element than the serial kernel (the per-sample views lose their contiguous
 layout, so the inner channel loop is not vectorized), which ate the gain of the second core.
-``set_threads(1)`` (or SNN_WORKBENCH_THREADS=1) makes every path serial.
+``set_threads(1)`` (or SNN_WORKBENCH_THREADS=1) makes every path serial. The thread pool is in
+``block_pool``, the pooling kernels in ``pool_kernels`` (both re-exported here).
 
 Padding follows TensorFlow: for 'same', ``pad_total = max((ceil(n/s) - 1)*s + k - n, 0)`` with the
 extra row/column at the bottom/right.
@@ -22,14 +23,18 @@ extra row/column at the bottom/right.
 
 from __future__ import annotations
 
-import itertools
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from workbench.engine.block_pool import run_blocks, set_threads, threads  # noqa: F401 - re-exported
+from workbench.engine.pool_kernels import (  # noqa: F401 - re-exported
+    avg_pool,
+    avg_pool_block,
+    max_pool_block,
+    max_pool_by_count,
+)
 
 # Above this fraction of non-zero inputs the dense layer uses BLAS instead of the event loop.
 DENSE_BLAS_DENSITY = 0.30
@@ -43,80 +48,6 @@ BLAS_MIN_WORK = 2**20
 PARALLEL_MIN_WORK = 300_000
 # im2col rows are made in chunks of at most this many float32 values (bounds the buffer).
 IM2COL_BUDGET = 4 * 2**20
-
-
-_THREADS = max(1, int(os.environ.get("SNN_WORKBENCH_THREADS", 0)) or (os.cpu_count() or 1))
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def set_threads(n: int) -> None:
-    """How many threads the ``event-par`` paths use (1: always serial)."""
-    global _THREADS, _POOL
-    with _POOL_LOCK:
-        _THREADS = max(1, int(n))
-        if _POOL is not None:
-            _POOL.shutdown(wait=True)
-            _POOL = None
-
-
-def threads() -> int:
-    return _THREADS
-
-
-def _blocks(batch: int, channels: int, n: int) -> list[tuple[int, int, int, int]]:
-    """About ``n`` blocks (b0, b1, c0, c1): over samples, or over output channels (at least 8
-    each) when the batch is smaller than ``n``."""
-    if batch >= n:
-        return [(i * batch // n, (i + 1) * batch // n, 0, channels) for i in range(n)]
-    per = max(1, min(channels // 8, -(-n // batch)))
-    return [(bi, bi + 1, c * channels // per, (c + 1) * channels // per) for bi in range(batch) for c in range(per)]
-
-
-class _Job:
-    """Blocks handed out one at a time to whichever thread asks first (the caller included), so
-    a pool thread that the OS does not schedule soon (a busy machine) only means the caller
-    does more of the blocks itself, never that it waits for a block nobody started."""
-
-    def __init__(self, kernel, args, blocks):
-        self.kernel, self.args, self.blocks = kernel, args, blocks
-        self._next = itertools.count()  # next() is atomic under the GIL
-        self._lock = threading.Lock()
-        self._done = 0
-        self.finished = threading.Event()
-        self.error: BaseException | None = None
-
-    def work(self) -> None:
-        n = len(self.blocks)
-        while True:
-            i = next(self._next)
-            if i >= n:
-                return
-            try:
-                self.kernel(*self.args, *self.blocks[i])
-            except BaseException as exc:  # re-raised in the calling thread
-                self.error = exc
-            with self._lock:
-                self._done += 1
-                if self._done == n:
-                    self.finished.set()
-
-
-def run_blocks(kernel, args: tuple, batch: int, channels: int) -> None:
-    """Call ``kernel(*args, b0, b1, c0, c1)`` on blocks covering the batch and channels, on the
-    calling thread and the pool; returns when all blocks are done (exceptions propagate)."""
-    global _POOL
-    if _POOL is None:
-        with _POOL_LOCK:
-            if _POOL is None:
-                _POOL = ThreadPoolExecutor(max(1, _THREADS - 1), thread_name_prefix="snn-synapses")
-    job = _Job(kernel, args, _blocks(batch, channels, 2 * _THREADS))
-    for _ in range(_THREADS - 1):
-        _POOL.submit(job.work)
-    job.work()
-    job.finished.wait()
-    if job.error is not None:
-        raise job.error
 
 
 def same_padding(n: int, k: int, s: int) -> tuple[int, int]:
@@ -172,7 +103,7 @@ def dense_current(y, w, b, out, nnz: int | None = None) -> str:
         np.matmul(y, w, out=out)
         out += b
         return "blas"
-    if _THREADS > 1 and nnz * w.shape[1] >= PARALLEL_MIN_WORK:
+    if threads() > 1 and nnz * w.shape[1] >= PARALLEL_MIN_WORK:
         run_blocks(dense_event_block, (y, w, b, out), y.shape[0], w.shape[1])
         return "event-par"
     dense_event(y, w, b, out)
@@ -292,7 +223,7 @@ def conv_current(x, w, b, sh, sw, pt, pl, out, nnz: int | None = None) -> str:
         conv2d_blas(x, w, b, sh, sw, pt, pl, out)
         return "blas"
     kh, kw, _, cout = w.shape
-    if _THREADS > 1 and nnz * kh * kw * cout >= PARALLEL_MIN_WORK * sh * sw:
+    if threads() > 1 and nnz * kh * kw * cout >= PARALLEL_MIN_WORK * sh * sw:
         run_blocks(conv2d_event_block, (x, w, b, sh, sw, pt, pl, out), x.shape[0], cout)
         return "event-par"
     conv2d_event(x, w, b, sh, sw, pt, pl, out)
@@ -348,100 +279,10 @@ def depthwise_event(x, w, b, sh, sw, pt, pl, out):
                                 out[bi, oy, ox, ci * mult + m] += v * w[ky, kx, ci, m]
 
 
-@numba.njit(nogil=True, cache=True)
-def _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi):
-    """One sample; the channel loop is innermost (contiguous rows, vectorized), sums in float64."""
-    _, ih, iw, c = x.shape
-    oh, ow = out.shape[1], out.shape[2]
-    acc = np.empty(c, np.float64)
-    for oy in range(oh):
-        y0 = oy * sh - pt
-        for ox in range(ow):
-            x0 = ox * sw - pl
-            acc[:] = 0.0
-            n = 0
-            for ky in range(ph):
-                iy = y0 + ky
-                if iy < 0 or iy >= ih:
-                    continue
-                for kx in range(pw):
-                    ix = x0 + kx
-                    if ix < 0 or ix >= iw:
-                        continue
-                    row = x[bi, iy, ix]
-                    for ci in range(c):
-                        acc[ci] += row[ci]
-                    n += 1
-            orow = out[bi, oy, ox]
-            for ci in range(c):
-                orow[ci] = scale * acc[ci] / max(n, 1)
-
-
-@numba.njit(nogil=True, cache=True)
-def avg_pool(x, ph, pw, sh, sw, pt, pl, scale, out):
-    """Keras AveragePooling2D: the mean over the window's elements inside the input (padding
-    excluded from the count), times ``scale`` (the normalization factor of this join)."""
-    for bi in range(x.shape[0]):
-        _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi)
-
-
-@numba.njit(nogil=True, cache=True)
-def avg_pool_block(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1, c0, c1):
-    """``avg_pool`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
-    for bi in range(b0, b1):
-        _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi)
-
-
-@numba.njit(nogil=True, cache=True)
-def _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi):
-    _, ih, iw, c = x.shape
-    oh, ow = out.shape[1], out.shape[2]
-    for iy in range(ih):
-        for ix in range(iw):
-            for ci in range(c):
-                counts[bi, iy, ix, ci] += x[bi, iy, ix, ci]
-    for oy in range(oh):
-        y0 = oy * sh - pt
-        for ox in range(ow):
-            x0 = ox * sw - pl
-            for ci in range(c):
-                best = -np.inf
-                val = 0.0
-                for ky in range(ph):
-                    iy = y0 + ky
-                    if iy < 0 or iy >= ih:
-                        continue
-                    for kx in range(pw):
-                        ix = x0 + kx
-                        if ix < 0 or ix >= iw:
-                            continue
-                        cnt = counts[bi, iy, ix, ci]
-                        if cnt > best:
-                            best = cnt
-                            val = x[bi, iy, ix, ci]
-                out[bi, oy, ox, ci] = val
-
-
-@numba.njit(nogil=True, cache=True)
-def max_pool_by_count(x, counts, ph, pw, sh, sw, pt, pl, out):
-    """INIsim-style spiking max pooling: add this step's input to the running ``counts``, then
-    each output passes this step's value of the window's input with the highest count so far
-    (ties: the first in row-major window order). Padding never wins."""
-    for bi in range(x.shape[0]):
-        _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi)
-
-
-@numba.njit(nogil=True, cache=True)
-def max_pool_block(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1, c0, c1):
-    """``max_pool_by_count`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
-    for bi in range(b0, b1):
-        _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi)
-
-
 def pool(kernel, block_kernel, x, args: tuple) -> str:
     """Run a pooling kernel serially, or on sample blocks when the input is large enough that
     another thread pays (the work is a few operations per input value)."""
-    if _THREADS > 1 and x.shape[0] >= _THREADS and x.size >= 4 * PARALLEL_MIN_WORK:
+    if threads() > 1 and x.shape[0] >= threads() and x.size >= 4 * PARALLEL_MIN_WORK:
         run_blocks(block_kernel, (x, *args), x.shape[0], 1)
         return "par"
     kernel(x, *args)
