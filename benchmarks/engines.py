@@ -87,7 +87,7 @@ def measure(bn: BenchNet, batch: int, steps: int, rounds: int = 3, keras: bool =
     ours.run(steps)
     base.run(steps)
     same = all(np.array_equal(ours.layer(n).counts, base.counts[n]) for n in base.counts)
-    threads = synapses.threads()
+    cores = os.cpu_count() or 1
 
     def ours_with(t):
         def run(n):
@@ -95,8 +95,14 @@ def measure(bn: BenchNet, batch: int, steps: int, rounds: int = 3, keras: bool =
             ours.run(n)
         return run
 
-    engines = {"ours_if_1t": ours_with(1), "ours_if": ours_with(threads),
-               "ours_lif": lambda n: (synapses.set_threads(threads), lif.run(n)), "numpy_if": base.run}
+    def lif_run(n):
+        synapses.set_threads(None)
+        lif.run(n)
+
+    # ours_if: the default (all cores, serial while the machine is oversubscribed);
+    # ours_if_1t / ours_if_all: forced serial / forced onto every core
+    engines = {"ours_if": ours_with(None), "ours_if_1t": ours_with(1), "ours_if_all": ours_with(cores),
+               "ours_lif": lif_run, "numpy_if": base.run}
     kr = None
     if keras:
         kr = _Keras(bn.keras_path, x)
@@ -108,13 +114,19 @@ def measure(bn: BenchNet, batch: int, steps: int, rounds: int = 3, keras: bool =
     for _ in range(rounds):
         for name, fn in engines.items():
             best[name] = min(best[name], _timed(fn, steps))
-    synapses.set_threads(threads)
+    synapses.set_threads(cores)
+    ours.run(1)
+    all_paths = {ls.layer.name: ls.path for ls in ours.layers if ls.path}
+    synapses.set_threads(None)
+    ours.run(1)
+    auto_serial = synapses.threads() == 1 and cores > 1
     paths = {ls.layer.name: ls.path for ls in ours.layers if ls.path}
     lif_paths = {ls.layer.name: ls.path for ls in lif.layers if ls.path}
     synops, rates = synops_per_step(ours, 20)
     _, lif_rates = synops_per_step(lif, 20)
     if keras:
         best["keras"] = min(best["keras_eager"], best["keras_graph"])
-    return {"net": bn.name, "batch": batch, "steps": steps, "threads": threads, "sec_per_step": best,
+    return {"net": bn.name, "batch": batch, "steps": steps, "threads": cores, "auto_serial": auto_serial,
+            "all_paths": all_paths, "sec_per_step": best,
             "same_spikes": same, "paths": paths, "lif_paths": lif_paths, "synops_per_step": synops,
             "rates": rates, "lif_rates": lif_rates}

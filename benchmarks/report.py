@@ -22,18 +22,15 @@ def _sps(sec: float) -> str:
 def engine_line(r: dict) -> str:
     s = r["sec_per_step"]
     k = f" keras {_sps(s['keras'])}/s ours:keras cost {s['ours_if'] / s['keras']:.2f}" if "keras" in s else ""
-    return (f"{r['net']:>9} b{r['batch']:<3} ours {_sps(s['ours_if'])}/s (1 thread {_sps(s['ours_if_1t'])}) "
+    return (f"{r['net']:>9} b{r['batch']:<3} ours {_sps(s['ours_if'])}/s (1 thread {_sps(s['ours_if_1t'])}, "
+            f"all threads {_sps(s['ours_if_all'])}, auto serial {r['auto_serial']}) "
             f"lif {_sps(s['ours_lif'])}/s numpy {_sps(s['numpy_if'])}/s  x{s['numpy_if'] / s['ours_if']:.1f} vs numpy"
             f"{k}  same spikes {r['same_spikes']}  paths {r['paths']}")
 
 
-def _best_ours(s: dict) -> float:
-    return min(s["ours_if"], s["ours_if_1t"])
-
-
 def _engine_table(rows: list[dict]) -> list[str]:
     out = [
-        "| network | batch | ours IF steps/s (all threads / 1 thread) | ours LIF steps/s | numpy IF steps/s | "
+        "| network | batch | ours IF steps/s (default / 1 thread / all threads) | ours LIF steps/s | numpy IF steps/s | "
         "Keras forward/s (eager / graph) | ours vs numpy | ours : Keras cost | synaptic ops/s | same spikes |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|:-:|",
     ]
@@ -43,7 +40,8 @@ def _engine_table(rows: list[dict]) -> list[str]:
         keras = (f"{_sps(s['keras_eager'])} / {_sps(s['keras_graph'])}" if "keras" in s else "-")
         cost = f"{ours / s['keras']:.2f}" if "keras" in s else "-"
         out.append(
-            f"| {r['net']} | {r['batch']} | {_sps(ours)} / {_sps(s['ours_if_1t'])} | {_sps(s['ours_lif'])} | "
+            f"| {r['net']} | {r['batch']} | {_sps(ours)} / {_sps(s['ours_if_1t'])} / {_sps(s['ours_if_all'])} | "
+            f"{_sps(s['ours_lif'])} | "
             f"{_sps(s['numpy_if'])} | {keras} | {s['numpy_if'] / ours:.1f}x | {cost} | "
             f"{r['synops_per_step'] / ours:,.3g} | {'yes' if r['same_spikes'] else '**no**'} |"
         )
@@ -51,10 +49,13 @@ def _engine_table(rows: list[dict]) -> list[str]:
 
 
 def _paths_table(rows: list[dict]) -> list[str]:
-    out = ["| network | batch | IF: path per layer (last step) | IF spike rate per layer | LIF spike rate per layer |",
-           "|---|---:|---|---|---|"]
+    out = ["| network | batch | IF: path per layer, default (all threads where it differs) | IF spike rate per layer | "
+           "LIF spike rate per layer |", "|---|---:|---|---|---|"]
     for r in rows:
-        paths = ", ".join(f"{k} {v}" for k, v in r["paths"].items())
+        paths = ", ".join(f"{k} {v}" + (f" ({r['all_paths'][k]})" if r["all_paths"].get(k, v) != v else "")
+                          for k, v in r["paths"].items())
+        if r["auto_serial"]:
+            paths += " — *default ran serial: machine oversubscribed*"
         rates = ", ".join(f"{v:.2f}" for v in r["rates"].values())
         lif = ", ".join(f"{v:.2f}" for v in r["lif_rates"].values())
         out.append(f"| {r['net']} | {r['batch']} | {paths} | {rates} | {lif} |")
@@ -94,8 +95,9 @@ def markdown(results: dict, command: str) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores; Python {m['python']}, numpy {m['numpy']}, numba {m['numba']}, "
              f"TensorFlow {m.get('tensorflow', '?')}, Keras {m.get('keras', '?')}; {m['os']}; "
              f"load average at start {', '.join(f'{v:.1f}' for v in m['load'])}.", "",
-             "Engines: **ours** = `Simulator` (IF, INIsim semantics; constant input; no recording), with the "
-             "synapse thread pool on all cores and with 1 thread; **LIF** = Nengo LIF (`rate_scale` "
+             "Engines: **ours** = `Simulator` (IF, INIsim semantics; constant input; no recording): by "
+             "default (thread pool on all cores, serial while the 1-minute load average exceeds the cores), "
+             "forced serial, and forced onto all cores; **LIF** = Nengo LIF (`rate_scale` "
              "10); **numpy IF** = `benchmarks/numpy_if.py`, im2col + BLAS matmul, the same equations; "
              "**Keras** = T forward passes of the same Keras model at the same batch (eager call and "
              "`tf.function`), the dense bound. Weights and inputs are on a dyadic grid, so ours and numpy "

@@ -15,10 +15,9 @@ from workbench.engine.simulator import Simulator
 
 @pytest.fixture
 def two_threads():
-    before = S.threads()
     S.set_threads(2)
     yield
-    S.set_threads(before)
+    S.set_threads(None)
 
 
 def spikes(rng, shape, p=0.3):
