@@ -120,7 +120,7 @@ def in_window(app, steps: int, batch: int, profile: str | None):
                 profiler.disable()
 
         loop._advance = profiled
-    visible = [v for v in win.views.values() if v.on_screen()]
+    visible = [v for v in win.views.values() if getattr(v, "on_screen", v.isVisible)()]
     paints0 = sum(v.repaint_count for v in visible)
     frames = []
     session.snapshot_ready.connect(frames.append)

@@ -51,6 +51,22 @@ LUT = np.vstack([
 LEVELS = (0, len(LUT))  # with N colours and levels (0, N), code k maps to colour k exactly
 
 
+def _cell_sums(mask: np.ndarray, py: int, px: int, reduce=np.add) -> np.ndarray:
+    """``reduce`` (add: uint16 sums, maximum) over (py x px) cells of a padded 2-D array, by
+    adding whole rows/columns (fast) instead of reducing over axes of a 4-D reshape (slow)."""
+    r, c = mask.shape
+    rows = mask.reshape(r // py, py, c)
+    acc = rows[:, 0, :].astype(np.uint16 if reduce is np.add else mask.dtype)
+    for k in range(1, py):
+        reduce(acc, rows[:, k, :], out=acc)
+    if px > 1:
+        cols = acc.reshape(r // py, c // px, px)
+        acc = cols[:, :, 0].copy()
+        for k in range(1, px):
+            reduce(acc, cols[:, :, k], out=acc)
+    return acc
+
+
 def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
     """Pool a full-resolution code array by (py rows, px columns) per cell, padding before the
     oldest step and after the last row. A cell with spikes gets the shade of its density (the
@@ -62,18 +78,18 @@ def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
     if (r, c) != (rows, cols):
         img = np.zeros((r, c), dtype=np.uint8)
         img[:rows, c - cols:] = codes
-    cells = img.reshape(r // py, py, c // px, px)
-    pos = np.count_nonzero(cells == POSITIVE, axis=(1, 3))
-    neg = np.count_nonzero(cells == NEGATIVE, axis=(1, 3))
-    background = np.where(cells <= SEPARATOR, cells, EMPTY).max(axis=(1, 3))
-    n = max(pos.max(initial=0), neg.max(initial=0))
-    if n == 0:
-        return np.ascontiguousarray(background)
-    shade = lambda k: np.clip(np.ceil(k * (DENSITY_LEVELS / (py * px))) - 1, 0, DENSITY_LEVELS - 1)  # noqa: E731
+    highest = _cell_sums(img, py, px, np.maximum)  # a quiet cell's background (spike codes are above)
+    pos = _cell_sums((img == POSITIVE).view(np.uint8), py, px)
+    neg = _cell_sums((img == NEGATIVE).view(np.uint8), py, px)
+    separator = _cell_sums((img == SEPARATOR).view(np.uint8), py, px, np.maximum).view(np.bool_)
+    if not pos.any() and not neg.any():
+        return highest
+    scale = DENSITY_LEVELS / (py * px)
+    shade = lambda k: np.clip(np.ceil(k * scale) - 1, 0, DENSITY_LEVELS - 1).astype(np.uint8)  # noqa: E731
     out = np.where(pos >= neg, POSITIVE_RAMP + shade(pos), NEGATIVE_RAMP + shade(neg)).astype(np.uint8)
-    spiking = (pos + neg) > 0
-    out[~spiking] = background[~spiking]
-    out[background == SEPARATOR] = SEPARATOR
+    quiet = (pos == 0) & (neg == 0)
+    out[quiet] = highest[quiet]
+    out[separator] = SEPARATOR
     return out
 
 
@@ -220,11 +236,11 @@ class QtRasterView(QtSnapshotView):
         for name, n in zip(names, sizes):
             block = buf[row:row + n]
             done = block[:, :T]
-            s = history[name].spikes.reshape(T, history.batch, n)[:, b, :].T  # (n, T) view
-            np.greater(s, 0, out=done.view(np.bool_))
+            s = history[name].spikes.reshape(T, history.batch, n)[:, b, :]  # (T, n) view
+            np.copyto(done, np.greater(s, 0).view(np.uint8).T)  # one transposing copy (fast)
             done *= POSITIVE
             if snapshot.layer(name).signed:
-                done[s < 0] = NEGATIVE
+                done[s.T < 0] = NEGATIVE
             if now:
                 self._fill_in_progress(block[:, T], snapshot.layer(name), snapshot.cursor, b)
             if name == snapshot.cursor_layer:

@@ -161,6 +161,14 @@ class QtSnapshotView(QWidget):
         self.repaint_count += 1
         if self._snapshot is not None:
             self._render(self._snapshot)
+            self._settle()
+
+    def _settle(self) -> None:
+        """Apply auto-ranging now, not during Qt's paint: pyqtgraph updates a view box's range in
+        its paint preparation, and a range that changed there asks for a second paint (every
+        frame while the steps advance the x axis)."""
+        for view in self.findChildren(pg.GraphicsView):
+            view.scene().prepareForPaint()
 
     def _render(self, snapshot) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
