@@ -9,7 +9,9 @@ it implies, ``dense_current`` and ``conv_current`` pick one path and return its 
                 thread pool; kernels release the GIL (``nogil``), each block owns disjoint
                 outputs (no races) and sums in the serial order, so results are identical;
 - ``blas``      dense: one matmul; conv: im2col (numba) + one matmul, for inputs where most
-                values are non-zero (constant-current input, high rates). BLAS threads itself.
+                values are non-zero (constant-current input, high rates). BLAS threads itself
+                and sums in its own order: on general float32 weights the last bit may differ
+                from the event path (on dyadic weights, as in the tests, they are equal).
 
 Why a thread pool and not ``numba.prange``: numba's parallel gufuncs compiled these scatter loops
 2-3x slower per element than the serial kernel (the per-sample views lose their contiguous
