@@ -199,12 +199,14 @@ def test_raster_shows_the_step_in_progress_as_a_marked_last_column(qtbot):
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert rect.right() == pytest.approx(snap.t + 1.5)
     assert f"step {snap.t + 1} in progress" in view._status.text()
+    assert view.now_line.isVisible() and view.now_line.value() == pytest.approx(snap.t + 0.5)
     # between timesteps there is no such column
     sim.step_layer()
     done = make_snapshot(sim, ann)
     view.set_snapshot(done)
     view.refresh()
     assert view.codes().shape[1] == done.history.n_steps and not (view.codes() == qt_raster.NOW).any()
+    assert not view.now_line.isVisible()
 
 
 def test_raster_step_in_progress_before_the_first_step_completes(qtbot):

@@ -99,6 +99,7 @@ class QtStatus(QStatusBar):
         self.speed_label = QLabel()
         self.prediction_label = QLabel()
         self.cursor_label = QLabel()
+        self.speed_label.setMinimumWidth(self.speed_label.fontMetrics().horizontalAdvance("000,000 steps/s") + 24)
         self.progress = QProgressBar(maximum=0, maximumWidth=120, textVisible=False)
         self.progress.hide()
         for w in (self.cursor_label, self.prediction_label, self.speed_label, self.time_label, self.progress):

@@ -129,6 +129,11 @@ class QtRasterView(QtSnapshotView):
                                           pen=pg.mkPen("#ff5050", width=1, style=pg.QtCore.Qt.PenStyle.DashLine))
         self.first_line.hide()
         self.plot.addItem(self.first_line)
+        self.now_line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#40d0a0", width=2),
+                                        label="", labelOpts={"position": 0.06, "color": "#60f0c0",
+                                                             "fill": (0, 0, 0, 190), "anchors": [(1, 1), (1, 1)]})
+        self.now_line.hide()  # the left edge of the step-in-progress column, visible at any zoom
+        self.plot.addItem(self.now_line)
         self.div_marks = pg.ScatterPlotItem(symbol="o", size=9, pen=pg.mkPen("#ff3030", width=2), brush=None)
         self.plot.addItem(self.div_marks)  # where each divergent neuron first differs: visible at any zoom
         self.plot_widget = pg.PlotWidget(plotItem=self.plot)
@@ -214,6 +219,7 @@ class QtRasterView(QtSnapshotView):
         cols = T + int(now)
         self.div_marks.setData([], [])
         if not names or cols == 0:
+            self.now_line.hide()
             self._blocks = []
             self._buf = np.zeros((0, 0), dtype=np.uint8)
             self.image.clear()
@@ -258,6 +264,10 @@ class QtRasterView(QtSnapshotView):
                 buf[row] = SEPARATOR
                 row += 1
         self._last_step = snapshot.t + 1 if now else int(history.steps[-1])
+        self.now_line.setVisible(now)
+        if now:
+            self.now_line.setValue(snapshot.t + 0.5)
+            self.now_line.label.setFormat(f"step {snapshot.t + 1} ▶")
         self._push_image(self._last_step)
         self._update_axes(snapshot, names, b)
         if marks[0]:
