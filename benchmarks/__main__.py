@@ -67,7 +67,17 @@ def main(argv=None) -> int:
 
         results["coldstart"] = coldstart.measure(2 if args.quick else 3)
         print("coldstart:", results["coldstart"], flush=True)
-    work = Path(tempfile.mkdtemp(prefix="snn-bench-"))
+    with tempfile.TemporaryDirectory(prefix="snn-bench-") as tmp:
+        _networks(results, benches, nets, batches, rounds, args.quick, Path(tmp))
+    text = report.markdown(results, " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]))
+    print(text)
+    if not args.no_write:
+        report.write_section(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md", text)
+    return 0
+
+
+def _networks(results, benches, nets, batches, rounds, quick, work: Path) -> None:
+    """The per-network benches (engines, memory); the Keras files live in ``work``."""
     for name in nets:
         if not {"engines", "memory"} & set(benches):
             break
@@ -77,7 +87,7 @@ def main(argv=None) -> int:
 
             for batch in batches:
                 steps = STEPS[name][0 if batch == 1 else 1]
-                if args.quick:
+                if quick:
                     steps = max(2, steps // 4)
                 r = engines.measure(bn, batch, steps, rounds)
                 results["engines"].append(r)
@@ -95,11 +105,6 @@ def main(argv=None) -> int:
                 row["keras"] = memory.measure("keras", bn.keras_path, batch, steps)
                 results["memory"].append(row)
                 print("memory:", row, flush=True)
-    text = report.markdown(results, " ".join(["python -m benchmarks", *(argv if argv is not None else sys.argv[1:])]))
-    print(text)
-    if not args.no_write:
-        report.write_section(Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md", text)
-    return 0
 
 
 if __name__ == "__main__":
