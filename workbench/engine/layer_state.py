@@ -45,6 +45,11 @@ class LayerState:
             # NengoDL's scale_firing_rates: currents x rate_scale, each spike worth 1/rate_scale.
             self.gain = np.float32(rate_scale)
             self.out_scale = np.float32(model.output_scale(dt) / rate_scale)
+            # Flat views made once (the arrays are never reallocated): the step loop is hot.
+            self.J_flat = self.J.reshape(-1)
+            self.spikes_flat = self.spikes.reshape(-1)
+            self.y_flat = self.y.reshape(-1)
+            self.counts_flat = self.counts.reshape(-1)
         if layer.kind == nw.MAX_POOL2D:
             self.pool_counts = None  # allocated on first step, shaped like the input
 
@@ -146,23 +151,22 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
     """Advance one layer by one timestep. ``outputs[i]`` is layer i's ``y`` (already this step
     for earlier layers). ``inputs_constant``: every inbound value is the same each step, so the
     current can be computed once and reused (the first layer under the constant encoder)."""
-    if ls.layer.kind == nw.INPUT:
-        ENCODE[encoder](x_input, ls.y, rng)
-        return
-    inputs = [outputs[i] for i in ls.inbound]
-    if not ls.is_neuron:
-        transform(ls, inputs)
+    if ls.model is None:
+        if ls.index == 0:
+            ENCODE[encoder](x_input, ls.y, rng)
+        else:
+            transform(ls, [outputs[i] for i in ls.inbound])
         return
     if inputs_constant and ls.const_current is not None:
-        ls.J[...] = ls.const_current
+        np.copyto(ls.J, ls.const_current)
         ls.path = "cached"
     else:
+        inputs = [outputs[i] for i in ls.inbound]
         compute_current(ls, inputs)
         if ls.gain != 1.0:
             ls.J *= ls.gain
         if inputs_constant:
             ls.const_current = ls.J.copy()
-    flat_spikes = ls.spikes.reshape(-1)
-    ls.model.step(ls.J.reshape(-1), ls.dt, ls.state, flat_spikes, rng)
+    ls.model.step(ls.J_flat, ls.dt, ls.state, ls.spikes_flat, rng)
     # y = spikes * out_scale and counts += spikes in one pass; nnz: this step's spiking neurons
-    ls.nnz = synapses.emit(flat_spikes, ls.out_scale, ls.y.reshape(-1), ls.counts.reshape(-1))
+    ls.nnz = synapses.emit(ls.spikes_flat, ls.out_scale, ls.y_flat, ls.counts_flat)

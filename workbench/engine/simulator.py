@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 
 from workbench.engine.config import SimConfig
@@ -23,6 +24,21 @@ from workbench.engine.layer_state import LayerState, advance
 from workbench.engine.recording import Recorder, estimate_bytes
 from workbench.errors import ConfigError, DataFileError
 from workbench.models import network as nw
+
+
+@numba.njit(nogil=True, cache=True)
+def argmax_or_none(counts, out):
+    """out[b] = first index of the maximum of counts[b], or -1 when counts[b] is all zero."""
+    for b in range(counts.shape[0]):
+        best = 0
+        nonzero = False
+        for k in range(counts.shape[1]):
+            c = counts[b, k]
+            if c != 0:
+                nonzero = True
+            if c > counts[b, best]:
+                best = k
+        out[b] = best if nonzero else -1
 
 
 class Simulator:
@@ -49,6 +65,7 @@ class Simulator:
         self._by_name = {ls.layer.name: ls for ls in self.layers}
         self._outputs = [ls.y for ls in self.layers]
         self._constant = self._constant_layers()
+        self._constant_flags = [ls.index in self._constant for ls in self.layers]
         record = self.config.record
         names = [l.name for l in network.neuron_layers] if record is None else list(record)
         recorded = [self._by_name[n] for n in names if self._by_name[n].is_neuron]
@@ -130,10 +147,16 @@ class Simulator:
 
     def step(self) -> None:
         """Finish the current timestep (all of it when the cursor is at 0)."""
-        while True:
-            self.step_layer()
-            if self.cursor == 0:
-                return
+        if self.cursor:
+            while self.cursor:
+                self.step_layer()
+            return
+        # The hot loop: the same as step_layer() over all layers, without its bookkeeping.
+        outputs, x, encoder, rng = self._outputs, self.x, self.config.encoder, self.rng
+        for i, (ls, constant) in enumerate(zip(self.layers, self._constant_flags)):
+            self.cursor = i
+            advance(ls, outputs, x, encoder, rng, constant)
+        self._finish_step()
 
     def run(self, n: int, on_progress: Callable[[int, int], None] | None = None,
             should_stop: Callable[[], bool] | None = None, progress_every: int = 10) -> int:
@@ -168,10 +191,10 @@ class Simulator:
         return counts.reshape(self.batch, -1)
 
     def prediction(self) -> np.ndarray:
-        """(B,) argmax of cumulative output spike counts; -1 where no output spike yet."""
-        counts = self.output_counts()
-        pred = counts.argmax(axis=1)
-        pred[~np.any(counts != 0, axis=1)] = -1
+        """(B,) argmax of cumulative output spike counts (first maximum on ties); -1 where the
+        output layer has not spiked yet."""
+        pred = np.empty(self.batch, dtype=np.int64)
+        argmax_or_none(self.output_counts(), pred)
         return pred
 
     def record_bytes(self, steps: int) -> int:
