@@ -13,7 +13,9 @@ and settings as the window uses (the recorder keeps the window's 500 steps):
 
 Reported: both steps per second, their ratio (the issue asks >= 0.8), snapshots per second and
 paints per second, and the CPU time the worker and the GUI thread got per second of wall time
-(what a thread did not get went to waiting for the GIL or for a core). ``--profile FILE`` writes a cProfile of the worker thread (the SimLoop) for
+(what a thread did not get went to waiting for the GIL or for a core), the CPU time per step
+headless and in the window's worker (snapshots included), and the GUI thread's CPU time per
+snapshot shown (everything it did: views, table, status bar). ``--profile FILE`` writes a cProfile of the worker thread (the SimLoop) for
 the window run. The machine's other load moves the figures; compare the ratio, run it twice.
 """
 
@@ -42,9 +44,9 @@ def headless(network, config, x, y, steps: int) -> float:
     sim = Simulator(network, config, x, y, record_capacity=WINDOW)
     sim.run(20)  # numba kernels compiled / loaded from the cache
     sim.reset()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.thread_time()
     sim.run(steps)
-    return steps / (time.perf_counter() - start)
+    return steps / (time.perf_counter() - start), (time.thread_time() - cpu) / steps
 
 
 def wait(app, condition, timeout: float = 600.0) -> None:
@@ -120,7 +122,7 @@ def in_window(app, steps: int, batch: int, profile: str | None):
                 profiler.disable()
 
         loop._advance = profiled
-    visible = [v for v in win.views.values() if getattr(v, "on_screen", v.isVisible)()]
+    visible = [v for v in win.views.values() if not v.plot_widget.viewport().visibleRegion().isEmpty()]  # on screen
     paints0 = sum(v.repaint_count for v in visible)
     frames = []
     session.snapshot_ready.connect(frames.append)
@@ -137,6 +139,8 @@ def in_window(app, steps: int, batch: int, profile: str | None):
     inputs = (session.network, session.config, *session._batch())
     win.close()
     share = {k: v / elapsed for k, v in cpu.items()}
+    share["worker_per_step"] = cpu["worker"] / steps
+    share["gui_per_frame"] = cpu["main"] / max(len(frames), 1)
     return steps / elapsed, len(frames) / elapsed, paints / elapsed / max(len(visible), 1), share, inputs
 
 
@@ -150,13 +154,14 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     print(f"demo network, batch {args.batch}, {args.steps} steps, platform {app.platformName()}")
     print(f"{'headless steps/s':>17} {'window steps/s':>15} {'ratio':>6} {'snapshots/s':>12} {'fps/view':>9}"
-          f" {'CPU worker':>11} {'CPU GUI':>8}")
+          f" {'CPU worker':>11} {'CPU GUI':>8} {'CPU us/step h|w':>16} {'GUI CPU ms/frame':>17}")
     inputs = None
     for _ in range(args.repeat):
         w_rate, snaps, fps, share, inputs = in_window(app, args.steps, args.batch, args.profile)
-        h_rate = headless(*inputs, args.steps)
+        h_rate, h_cpu = headless(*inputs, args.steps)
+        per_step = f"{1e6 * h_cpu:.0f} | {1e6 * share['worker_per_step']:.0f}"
         print(f"{h_rate:>17,.0f} {w_rate:>15,.0f} {w_rate / h_rate:>6.2f} {snaps:>12.1f} {fps:>9.1f}"
-              f" {share['worker']:>11.0%} {share['main']:>8.0%}")
+              f" {share['worker']:>11.0%} {share['main']:>8.0%} {per_step:>16} {1e3 * share['gui_per_frame']:>17.1f}")
 
 
 if __name__ == "__main__":

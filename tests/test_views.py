@@ -157,17 +157,17 @@ def test_raster_pools_rows_by_spike_density(qtbot, snap):
 
 def test_pooled_shade_follows_density_and_keeps_single_and_negative_spikes():
     P, N, E = qt_raster.POSITIVE, qt_raster.NEGATIVE, qt_raster.EMPTY
-    codes = np.full((8, 8), E, np.uint8)
+    codes = np.full((12, 8), E, np.uint8)
     codes[0:4, 0:4] = P  # a full cell
     codes[0, 4] = P  # one spike in 16
-    codes[4:8, 0:4][::2] = P  # half a cell
     codes[4:8, 4:8] = N  # all negative
-    codes[5, 0:4] = qt_raster.SEPARATOR  # a separator row inside the half cell
+    codes[8:12] = P
+    codes[9] = qt_raster.SEPARATOR  # a separator row (a whole row) among spikes
     out = qt_raster.pool_codes(codes, 4, 4)
     assert out[0, 0] == P  # fully dense: the spike colour itself
     assert out[0, 1] == qt_raster.POSITIVE_RAMP  # one spike: the dimmest shade, still visible
-    assert out[1, 1] == N
-    assert out[1, 0] == qt_raster.SEPARATOR
+    assert out[1, 1] == N and out[1, 0] == E
+    assert (out[2] == qt_raster.SEPARATOR).all()
     half = np.full((4, 4), E, np.uint8)
     half[::2] = P
     shade = qt_raster.pool_codes(half, 4, 4)[0, 0]

@@ -185,6 +185,7 @@ class QtHeatmapView(QtSnapshotView):
     def _on_scene_clicked(self, event) -> None:
         if event.button() != pg.QtCore.Qt.MouseButton.LeftButton:
             return
+        self._on_mouse_moved(event.scenePos())  # the hover line names what was clicked
         hit = self._hit(event.scenePos())
         if hit is not None:
             self.neuron_clicked.emit(self._name, hit[0])

@@ -52,15 +52,25 @@ LEVELS = (0, len(LUT))  # with N colours and levels (0, N), code k maps to colou
 
 
 def _cell_sums(mask: np.ndarray, py: int, px: int, reduce=np.add) -> np.ndarray:
-    """``reduce`` (add: uint16 sums, maximum) over (py x px) cells of a padded 2-D array, by
-    adding whole rows/columns (fast) instead of reducing over axes of a 4-D reshape (slow)."""
-    r, c = mask.shape
-    rows = mask.reshape(r // py, py, c)
-    acc = rows[:, 0, :].astype(np.uint16 if reduce is np.add else mask.dtype)
-    for k in range(1, py):
-        reduce(acc, rows[:, k, :], out=acc)
+    """``reduce`` (add: uint16 sums, maximum) over (py x px) cells of a 2-D array whose width is
+    a multiple of px; a last group of fewer than py rows is a cell of its own (as if padded with
+    zeros). Whole rows and columns are combined at a time (fast), not axes of a 4-D reshape."""
+    dtype = np.uint16 if reduce is np.add else mask.dtype
+    rows, c = mask.shape
+    full = rows // py * py
+
+    def combine(groups):  # groups: (n, k, c) -> (n, c)
+        acc = groups[:, 0, :].astype(dtype)
+        for k in range(1, groups.shape[1]):
+            reduce(acc, groups[:, k, :], out=acc)
+        return acc
+
+    parts = [combine(mask[:full].reshape(full // py, py, c))] if full else []
+    if full < rows:
+        parts.append(combine(mask[full:][None]))
+    acc = parts[0] if len(parts) == 1 else np.concatenate(parts)
     if px > 1:
-        cols = acc.reshape(r // py, c // px, px)
+        cols = acc.reshape(acc.shape[0], c // px, px)
         acc = cols[:, :, 0].copy()
         for k in range(1, px):
             reduce(acc, cols[:, :, k], out=acc)
@@ -73,22 +83,26 @@ def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
     majority sign's colour); without spikes its highest-priority background; a separator row
     always shows."""
     rows, cols = codes.shape
-    r, c = -(-rows // py) * py, -(-cols // px) * px
+    c = -(-cols // px) * px
     img = codes
-    if (r, c) != (rows, cols):
-        img = np.zeros((r, c), dtype=np.uint8)
-        img[:rows, c - cols:] = codes
+    if c != cols:  # rows need no padding copy (see _cell_sums)
+        img = np.zeros((rows, c), dtype=np.uint8)
+        img[:, c - cols:] = codes
     highest = _cell_sums(img, py, px, np.maximum)  # a quiet cell's background (spike codes are above)
     pos = _cell_sums((img == POSITIVE).view(np.uint8), py, px)
-    neg = _cell_sums((img == NEGATIVE).view(np.uint8), py, px)
-    separator = _cell_sums((img == SEPARATOR).view(np.uint8), py, px, np.maximum).view(np.bool_)
-    if not pos.any() and not neg.any():
-        return highest
-    scale = DENSITY_LEVELS / (py * px)
-    shade = lambda k: np.clip(np.ceil(k * scale) - 1, 0, DENSITY_LEVELS - 1).astype(np.uint8)  # noqa: E731
-    out = np.where(pos >= neg, POSITIVE_RAMP + shade(pos), NEGATIVE_RAMP + shade(neg)).astype(np.uint8)
-    quiet = (pos == 0) & (neg == 0)
-    out[quiet] = highest[quiet]
+    # NEGATIVE is the highest code: only cells whose highest code it is hold negative spikes
+    neg = _cell_sums((img == NEGATIVE).view(np.uint8), py, px) if (highest == NEGATIVE).any() else np.zeros_like(pos)
+    separator = np.zeros(pos.shape[0], dtype=np.bool_)  # separator rows are whole rows
+    separator[np.flatnonzero(img[:, -1] == SEPARATOR) // py] = True
+    n = py * px
+    shade = np.clip(np.ceil(np.arange(n + 1) * (DENSITY_LEVELS / n)) - 1, 0, DENSITY_LEVELS - 1).astype(np.uint8)
+    positive = POSITIVE_RAMP + shade
+    positive[0] = EMPTY  # no spike: the background, below
+    out = positive[pos]
+    if neg.any():
+        negative = NEGATIVE_RAMP + shade
+        np.copyto(out, negative[neg], where=neg > pos)
+    np.copyto(out, highest, where=out == EMPTY)
     out[separator] = SEPARATOR
     return out
 
