@@ -21,6 +21,7 @@ from workbench.views.qt_controls import QtControls, QtStatus
 from workbench.views.qt_input import QtInputView
 from workbench.views.qt_network_table import QtNetworkTable
 from workbench.views.qt_settings import QtSettingsPanel
+from workbench.views.qt_trace_export import QtTraceExport
 from workbench.views.qt_trace_mode import QtTraceMode
 from workbench.views.sim_loop import describe_error
 
@@ -88,6 +89,7 @@ class QtMainWindow(QMainWindow):
         for key, title, area, widget in views:
             self._add_plot_view(key, title, area, widget)
         self.trace_mode = QtTraceMode(self)  # File > Open trace / Compare with trace
+        self.trace_export = QtTraceExport(self)  # File > Export trace
         self._build_menus()
         self._connect()
         try:  # Tools > Evaluate…/Diagnose and the diagnosis dock; a broken tool must not stop the window
@@ -133,6 +135,7 @@ class QtMainWindow(QMainWindow):
         file_menu.addAction("Open d&emo", self.session.open_demo)
         file_menu.addSeparator()
         self.trace_mode.add_menu_actions(file_menu)
+        self.trace_export.add_menu_action(file_menu)
         self.recent_menu = file_menu.addMenu("&Recent models")
         file_menu.addSeparator()
         file_menu.addAction("&Quit", "Ctrl+Q", self.close)
@@ -271,5 +274,6 @@ class QtMainWindow(QMainWindow):
         self.settings.setValue("window/state", self.saveState())
         self.settings.sync()
         self.trace_mode.shutdown()
+        self.trace_export.shutdown()
         self.session.shutdown()
         super().closeEvent(event)
