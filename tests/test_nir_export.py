@@ -109,3 +109,18 @@ def test_refusals_name_the_layer(tmp_path):
     with pytest.raises(NIRExportError, match="'fc1'.*reset 'subtract'"):
         export_nir(dense_net(), None, tmp_path / "x.nir", strict=True)
     assert not list(tmp_path.iterdir())
+
+
+def test_demo_network_exports_and_reads_back(tmp_path):
+    """The demo's last layer is itself named 'output': the NIR output node must not clash."""
+    from workbench.models.loading import DEMO_NETWORK
+
+    net = nw.Network.load(DEMO_NETWORK)
+    path = tmp_path / "demo.nir"
+    with pytest.warns(Warning):
+        export_nir(net, SimConfig(), path)
+    g = nir.read(path)
+    assert isinstance(g.nodes["output"], nir.Affine)
+    assert isinstance(g.nodes["_output"], nir.Output)
+    assert ("output.if", "_output") in [tuple(e) for e in g.edges]
+    assert g.nodes["conv1"].weight.shape == (16, 1, 3, 3)

@@ -134,11 +134,17 @@ def build_graph(network: nw.Network, config: SimConfig | None = None, strict: bo
         edges += [(out_node[src], name), (name, neuron)]
         out_node[name], spike_value[name] = neuron, float(model.output_scale(dt))
     last = network.output_layer.name
-    nodes["output"] = nir.Output(output_type={"output": _chw(network.output_layer.output_shape)})
-    edges.append((out_node[last], "output"))
-    graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={
-        "source": "snn-workbench", "network": network.name, "network_sha256": network.fingerprint(), "dt": dt,
-        "encoder": config.encoder, "layout": "channels_first (NIR)"})
+    output = "output"
+    while output in nodes:  # a layer may itself be called 'output' (the demo's is)
+        output = "_" + output
+    nodes[output] = nir.Output(output_type={"output": _chw(network.output_layer.output_shape)})
+    edges.append((out_node[last], output))
+    try:
+        graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={
+            "source": "snn-workbench", "network": network.name, "network_sha256": network.fingerprint(), "dt": dt,
+            "encoder": config.encoder, "layout": "channels_first (NIR)"})
+    except ValueError as exc:  # nir's own type check: a bug of ours, but say it in one line
+        raise NIRExportError(f"network '{network.name}': the NIR graph does not type-check ({exc})") from None
     resets = [n for n in notes if "reset" in n]
     if strict and resets:
         raise NIRExportError("; ".join(resets[:3]) + " (strict export refuses this approximation; "
