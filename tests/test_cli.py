@@ -72,3 +72,8 @@ def test_python_m_workbench_runs_the_same_cli():
     proc = subprocess.run([sys.executable, "-m", "workbench", "neurons"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "if " in proc.stdout and "lif " in proc.stdout
+
+
+def test_evaluate_checks_the_output_folder_before_running(capsys, tmp_path):
+    code, _, err = run_cli(capsys, "evaluate", "--demo", "--out", str(tmp_path / "missing" / "res"))
+    assert code == 2 and "out: the folder" in err and "missing" in err

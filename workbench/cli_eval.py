@@ -113,7 +113,14 @@ def _prepare(args):
 
 
 def _prefix(args, model: str, what: str) -> Path:
-    return Path(args.out) if args.out else Path(f"{Path(model).name.split('.')[0]}-{what}")
+    """Where results go; checked before any work so a long run never ends in an unwritable path."""
+    prefix = Path(args.out) if args.out else Path(f"{Path(model).name.split('.')[0]}-{what}")
+    folder = prefix.parent
+    if not folder.is_dir():
+        from workbench.errors import ConfigError
+
+        raise ConfigError("out", f"the folder '{folder}' does not exist")
+    return prefix
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -172,6 +179,7 @@ def cmd_evaluate(args) -> int:
     from workbench.engine.evaluate import evaluate
 
     prep, x, y, config = _prepare(args)
+    prefix = _prefix(args, _paths(args)[0], "eval")
     total = -(-len(x) // config.batch) * config.steps
     update, close = _progress(total, "step", not args.no_progress and total >= 200)
     with _interruptible() as stop:
@@ -180,7 +188,6 @@ def cmd_evaluate(args) -> int:
                               top_k=tuple(args.top_k))
         finally:
             close()
-    prefix = _prefix(args, _paths(args)[0], "eval")
     meta = {"model": _paths(args)[0], "data": _paths(args)[1], "neuron": config.neuron.describe(),
             "encoder": config.encoder, "dt": config.effective_dt, "batch": config.batch, "seed": config.seed,
             "normalization": prep.network.normalization}
@@ -258,6 +265,7 @@ def cmd_sweep(args) -> int:
     for path in (model, data, calibration):
         if path is not None and not Path(path).is_file():
             raise DataFileError(f"{path}: no such file")
+    prefix = _prefix(args, model, "sweep")
     grid = sweep.parse_grid(args.grid)
     base = _sweep_base(args)
     pts = sweep.points(grid, base)
@@ -281,7 +289,6 @@ def cmd_sweep(args) -> int:
     finally:
         close()
     finished = [r for r in rows if r is not None]
-    prefix = _prefix(args, model, "sweep")
     _write_text(prefix.with_suffix(".csv"), sweep_csv(rows, keys))
     _write_text(prefix.with_suffix(".json"), _json_text({"grid": grid, "base": base, "points": finished,
                                                          "pareto": sweep.pareto(finished)}))
