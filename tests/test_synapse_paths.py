@@ -98,6 +98,7 @@ def test_simulation_on_each_path_equals_reference(path, builder, monkeypatch, tw
     net = builder(rng)
     x = (np.round(rng.uniform(0, 1, (4, *net.input_shape)) * 16) / 16).astype(np.float32)
     sim = Simulator(net, SimConfig(steps=30), x=x)
+    sim.fused = False  # the generic per-layer paths are under test (tests/test_fused.py: fused)
     sim.run(30)
     ran = {ls.path for ls in sim.layers if ls.layer.kind in ("conv2d", "dense")} - {"cached"}
     assert ran == {path}

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from workbench.engine import fused as _fused
 from workbench.engine.config import SimConfig
 from workbench.engine.layer_state import LayerState, advance
 from workbench.engine.recording import Recorder, estimate_bytes
@@ -80,6 +81,12 @@ class Simulator:
         )
         self.x = np.zeros((self.batch, *network.input_shape), dtype=np.float32)
         self.labels = None
+        # The fused fast path (engine/fused.py): whole timesteps in one numba call when every
+        # layer and the neuron model allow it; False (or SNN_WORKBENCH_FUSED=0) forces the
+        # generic per-layer path. ``fused_reason`` says why it does not apply (None: it does).
+        self.fused = _fused.enabled_by_env()
+        self.fused_reason = _fused.reason(self)
+        self._fused_prog: _fused.FusedProgram | None = None
         if x is not None:
             self.set_input(x, labels)
         self.reset()
@@ -145,11 +152,24 @@ class Simulator:
             self._finish_step()
         return ls
 
+    def _fused_program(self):
+        """The fused program when the fused path applies, else None."""
+        if not self.fused or self.fused_reason is not None:
+            return None
+        prog = self._fused_prog
+        if prog is None or prog.recorder is not self.recorder:
+            prog = self._fused_prog = _fused.FusedProgram(self)
+        return prog
+
     def step(self) -> None:
         """Finish the current timestep (all of it when the cursor is at 0)."""
         if self.cursor:
             while self.cursor:
                 self.step_layer()
+            return
+        prog = self._fused_program()
+        if prog is not None:
+            prog.run(self, 1)
             return
         # The hot loop: the same as step_layer() over all layers, without its bookkeeping.
         outputs, x, encoder, rng = self._outputs, self.x, self.config.encoder, self.rng
@@ -163,13 +183,25 @@ class Simulator:
         """Advance ``n`` timesteps; returns how many ran (fewer when ``should_stop`` said so)."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ConfigError("steps", f"must be a whole number >= 0, got {n!r}")
-        for i in range(int(n)):
+        n = int(n)
+        progress_every = max(1, int(progress_every))
+        prog = self._fused_program() if n else None
+        i = 0
+        while i < n:  # one step, or a fused chunk of up to fused.CHUNK steps, at a time
             if should_stop is not None and should_stop():
                 return i
-            self.step()
-            if on_progress is not None and ((i + 1) % progress_every == 0 or i + 1 == n):
-                on_progress(i + 1, n)
-        return int(n)
+            if prog is None or self.cursor:
+                self.step()
+                k = 1
+            else:
+                k = min(_fused.CHUNK, n - i)
+                if on_progress is not None:
+                    k = min(k, progress_every - i % progress_every)
+                prog.run(self, k)
+            i += k
+            if on_progress is not None and (i % progress_every == 0 or i == n):
+                on_progress(i, n)
+        return n
 
     def _finish_step(self) -> None:
         self.cursor = 0

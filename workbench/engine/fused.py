@@ -1,0 +1,568 @@
+"""Fused fast path: K whole timesteps in ONE numba call (``nogil``), for the common case.
+
+The generic step (``layer_state.advance``) costs a few microseconds of Python per layer; for a
+small network at batch 1 that is most of a timestep. Here the network is compiled once into a
+*layer program* (an int64 row of opcode and geometry per layer, a float32 row of parameters)
+over numba typed lists of the simulator's own flat arrays — every layer's ``y``, ``J``,
+``spikes``, membrane and ``counts``, the weights, and the Recorder's ring buffers — and
+``run_fused`` advances K timesteps without returning to Python, recording each step into the
+rings and writing the prediction. Nothing is copied back: the LayerState arrays are the
+program's arrays, so after a fused chunk they hold exactly what the generic path would hold and
+``step_layer()``, snapshots and statistics go on from there.
+
+Eligible (``reason(sim)`` is None): every neuron layer runs the IF model (any threshold, reset
+mode, ``rate_scale``), the encoder is constant or poisson, and every layer is one of input,
+dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
+max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
+generic path. Bit-identity with the generic serial event path: the kernels below are the
+generic ones rewritten over flat arrays with the same summation order (inputs scattered in
+row-major order, zero inputs skipped, bias first; pooling as in ``pool_kernels``; IF and emit as
+``if_step`` and ``synapses.emit``). The generic path may pick BLAS for dense inputs, whose sums
+can differ in the last bit on non-dyadic weights; the fused path is always event-driven.
+Poisson: the uniform randoms of a chunk are drawn in numpy from the simulator's generator as
+one (K, B, *input) array, the same stream the generic path draws step by step.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+from numba.typed import List
+
+from workbench.engine import synapses
+from workbench.engine.layer_state import _pool_geometry
+from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
+from workbench.models import network as nw
+
+# Largest chunk one call advances: Simulator.run checks should_stop / on_progress in between.
+CHUNK = 256
+
+OP_INPUT, OP_DENSE, OP_CONV, OP_DW, OP_AVG, OP_GAP, OP_MAX, OP_COPY, OP_PAD, OP_ADD, OP_CAT = range(11)
+_OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE_CONV2D: OP_DW,
+        nw.AVG_POOL2D: OP_AVG, nw.GLOBAL_AVG_POOL2D: OP_GAP, nw.MAX_POOL2D: OP_MAX, nw.FLATTEN: OP_COPY,
+        nw.RESHAPE: OP_COPY, nw.ZERO_PAD2D: OP_PAD, nw.ADD: OP_ADD, nw.ACTIVATION: OP_ADD,
+        nw.CONCATENATE: OP_CAT}
+
+# int64 program columns
+(C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
+ C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
+ C_OUTER, C_SIZE) = range(33)
+NCOL = 33
+# float32 parameter columns
+F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
+NFCOL = 5
+
+
+def enabled_by_env() -> bool:
+    """SNN_WORKBENCH_FUSED=0 turns the fused path off for every new Simulator."""
+    return os.environ.get("SNN_WORKBENCH_FUSED", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _plain_scale(s) -> bool:
+    # numpy treats Python numbers as 'weak' (the float32 arithmetic the kernels do); a float64
+    # numpy scalar would make the generic path compute in float64
+    return type(s) in (int, float, np.float32)
+
+
+def reason(sim) -> str | None:
+    """Why ``sim`` cannot use the fused path, or None when it can."""
+    if sim.config.encoder not in ("constant", "poisson"):
+        return f"encoder {sim.config.encoder}"
+    for ls in sim.layers:
+        layer = ls.layer
+        if layer.kind not in _OPS:
+            return f"layer {layer.name}: kind {layer.kind}"
+        if ls.index == 0 and layer.kind != nw.INPUT:
+            return "the first layer is not the input"
+        if ls.model is not None and type(ls.model) is not IF:
+            return f"layer {layer.name}: neuron model {ls.model.name}"
+        if layer.kind in (nw.ADD, nw.ACTIVATION, nw.GLOBAL_AVG_POOL2D):
+            scales = layer.config.get("input_scales") or [1.0] * len(ls.inbound)
+            if not all(_plain_scale(s) for s in scales) or len(scales) < len(ls.inbound):
+                return f"layer {layer.name}: input scales"
+        if layer.kind == nw.GLOBAL_AVG_POOL2D and sim.layers[ls.inbound[0]].shape[-1] < 2:
+            return f"layer {layer.name}: one channel (numpy sums it pairwise)"
+        if layer.kind == nw.CONCATENATE and int(layer.config["axis"]) < 0:
+            return f"layer {layer.name}: negative axis"
+        if ls.weights is not None and (ls.weights.dtype != np.float32 or ls.bias.dtype != np.float32):
+            return f"layer {layer.name}: weights not float32"
+    return None
+
+
+class FusedProgram:
+    """The layer program of one Simulator, over its arrays (built once; the arrays are never
+    reallocated). ``run(sim, k)`` advances k timesteps from cursor 0."""
+
+    def __init__(self, sim):
+        self.recorder = sim.recorder
+        B = sim.batch
+        f32, f64, i16 = List(), List(), List()
+
+        def add(lst, arr):
+            lst.append(np.ascontiguousarray(arr).reshape(-1))
+            return len(lst) - 1
+
+        prog = np.full((len(sim.layers), NCOL), -1, np.int64)
+        fp = np.zeros((len(sim.layers), NFCOL), np.float32)
+        inb, insc = [], []
+        self.const_cache = {}  # layer index -> (cache array)
+        self.pool_counts = {}  # layer index -> array
+        recorded = {ls.index for ls in sim.recorder.layers}
+        self.x_src = sim.x
+        self.x_idx = add(f32, sim.x)
+        self.p_idx = add(f32, np.clip(sim.x, 0.0, 1.0))
+        for ls in sim.layers:
+            layer, row = ls.layer, prog[ls.index]
+            row[C_OP] = _OPS[layer.kind]
+            row[C_Y] = add(f32, ls.y)
+            row[C_SIZE] = layer.size
+            row[C_IN0] = len(inb)
+            row[C_NIN] = len(ls.inbound)
+            scales = layer.config.get("input_scales") or [1.0] * len(ls.inbound)
+            for j, i in enumerate(ls.inbound):
+                inb.append(i)
+                insc.append(np.float32(scales[j]) if j < len(scales) else np.float32(1.0))
+            in_shape = sim.layers[ls.inbound[0]].shape if ls.inbound else ls.shape
+            if len(in_shape) == 4:
+                row[C_IH], row[C_IW], row[C_IC] = in_shape[1:]
+            if len(ls.shape) == 4:
+                row[C_OH], row[C_OW], row[C_OC] = ls.shape[1:]
+            row[C_NEURON] = int(ls.model is not None)
+            if ls.model is not None:
+                row[C_J] = add(f32, ls.J)
+                row[C_S] = add(f32, ls.spikes)
+                row[C_V] = add(f32, ls.state["v"])
+                row[C_CNT] = add(f64, ls.counts)
+                row[C_RESET] = _RESET_CODE[ls.model.reset]
+                fp[ls.index, F_DT] = np.float32(ls.dt)
+                fp[ls.index, F_THR] = np.float32(ls.model.threshold)
+                fp[ls.index, F_GAIN] = ls.gain
+                fp[ls.index, F_OUT] = ls.out_scale
+                row[C_CONST] = int(sim._constant_flags[ls.index])
+                if row[C_CONST]:
+                    cache = np.zeros(ls.shape, np.float32)
+                    self.const_cache[ls.index] = cache
+                    row[C_CACHE] = add(f32, cache)
+                    row[C_VALID] = 0
+                if ls.index in recorded:
+                    name = layer.name
+                    arrs = sim.recorder.arrays(name)
+                    row[C_RS] = len(i16)
+                    i16.append(arrs["spikes"].reshape(-1))
+                    if "membrane" in arrs:
+                        row[C_RM] = add(f32, arrs["membrane"])
+                    if "current" in arrs:
+                        row[C_RJ] = add(f32, arrs["current"])
+            if ls.weights is not None:
+                row[C_W] = add(f32, ls.weights)
+                row[C_B] = add(f32, ls.bias)
+                if layer.kind in (nw.CONV2D, nw.DEPTHWISE_CONV2D):
+                    kh, kw = ls.weights.shape[:2]
+                    sh, sw = layer.config["strides"]
+                    pt, pl = synapses.padding_for(layer.config["padding"], in_shape[1:3], (kh, kw), (sh, sw))
+                    row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL] = kh, kw, sh, sw, pt, pl
+                    if layer.kind == nw.DEPTHWISE_CONV2D:
+                        row[C_OUTER] = ls.weights.shape[3]  # depth multiplier
+                else:
+                    row[C_IC] = ls.weights.shape[0]
+                    row[C_OC] = ls.weights.shape[1]
+            if layer.kind in (nw.AVG_POOL2D, nw.MAX_POOL2D):
+                ph, pw, sh, sw, pt, pl = _pool_geometry(layer, in_shape)
+                row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL] = ph, pw, sh, sw, pt, pl
+            if layer.kind in (nw.AVG_POOL2D, nw.GLOBAL_AVG_POOL2D):
+                fp[ls.index, F_SCALE] = np.float32(layer.config.get("input_scales", [1.0])[0])
+            if layer.kind == nw.MAX_POOL2D:
+                counts = np.zeros(in_shape, np.float64)
+                self.pool_counts[ls.index] = counts
+                row[C_PC] = add(f64, counts)
+            if layer.kind == nw.ZERO_PAD2D:
+                (t, _b), (l, _r) = layer.config["padding"]
+                row[C_PT], row[C_PL] = t, l
+            if layer.kind == nw.CONCATENATE:
+                axis = int(layer.config["axis"])
+                row[C_OUTER] = int(np.prod(layer.output_shape[:axis], dtype=np.int64))
+        if len(i16) == 0:
+            i16.append(np.zeros(1, np.int16))  # typed lists need one element to have a type
+        if len(f64) == 0:
+            f64.append(np.zeros(1, np.float64))
+        self.prog, self.fp = prog, fp
+        self.inb = np.asarray(inb + [0], np.int64)
+        self.insc = np.asarray(insc + [1.0], np.float32)
+        self.f32, self.f64, self.i16 = f32, f64, i16
+        self.batch = B
+        self.encoder = 0 if sim.config.encoder == "constant" else 1
+        self.pred = np.empty(B, np.int64)
+        self.no_rand = np.zeros((1, 1), np.float32)
+
+    def run(self, sim, k: int) -> None:
+        """Advance ``k`` timesteps (cursor must be 0)."""
+        if sim.x is not self.x_src:  # set_input made a new array
+            self.x_src = sim.x
+            self.f32[self.x_idx] = sim.x.reshape(-1)
+            self.f32[self.p_idx] = np.clip(sim.x, 0.0, 1.0).reshape(-1)
+        prog = self.prog
+        for i, cache in self.const_cache.items():
+            cur = sim.layers[i].const_current
+            if cur is None:
+                prog[i, C_VALID] = 0
+            else:
+                if cur is not cache:
+                    np.copyto(cache, cur)
+                prog[i, C_VALID] = 1
+        for i, counts in self.pool_counts.items():
+            ls = sim.layers[i]
+            if ls.pool_counts is None:
+                counts.fill(0.0)
+            elif ls.pool_counts is not counts:
+                np.copyto(counts, ls.pool_counts)
+            ls.pool_counts = counts
+        if self.encoder == 1:
+            rand = sim.rng.random((k, *sim.x.shape), dtype=np.float32).reshape(k, -1)
+        else:
+            rand = self.no_rand
+        rec = self.recorder
+        arrays = rec.arrays()
+        run_fused(prog, self.fp, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
+                  self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
+                  arrays["predictions"], self.pred)
+        sim.t += k
+        rec.count += k
+        for i, cache in self.const_cache.items():
+            if prog[i, C_VALID]:
+                sim.layers[i].const_current = cache
+        for ls in sim.layers[1:]:
+            if ls.is_neuron or ls.layer.kind == nw.MAX_POOL2D:
+                ls.path = "fused"
+
+
+# ---- kernels over flat arrays (same arithmetic and order as the generic ones) -----------------
+@numba.njit(nogil=True, cache=True)
+def _dense(x, w, b, B, nin, nout, out):
+    for bi in range(B):
+        ob = bi * nout
+        orow = out[ob:ob + nout]
+        for o in range(nout):
+            orow[o] = b[o]
+        for i in range(nin):
+            yi = x[bi * nin + i]
+            if yi != 0.0:
+                wrow = w[i * nout:(i + 1) * nout]
+                for o in range(nout):
+                    orow[o] += yi * wrow[o]
+
+
+@numba.njit(nogil=True, cache=True)
+def _conv(x, w, b, B, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out):
+    for bi in range(B):
+        ob = bi * oh * ow * cout
+        for p in range(oh * ow):
+            for co in range(cout):
+                out[ob + p * cout + co] = b[co]
+        xb = bi * ih * iw * cin
+        for iy in range(ih):
+            for ix in range(iw):
+                for ci in range(cin):
+                    v = x[xb + (iy * iw + ix) * cin + ci]
+                    if v == 0.0:
+                        continue
+                    for ky in range(kh):
+                        ty = iy + pt - ky
+                        if ty < 0:
+                            break
+                        if sh == 1:
+                            oy = ty
+                        elif ty % sh != 0:
+                            continue
+                        else:
+                            oy = ty // sh
+                        if oy >= oh:
+                            continue
+                        for kx in range(kw):
+                            tx = ix + pl - kx
+                            if tx < 0:
+                                break
+                            if sw == 1:
+                                ox = tx
+                            elif tx % sw != 0:
+                                continue
+                            else:
+                                ox = tx // sw
+                            if ox >= ow:
+                                continue
+                            o0 = ob + (oy * ow + ox) * cout
+                            w0 = ((ky * kw + kx) * cin + ci) * cout
+                            orow = out[o0:o0 + cout]
+                            wrow = w[w0:w0 + cout]
+                            for k in range(cout):
+                                orow[k] += v * wrow[k]
+
+
+@numba.njit(nogil=True, cache=True)
+def _depthwise(x, w, b, B, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, mult, out):
+    for bi in range(B):
+        ob = bi * oh * ow * cout
+        for p in range(oh * ow):
+            for co in range(cout):
+                out[ob + p * cout + co] = b[co]
+        xb = bi * ih * iw * cin
+        for iy in range(ih):
+            for ix in range(iw):
+                for ci in range(cin):
+                    v = x[xb + (iy * iw + ix) * cin + ci]
+                    if v == 0.0:
+                        continue
+                    for ky in range(kh):
+                        ty = iy + pt - ky
+                        if ty < 0 or ty % sh != 0:
+                            continue
+                        oy = ty // sh
+                        if oy >= oh:
+                            continue
+                        for kx in range(kw):
+                            tx = ix + pl - kx
+                            if tx < 0 or tx % sw != 0:
+                                continue
+                            ox = tx // sw
+                            if ox >= ow:
+                                continue
+                            o0 = ob + (oy * ow + ox) * cout + ci * mult
+                            w0 = ((ky * kw + kx) * cin + ci) * mult
+                            for m in range(mult):
+                                out[o0 + m] += v * w[w0 + m]
+
+
+@numba.njit(nogil=True, cache=True)
+def _avg_pool(x, B, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, acc):
+    for bi in range(B):
+        xb = bi * ih * iw * c
+        for oy in range(oh):
+            y0 = oy * sh - pt
+            for ox in range(ow):
+                x0 = ox * sw - pl
+                acc[:] = 0.0
+                n = 0
+                for ky in range(ph):
+                    iy = y0 + ky
+                    if iy < 0 or iy >= ih:
+                        continue
+                    for kx in range(pw):
+                        ix = x0 + kx
+                        if ix < 0 or ix >= iw:
+                            continue
+                        r0 = xb + (iy * iw + ix) * c
+                        row = x[r0:r0 + c]
+                        for ci in range(c):
+                            acc[ci] += row[ci]
+                        n += 1
+                o0 = ((bi * oh + oy) * ow + ox) * c
+                orow = out[o0:o0 + c]
+                for ci in range(c):
+                    orow[ci] = scale * acc[ci] / max(n, 1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _max_pool(x, counts, B, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
+    n_in = ih * iw * c
+    for bi in range(B):
+        xb = bi * n_in
+        for i in range(n_in):
+            counts[xb + i] += x[xb + i]
+        for oy in range(oh):
+            y0 = oy * sh - pt
+            for ox in range(ow):
+                x0 = ox * sw - pl
+                for ci in range(c):
+                    best = -np.inf
+                    val = np.float32(0.0)
+                    for ky in range(ph):
+                        iy = y0 + ky
+                        if iy < 0 or iy >= ih:
+                            continue
+                        for kx in range(pw):
+                            ix = x0 + kx
+                            if ix < 0 or ix >= iw:
+                                continue
+                            j = xb + (iy * iw + ix) * c + ci
+                            cnt = counts[j]
+                            if cnt > best:
+                                best = cnt
+                                val = x[j]
+                    out[((bi * oh + oy) * ow + ox) * c + ci] = val
+
+
+@numba.njit(nogil=True, cache=True)
+def _global_avg(x, B, hw, c, scale, out):
+    """numpy's float32 ``x.mean(axis=(1, 2))`` (sequential over H*W for c > 1) times scale."""
+    nf = np.float32(hw)
+    for bi in range(B):
+        xb = bi * hw * c
+        for ci in range(c):
+            acc = x[xb + ci]
+            for p in range(1, hw):
+                acc += x[xb + p * c + ci]
+            out[bi * c + ci] = (acc / nf) * scale
+
+
+@numba.njit(nogil=True, cache=True)
+def _if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
+    """``if_step`` then ``synapses.emit``."""
+    for i in range(v.size):
+        vi = v[i] + dt32 * J[i]
+        if vi >= thr:
+            spikes[i] = 1.0
+            if reset_code == 0:
+                vi = vi - thr
+            elif reset_code == 1:
+                vi = np.float32(0.0)
+            else:
+                vi = vi - thr * np.floor(vi / thr)
+        else:
+            spikes[i] = 0.0
+        v[i] = vi
+    for i in range(spikes.size):
+        s = spikes[i]
+        y[i] = s * scale
+        counts[i] += s
+
+
+@numba.njit(nogil=True, cache=True)
+def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
+              capacity, steps_ring, pred_ring, pred):
+    L = prog.shape[0]
+    acc = np.empty(4096, np.float64)
+    for k in range(nsteps):
+        for li in range(L):
+            row = prog[li]
+            op = row[C_OP]
+            y = f32[row[C_Y]]
+            if op == OP_INPUT:
+                x = f32[x_idx]
+                if encoder == 0:
+                    for i in range(y.size):
+                        y[i] = x[i]
+                else:
+                    p = f32[p_idx]
+                    u = rand[k]
+                    for i in range(y.size):
+                        y[i] = 1.0 if u[i] < p[i] else 0.0
+                continue
+            x = f32[prog[inb[row[C_IN0]], C_Y]]
+            if row[C_NEURON] == 0:
+                if op == OP_COPY:
+                    for i in range(y.size):
+                        y[i] = x[i]
+                elif op == OP_PAD:
+                    y[:] = 0.0
+                    ih, iw, c = row[C_IH], row[C_IW], row[C_IC]
+                    oh, ow = row[C_OH], row[C_OW]
+                    t, l = row[C_PT], row[C_PL]
+                    for bi in range(B):
+                        for iy in range(ih):
+                            s0 = ((bi * ih + iy) * iw) * c
+                            d0 = ((bi * oh + iy + t) * ow + l) * c
+                            for i in range(iw * c):
+                                y[d0 + i] = x[s0 + i]
+                elif op == OP_CAT:
+                    outer = row[C_OUTER]
+                    d = 0
+                    for bi in range(B):
+                        for o in range(outer):
+                            for j in range(row[C_NIN]):
+                                src = prog[inb[row[C_IN0] + j]]
+                                xs = f32[src[C_Y]]
+                                chunk = src[C_SIZE] // outer
+                                s0 = bi * src[C_SIZE] + o * chunk
+                                for i in range(chunk):
+                                    y[d + i] = xs[s0 + i]
+                                d += chunk
+                else:  # OP_MAX
+                    _max_pool(x, f64[row[C_PC]], B, row[C_IH], row[C_IW], row[C_IC], row[C_OH], row[C_OW],
+                              row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], y)
+                continue
+            # ---- neuron layer: current, then IF and emit
+            J = f32[row[C_J]]
+            if row[C_CONST] == 1 and row[C_VALID] == 1:
+                cache = f32[row[C_CACHE]]
+                for i in range(J.size):
+                    J[i] = cache[i]
+            else:
+                if op == OP_DENSE:
+                    _dense(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IC], row[C_OC], J)
+                elif op == OP_CONV:
+                    _conv(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
+                          row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], J)
+                elif op == OP_DW:
+                    _depthwise(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
+                               row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT],
+                               row[C_PL], row[C_OUTER], J)
+                elif op == OP_AVG:
+                    c = row[C_IC]
+                    if acc.size < c:
+                        acc = np.empty(c, np.float64)
+                    _avg_pool(x, B, row[C_IH], row[C_IW], c, row[C_OH], row[C_OW], row[C_KH], row[C_KW],
+                              row[C_SH], row[C_SW], row[C_PT], row[C_PL], fp[li, F_SCALE], J, acc[:c])
+                elif op == OP_GAP:
+                    _global_avg(x, B, row[C_IH] * row[C_IW], row[C_IC], fp[li, F_SCALE], J)
+                else:  # OP_ADD: sum of scale_i * y_i in float32, in inbound order
+                    s0 = insc[row[C_IN0]]
+                    for i in range(J.size):
+                        J[i] = x[i] * s0
+                    for j in range(1, row[C_NIN]):
+                        xj = f32[prog[inb[row[C_IN0] + j], C_Y]]
+                        sj = insc[row[C_IN0] + j]
+                        for i in range(J.size):
+                            J[i] += xj[i] * sj
+                gain = fp[li, F_GAIN]
+                if gain != 1.0:
+                    for i in range(J.size):
+                        J[i] *= gain
+                if row[C_CONST] == 1:
+                    cache = f32[row[C_CACHE]]
+                    for i in range(J.size):
+                        cache[i] = J[i]
+                    row[C_VALID] = 1
+            _if_emit(J, fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]], f32[row[C_S]], fp[li, F_OUT], y,
+                     f64[row[C_CNT]])
+        # ---- end of the timestep: prediction, then the recorder's row
+        last = prog[L - 1]
+        n_out = last[C_SIZE]
+        for bi in range(B):
+            best = 0
+            nonzero = False
+            for j in range(n_out):
+                if last[C_NEURON] == 1:
+                    cb = f64[last[C_CNT]][bi * n_out + best]
+                    c = f64[last[C_CNT]][bi * n_out + j]
+                else:
+                    cb = np.float64(f32[last[C_Y]][bi * n_out + best])
+                    c = np.float64(f32[last[C_Y]][bi * n_out + j])
+                if c != 0:
+                    nonzero = True
+                if c > cb:
+                    best = j
+            pred[bi] = best if nonzero else -1
+        r = (count0 + k) % capacity
+        steps_ring[r] = t0 + k + 1
+        for bi in range(B):
+            pred_ring[r, bi] = pred[bi]
+        for li in range(L):
+            row = prog[li]
+            if row[C_RS] < 0:
+                continue
+            s = f32[row[C_S]]
+            n = s.size
+            rs = i16[row[C_RS]]
+            for i in range(n):
+                rs[r * n + i] = np.int16(s[i])
+            if row[C_RM] >= 0:
+                v = f32[row[C_V]]
+                rm = f32[row[C_RM]]
+                for i in range(n):
+                    rm[r * n + i] = v[i]
+            if row[C_RJ] >= 0:
+                J = f32[row[C_J]]
+                rj = f32[row[C_RJ]]
+                for i in range(n):
+                    rj[r * n + i] = J[i]
