@@ -440,8 +440,7 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
             if op == OP_INPUT:
                 x = f32[x_idx]
                 if encoder == 0:
-                    for i in range(y.size):
-                        y[i] = x[i]
+                    y[:] = x
                 else:
                     p = f32[p_idx]
                     u = rand[k]
@@ -451,8 +450,7 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
             x = f32[prog[inb[row[C_IN0]], C_Y]]
             if row[C_NEURON] == 0:
                 if op == OP_COPY:
-                    for i in range(y.size):
-                        y[i] = x[i]
+                    y[:] = x
                 elif op == OP_PAD:
                     y[:] = 0.0
                     ih, iw, c = row[C_IH], row[C_IW], row[C_IC]
@@ -484,9 +482,7 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
             # ---- neuron layer: current, then IF and emit
             J = f32[row[C_J]]
             if row[C_CONST] == 1 and row[C_VALID] == 1:
-                cache = f32[row[C_CACHE]]
-                for i in range(J.size):
-                    J[i] = cache[i]
+                J[:] = f32[row[C_CACHE]]
             else:
                 if op == OP_DENSE:
                     _dense(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IC], row[C_OC], J)
@@ -519,9 +515,7 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                     for i in range(J.size):
                         J[i] *= gain
                 if row[C_CONST] == 1:
-                    cache = f32[row[C_CACHE]]
-                    for i in range(J.size):
-                        cache[i] = J[i]
+                    f32[row[C_CACHE]][:] = J
                     row[C_VALID] = 1
             _if_emit(J, fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]], f32[row[C_S]], fp[li, F_OUT], y,
                      f64[row[C_CNT]])
@@ -553,16 +547,10 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                 continue
             s = f32[row[C_S]]
             n = s.size
-            rs = i16[row[C_RS]]
+            rs = i16[row[C_RS]][r * n:(r + 1) * n]  # views from 0: the copies vectorize
             for i in range(n):
-                rs[r * n + i] = np.int16(s[i])
+                rs[i] = np.int16(s[i])
             if row[C_RM] >= 0:
-                v = f32[row[C_V]]
-                rm = f32[row[C_RM]]
-                for i in range(n):
-                    rm[r * n + i] = v[i]
+                f32[row[C_RM]][r * n:(r + 1) * n] = f32[row[C_V]]
             if row[C_RJ] >= 0:
-                J = f32[row[C_J]]
-                rj = f32[row[C_RJ]]
-                for i in range(n):
-                    rj[r * n + i] = J[i]
+                f32[row[C_RJ]][r * n:(r + 1) * n] = f32[row[C_J]]

@@ -1,0 +1,200 @@
+"""The fused fast path (engine/fused.py) against the generic per-layer path forced onto its serial
+event kernels, and against the numpy reference: spikes, membranes, currents, counts,
+predictions and the recorder's rings must be identical, and the LayerState arrays after a fused
+chunk must be what the generic path leaves (so step_layer, snapshots and stats go on)."""
+
+import numpy as np
+import pytest
+
+from test_engine_if import dyadic, random_conv_net, random_dense_net
+from workbench.engine import fused as F
+from workbench.engine import synapses as S
+from workbench.engine.config import SimConfig
+from workbench.engine.neurons import IF, make_neuron
+from workbench.engine.reference import run_reference
+from workbench.engine.simulator import Simulator
+from workbench.models.network import Layer, Network
+
+
+@pytest.fixture(autouse=True)
+def generic_event_path(monkeypatch):
+    """The generic path on its serial event kernels (BLAS sums in its own order)."""
+    monkeypatch.setattr(S, "CONV_BLAS_DENSITY", 2.0)
+    monkeypatch.setattr(S, "DENSE_BLAS_DENSITY", 2.0)
+    monkeypatch.setattr(S, "PARALLEL_MIN_WORK", 10**12)
+
+
+def random_join_net(rng):
+    """add, concatenate (channels), max pooling, a standalone activation, zero padding,
+    depthwise, global average pooling: every kind the fused path covers in one graph."""
+    conv = {"strides": [1, 1], "padding": "same"}
+    return Network("rand_join", [
+        Layer("in", "input", (8, 8, 3)),
+        Layer("a", "conv2d", (8, 8, 4), ("in",), dyadic(rng, (3, 3, 3, 4), 0.4), dyadic(rng, (4,), 0.05), "relu",
+              config=conv),
+        Layer("b", "conv2d", (8, 8, 4), ("in",), dyadic(rng, (1, 1, 3, 4), 0.6), dyadic(rng, (4,), 0.05), "relu",
+              config=conv),
+        Layer("add", "add", (8, 8, 4), ("a", "b"), config={"input_scales": [1.0, 0.5]}),
+        Layer("cat", "concatenate", (8, 8, 8), ("a", "add"), config={"axis": 2}),
+        Layer("mp", "max_pool2d", (4, 4, 8), ("cat",), config={"pool_size": [2, 2], "strides": [2, 2],
+                                                                "padding": "valid"}),
+        Layer("act", "activation", (4, 4, 8), ("mp",), activation="relu", config={"input_scales": [0.75]}),
+        Layer("pad", "zero_pad2d", (6, 6, 8), ("act",), config={"padding": [[1, 1], [1, 1]]}),
+        Layer("dw", "depthwise_conv2d", (3, 3, 8), ("pad",), dyadic(rng, (3, 3, 8, 1), 0.6), dyadic(rng, (8,), 0.05),
+              "relu", config={"strides": [2, 2], "padding": "same"}),
+        Layer("gap", "global_avg_pool2d", (8,), ("dw",), config={"input_scales": [1.0]}),
+        Layer("out", "dense", (4,), ("gap",), dyadic(rng, (8, 4), 0.8), dyadic(rng, (4,), 0.05), "softmax"),
+    ])
+
+
+BUILDERS = [random_conv_net, random_dense_net, random_join_net]
+
+
+def pair(net, cfg, x, capacity=None):
+    fast = Simulator(net, cfg, x=x, record_capacity=capacity)
+    slow = Simulator(net, cfg, x=x, record_capacity=capacity)
+    slow.fused = False
+    assert fast.fused_reason is None
+    return fast, slow
+
+
+def assert_same(fast, slow):
+    assert (fast.t, fast.cursor) == (slow.t, slow.cursor)
+    for a, b in zip(fast.layers, slow.layers):
+        name = a.layer.name
+        assert np.array_equal(a.y, b.y), name
+        if a.is_neuron:
+            for field in ("spikes", "J", "counts"):
+                assert np.array_equal(getattr(a, field), getattr(b, field)), (name, field)
+            assert np.array_equal(a.membrane(), b.membrane()), name
+            assert (a.const_current is None) == (b.const_current is None), name
+            if a.const_current is not None:
+                assert np.array_equal(a.const_current, b.const_current), name
+        if a.layer.kind == "max_pool2d":
+            assert np.array_equal(a.pool_counts, b.pool_counts), name
+    ra, rb = fast.recorder, slow.recorder
+    assert ra.count == rb.count
+    n = min(ra.count, ra.capacity)
+    for key in ("steps", "predictions"):
+        assert np.array_equal(ra.arrays()[key][:n], rb.arrays()[key][:n]), key
+    for ls in ra.layers:
+        for key, arr in ra.arrays(ls.layer.name).items():
+            assert np.array_equal(arr[:n], rb.arrays(ls.layer.name)[key][:n]), (ls.layer.name, key)
+    assert np.array_equal(fast.prediction(), slow.prediction())
+
+
+def inputs(rng, net, batch):
+    return rng.uniform(-0.1, 1.1, (batch, *net.input_shape)).astype(np.float32)  # not dyadic
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("reset,threshold,rate_scale,batch,encoder", [
+    ("subtract", 1.0, 1.0, 1, "constant"),
+    ("zero", 0.7, 1.0, 3, "constant"),
+    ("modulo", 1.0, 2.5, 3, "poisson"),
+    ("subtract", 0.5, 0.75, 1, "poisson"),
+])
+def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, encoder):
+    rng = np.random.default_rng(99)
+    net = builder(rng)
+    x = inputs(rng, net, batch)
+    cfg = SimConfig(neuron=IF(threshold=threshold, reset=reset), steps=40, batch=batch, encoder=encoder,
+                    rate_scale=rate_scale, record_current=True, seed=3)
+    fast, slow = pair(net, cfg, x, capacity=13)  # the ring wraps three times
+    assert fast.run(40) == 40
+    slow.run(40)
+    assert_same(fast, slow)
+    assert {ls.path for ls in fast.layers if ls.is_neuron} == {"fused"}
+    assert sum(int(ls.counts.sum()) for ls in fast.layers if ls.is_neuron) > 100  # not vacuous
+    tf, ts = fast.trace(), slow.trace()
+    assert tf.steps.tolist() == list(range(28, 41))
+    for name in tf.layers:
+        assert np.array_equal(tf[name].spikes, ts[name].spikes)
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+def test_fused_equals_numpy_reference(builder):
+    rng = np.random.default_rng(1234)
+    net = builder(rng)
+    x = (np.round(rng.uniform(0, 1, (3, *net.input_shape)) * 16) / 16).astype(np.float32)
+    sim = Simulator(net, SimConfig(steps=30), x=x)
+    sim.run(30)
+    for name, spikes in run_reference(net, x, 30).items():
+        assert np.array_equal(sim.trace()[name].spikes, spikes), name
+
+
+def test_run_then_step_layer_then_run_continues_like_generic():
+    rng = np.random.default_rng(5)
+    net = random_join_net(rng)
+    x = inputs(rng, net, 2)
+    fast, slow = pair(net, SimConfig(steps=50, batch=2, record_current=True), x, capacity=20)
+    ops = [("run", 7), ("step_layer", 3), ("step", 1), ("run", 5), ("step_layer", 1), ("run", 4),
+           ("reset", 0), ("step_layer", 2), ("run", 9), ("set_input", 0), ("run", 3), ("step", 1)]
+    for op, n in ops:
+        for sim in (fast, slow):
+            if op == "run":
+                sim.run(n)
+            elif op == "step":
+                sim.step()
+            elif op == "step_layer":
+                for _ in range(n):
+                    sim.step_layer()
+            elif op == "reset":
+                sim.reset()
+            else:
+                sim.set_input(x[::-1].copy())
+        assert_same(fast, slow)
+
+
+def test_poisson_chunks_draw_the_generic_stream():
+    rng = np.random.default_rng(6)
+    net = random_dense_net(rng)
+    x = inputs(rng, net, 2)
+    fast, slow = pair(net, SimConfig(steps=30, batch=2, encoder="poisson", seed=11), x)
+    fast.run(10)
+    fast.step()
+    fast.run(19)
+    for _ in range(30):
+        slow.step()
+    assert_same(fast, slow)
+    assert np.array_equal(fast.rng.random(4), slow.rng.random(4))  # the generators agree after
+
+
+def test_run_reports_progress_and_stops_between_chunks(monkeypatch):
+    monkeypatch.setattr(F, "CHUNK", 8)
+    rng = np.random.default_rng(7)
+    net = random_dense_net(rng)
+    sim = Simulator(net, SimConfig(steps=100), x=inputs(rng, net, 1))
+    seen = []
+    assert sim.run(25, on_progress=lambda i, n: seen.append(i), progress_every=10) == 25
+    assert seen == [10, 20, 25]
+    calls = []
+    ran = sim.run(100, should_stop=lambda: len(calls) > 2 or calls.append(1))
+    assert ran == 24 and sim.t == 49  # checked between chunks of CHUNK steps
+
+
+def test_other_models_fall_back_to_the_generic_path(monkeypatch):
+    rng = np.random.default_rng(8)
+    net = random_conv_net(rng)
+    x = inputs(rng, net, 1)
+    lif = Simulator(net, SimConfig(neuron=make_neuron("lif"), rate_scale=10.0), x=x)
+    assert "lif" in lif.fused_reason
+    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("lif")}, dt=0.001), x=x)
+    assert "c2" in mixed.fused_reason
+    for sim in (lif, mixed):
+        sim.run(5)
+        assert sim.t == 5 and "fused" not in {ls.path for ls in sim.layers}
+    monkeypatch.setenv("SNN_WORKBENCH_FUSED", "0")
+    off = Simulator(net, SimConfig(), x=x)
+    off.run(3)
+    assert off.fused is False and "fused" not in {ls.path for ls in off.layers}
+
+
+def test_step_uses_the_fused_path_and_leaves_the_cached_current():
+    rng = np.random.default_rng(9)
+    net = random_conv_net(rng)
+    fast, slow = pair(net, SimConfig(steps=10), inputs(rng, net, 1))
+    fast.step()
+    slow.step()
+    assert fast.layer("c1").path == "fused" and fast.layer("c1").const_current is not None
+    assert_same(fast, slow)
