@@ -198,3 +198,18 @@ def test_step_uses_the_fused_path_and_leaves_the_cached_current():
     slow.step()
     assert fast.layer("c1").path == "fused" and fast.layer("c1").const_current is not None
     assert_same(fast, slow)
+
+
+def test_read_only_inputs_and_weights():
+    """The window hands the simulator read-only sample arrays (and may share weights)."""
+    rng = np.random.default_rng(10)
+    net = random_conv_net(rng)
+    for layer in net.layers:
+        if layer.weights is not None:
+            layer.weights.flags.writeable = False
+    x = inputs(rng, net, 2)
+    x.flags.writeable = False
+    fast, slow = pair(net, SimConfig(steps=10, batch=2), x)
+    fast.run(6)
+    slow.run(6)
+    assert_same(fast, slow)

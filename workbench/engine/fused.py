@@ -101,7 +101,10 @@ class FusedProgram:
         f32, f64, i16 = List(), List(), List()
 
         def add(lst, arr):
-            lst.append(np.ascontiguousarray(arr).reshape(-1))
+            arr = np.ascontiguousarray(arr).reshape(-1)
+            if not arr.flags.writeable:  # a typed list holds one array type: all writable
+                arr = arr.copy()
+            lst.append(arr)
             return len(lst) - 1
 
         prog = np.full((len(sim.layers), NCOL), -1, np.int64)
@@ -110,9 +113,10 @@ class FusedProgram:
         self.const_cache = {}  # layer index -> (cache array)
         self.pool_counts = {}  # layer index -> array
         recorded = {ls.index for ls in sim.recorder.layers}
-        self.x_src = sim.x
-        self.x_idx = add(f32, sim.x)
-        self.p_idx = add(f32, np.clip(sim.x, 0.0, 1.0))
+        self.x_buf = np.zeros(sim.x.size, np.float32)  # the input (copied in at every run)
+        self.x_idx = add(f32, self.x_buf)
+        self.p_buf = np.zeros(sim.x.size, np.float32)  # poisson: clip(x, 0, 1)
+        self.p_idx = add(f32, self.p_buf)
         for ls in sim.layers:
             layer, row = ls.layer, prog[ls.index]
             row[C_OP] = _OPS[layer.kind]
@@ -198,10 +202,11 @@ class FusedProgram:
 
     def run(self, sim, k: int) -> None:
         """Advance ``k`` timesteps (cursor must be 0)."""
-        if sim.x is not self.x_src:  # set_input made a new array
-            self.x_src = sim.x
-            self.f32[self.x_idx] = sim.x.reshape(-1)
-            self.f32[self.p_idx] = np.clip(sim.x, 0.0, 1.0).reshape(-1)
+        x = sim.x.reshape(-1)
+        if self.encoder == 0:
+            np.copyto(self.x_buf, x)
+        else:
+            np.clip(x, 0.0, 1.0, out=self.p_buf)
         prog = self.prog
         for i, cache in self.const_cache.items():
             cur = sim.layers[i].const_current
