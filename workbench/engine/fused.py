@@ -412,22 +412,21 @@ def _global_avg(x, B, hw, c, scale, out):
 
 @numba.njit(nogil=True, cache=True)
 def _if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
-    """``if_step`` then ``synapses.emit``."""
+    """``if_step`` then ``synapses.emit``, in one pass."""
     for i in range(v.size):
         vi = v[i] + dt32 * J[i]
         if vi >= thr:
-            spikes[i] = 1.0
             if reset_code == 0:
                 vi = vi - thr
             elif reset_code == 1:
                 vi = np.float32(0.0)
             else:
                 vi = vi - thr * np.floor(vi / thr)
+            s = np.float32(1.0)
         else:
-            spikes[i] = 0.0
+            s = np.float32(0.0)
+        spikes[i] = s
         v[i] = vi
-    for i in range(spikes.size):
-        s = spikes[i]
         y[i] = s * scale
         counts[i] += s
 
