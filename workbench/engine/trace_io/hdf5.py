@@ -23,6 +23,7 @@ from workbench.errors import TraceFileError
 
 _DTYPE = {"spikes": np.int16, "membrane": np.float32, "current": np.float32}
 CHUNK_BYTES = 1 << 20
+MAX_READ_BYTES = 2 * 1024**3  # one dataset loaded into memory; larger means corrupt or streamed
 
 
 class HDF5TraceWriter:
@@ -193,7 +194,10 @@ def load_hdf5(path) -> Trace:
     except OSError as exc:
         raise TraceFileError(f"{path}: not an HDF5 trace ({exc})") from None
     with fh:
-        raw = fh.attrs.get("header")
+        try:
+            raw = fh.attrs.get("header")
+        except (OSError, KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise TraceFileError(f"{path}: field 'header': unreadable (corrupt?) ({exc})") from None
         if raw is None:
             raise TraceFileError(f"{path}: field 'header': missing root attribute (not a snn-workbench trace)")
         header = parse_header(raw, path)
@@ -210,14 +214,19 @@ def load_hdf5(path) -> Trace:
                 key = f"layer{what[1]}/{what[2]}"
             else:
                 key = f"ann{what[1]}"
-            if key is None or key not in fh:
-                return None
-            obj = fh[key]
-            if not isinstance(obj, h5py.Dataset):
-                raise TraceFileError(f"{path}: field '{key}': a group, expected a dataset")
+            # a corrupt file makes h5py raise KeyError/RuntimeError/OSError from any lookup
             try:
+                if key is None or key not in fh:
+                    return None
+                obj = fh[key]
+                if not isinstance(obj, h5py.Dataset):
+                    raise TraceFileError(f"{path}: field '{key}': a group, expected a dataset")
+                need = int(obj.size) * obj.dtype.itemsize
+                if need > MAX_READ_BYTES:
+                    raise TraceFileError(f"{path}: field '{key}': declares {need} bytes, more than the "
+                                         f"limit of {MAX_READ_BYTES} (corrupt, or too large to load)")
                 return obj[()]
-            except (OSError, ValueError, TypeError) as exc:
-                raise TraceFileError(f"{path}: field '{key}': unreadable (truncated?) ({exc})") from None
+            except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
+                raise TraceFileError(f"{path}: field '{key}': unreadable (corrupt or truncated?) ({exc})") from None
 
         return build_trace(header, get, path)
