@@ -92,6 +92,11 @@ def parse_header(raw, path) -> dict:
     if len(set(names)) != len(names):
         raise TraceFileError(f"{path}: field 'header.layers': duplicate layer names")
     header.setdefault("ann", [])
+    if not isinstance(header["ann"], list):
+        raise TraceFileError(f"{path}: field 'header.ann': must be a list")
+    batch = header.get("batch")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 0):
+        raise TraceFileError(f"{path}: field 'header.batch': must be a whole number >= 0")
     header.setdefault("metadata", {})
     if not isinstance(header["metadata"], dict):
         raise TraceFileError(f"{path}: field 'header.metadata': must be a JSON object")
