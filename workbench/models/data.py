@@ -20,6 +20,7 @@ or one-hot/probability rows ``(N, classes)`` reduced by argmax.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,7 +146,8 @@ def _npy_header(path: Path, key: str, fh):
             shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
         else:
             raise DataFileError(f"{path}: '{key}' uses .npy format version {version}, not 1.0/2.0")
-    except (ValueError, EOFError, OSError) as exc:
+    except (ValueError, EOFError, OSError, SyntaxError, tokenize.TokenError) as exc:
+        # numpy parses the header text with ast/tokenize: corrupt text raises their errors
         raise DataFileError(f"{path}: '{key}' is not a valid .npy array ({exc})") from None
     return tuple(shape), np.dtype(dtype)
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,7 +221,9 @@ class Network:
                 arrays = {k: data[k] for k in data.files if k != "header"}
         except FileNotFoundError:
             raise NetworkFileError(f"{path}: no such file") from None
-        except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError) as exc:
+        except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile,
+                NotImplementedError, SyntaxError, tokenize.TokenError, zlib.error) as exc:
+            # numpy and zipfile report a corrupt archive or .npy header with any of these
             raise NetworkFileError(f"{path}: not a saved network ({exc})") from None
         if not isinstance(header, dict) or header.get("schema") != SCHEMA:
             raise NetworkFileError(f"{path}: schema is not '{SCHEMA}'")
