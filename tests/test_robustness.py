@@ -251,7 +251,10 @@ def _kill_mid_write(tmp_path, kind, target) -> None:
             deadline = time.monotonic() + 120
             while not stale_parts_any(target):
                 assert proc.poll() is None and time.monotonic() < deadline
-                time.sleep(0.002)
+                try:  # wait on the writer itself (it loops forever), a few ms at a time
+                    proc.wait(timeout=0.002)
+                except subprocess.TimeoutExpired:
+                    pass
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
