@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import ModelImportError, UnsupportedLayerError
+from workbench.hdf5_check import check_hdf5
 from workbench.models import network as nw
 from workbench.models.fold import fold
 from workbench.models.keras_convert import translate
@@ -49,6 +50,10 @@ def _check_file(path: Path) -> str:
         raise ModelImportError(f"{label}: not a Keras 3 model archive (the file is not a zip; corrupt or truncated?)")
     if fmt == "h5" and head != _HDF5_SIGNATURE:
         raise ModelImportError(f"{label}: not an HDF5 file (corrupt or truncated?)")
+    if fmt == "h5":
+        problem = check_hdf5(path)  # libhdf5 can hang on a truncated file: refuse it first
+        if problem:
+            raise ModelImportError(f"{label}: {problem}")
     return fmt
 
 
