@@ -272,3 +272,21 @@ def test_dock_tab_behind_another_does_not_paint(qtbot, window):
     assert rates.repaint_count == before[0] and rates._dirty
     window.docks["rates"].raise_()
     qtbot.waitUntil(lambda: rates.repaint_count > before[0] and not rates._dirty, timeout=LONG)
+
+
+def test_batch_larger_than_the_data_is_refused_naming_batch(qtbot, window, errors):
+    s, panel = window.session, window.settings_panel
+    n = len(s.samples)
+    assert panel.n_samples == n
+    before = s.config
+    panel.batch.setValue(n + 1)
+    panel.validate()
+    assert INVALID_STYLE in panel.batch.styleSheet() and panel.message.text().startswith("batch:")
+    assert not panel.apply_button.isEnabled()
+    panel.apply()
+    assert s.config is before
+    s.set_config(before.replace(batch=n + 1))  # the session refuses it too, naming the field
+    assert s.config is before and errors and errors[-1][0].startswith("batch:")
+    panel.batch.setValue(n)
+    panel.validate()
+    assert panel.batch.styleSheet() == "" and panel.message.text() == ""

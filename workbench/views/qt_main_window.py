@@ -184,6 +184,8 @@ class QtMainWindow(QMainWindow):
 
     def _on_data_changed(self) -> None:
         self.input_view.set_samples(self.session.samples, self.session.batch_start)
+        samples = self.session.samples
+        self.settings_panel.set_data_size(None if samples is None else len(samples))
 
     def _on_batch_sample_selected(self, index: int) -> None:
         for view in self.views.values():

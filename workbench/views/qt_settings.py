@@ -53,6 +53,7 @@ class QtSettingsPanel(QWidget):
         self._params: dict[str, QWidget] = {}
         self._loading = False
         self._percentile = 99.9
+        self.n_samples: int | None = None  # samples in the open data: a batch may not exceed it
         self.neuron_type = QComboBox()
         self.neuron_type.addItems(sorted(MODELS))
         self.description = QLabel(wordWrap=True)
@@ -230,7 +231,14 @@ class QtSettingsPanel(QWidget):
                                           batch=self.batch.value(), rate_scale=rate_scale)
         for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
             model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
+        if self.n_samples is not None and config.batch > self.n_samples:
+            raise ConfigError("batch", f"must be at most {self.n_samples}, the samples in the open data")
         return config
+
+    def set_data_size(self, n: int | None) -> None:
+        """How many samples the open data holds (None: no data); re-checks the form."""
+        self.n_samples = n
+        self.validate()
 
     def validate(self, *_args) -> SimConfig | None:
         if self._loading:

@@ -104,12 +104,14 @@ class Session(QObject):
 
     # ---- intents: what runs ----------------------------------------------------------------
     def set_config(self, config: SimConfig) -> None:
-        if self.network is not None:
-            try:
+        try:
+            if self.network is not None:
                 config.check_against(self.network)
-            except ConfigError as exc:
-                self.error.emit(*describe_error(exc))
-                return
+            if self.samples is not None and config.batch > len(self.samples):
+                raise ConfigError("batch", f"must be at most {len(self.samples)}, the samples in the open data")
+        except ConfigError as exc:
+            self.error.emit(*describe_error(exc))
+            return
         self.config = config
         self.config_changed.emit()
         self._setup()
