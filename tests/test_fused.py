@@ -213,3 +213,93 @@ def test_read_only_inputs_and_weights():
     fast.run(6)
     slow.run(6)
     assert_same(fast, slow)
+
+
+# ---- the fused path split over the batch on the thread pool ----------------------------------
+@pytest.fixture
+def threads():
+    """set_threads(n) for the next calls (forced: no back-off on a busy machine); default after."""
+    yield S.set_threads
+    S.set_threads(None)
+
+
+def par_pair(net, cfg, x, capacity=None):
+    par = Simulator(net, cfg, x=x, record_capacity=capacity)
+    ser = Simulator(net, cfg, x=x, record_capacity=capacity)
+    assert par.fused_reason is None
+    return par, ser
+
+
+def advance(threads, par, ser, fn):
+    """fn(sim) on the parallel simulator with 2 threads, then on the serial one with 1."""
+    threads(2)
+    fn(par)
+    threads(1)
+    fn(ser)
+    threads(2)
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("batch,encoder,capacity", [
+    (2, "constant", None), (3, "poisson", 13), (64, "constant", 7), (64, "poisson", None),
+])
+def test_parallel_fused_equals_serial_fused(monkeypatch, threads, builder, batch, encoder, capacity):
+    monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0)
+    rng = np.random.default_rng(21)
+    net = builder(rng)
+    x = inputs(rng, net, batch)
+    cfg = SimConfig(neuron=IF(threshold=0.7, reset="subtract"), steps=30, batch=batch, encoder=encoder,
+                    rate_scale=1.5, record_current=True, seed=4)
+    par, ser = par_pair(net, cfg, x, capacity)
+    advance(threads, par, ser, lambda s: s.run(30))  # ring of 13 / 7 steps wraps
+    assert par._fused_prog.blocks > 1 and ser._fused_prog.blocks == 1
+    assert_same(par, ser)
+    assert sum(int(ls.counts.sum()) for ls in par.layers if ls.is_neuron) > 100  # not vacuous
+    if encoder == "poisson":
+        assert np.array_equal(par.rng.random(4), ser.rng.random(4))  # the same draws
+
+
+def test_parallel_fused_then_step_layer_continues(monkeypatch, threads):
+    monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0)
+    rng = np.random.default_rng(22)
+    net = random_join_net(rng)
+    x = inputs(rng, net, 3)
+    par, ser = par_pair(net, SimConfig(steps=50, batch=3, record_current=True, encoder="poisson"), x, 20)
+    ops = [lambda s: s.run(7), lambda s: [s.step_layer() for _ in range(3)], lambda s: s.step(),
+           lambda s: s.run(5), lambda s: s.reset(), lambda s: s.run(9), lambda s: s.set_input(x[::-1].copy()),
+           lambda s: s.run(3)]
+    for op in ops:
+        advance(threads, par, ser, op)
+        assert_same(par, ser)
+    assert par._fused_prog.blocks == 3
+
+
+def test_parallel_fused_only_when_it_pays(threads):
+    rng = np.random.default_rng(23)
+    net = random_dense_net(rng)
+    threads(2)
+    one = Simulator(net, SimConfig(steps=300, batch=1), x=inputs(rng, net, 1))
+    one.run(300)
+    assert one._fused_prog.blocks == 1  # batch 1: serial
+    two = Simulator(net, SimConfig(steps=300, batch=2), x=inputs(rng, net, 2))
+    two.step()
+    assert two._fused_prog.blocks == 1  # one step of a small net: not worth the hand-off
+    threads(1)
+    two.run(300)
+    assert two._fused_prog.blocks == 1  # SNN_WORKBENCH_THREADS=1
+
+
+def test_parallel_fused_backs_off_on_a_busy_machine(monkeypatch, threads):
+    from workbench.engine import block_pool
+
+    monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0)
+    threads(None)  # the default: all cores unless the machine is oversubscribed
+    rng = np.random.default_rng(24)
+    net = random_conv_net(rng)
+    sim = Simulator(net, SimConfig(steps=20, batch=4), x=inputs(rng, net, 4))
+    monkeypatch.setattr(block_pool, "_busy", lambda: True)
+    sim.run(5)
+    assert sim._fused_prog.blocks == 1
+    monkeypatch.setattr(block_pool, "_busy", lambda: False)
+    sim.run(5)
+    assert sim._fused_prog.blocks == (1 if block_pool.threads() == 1 else 4)

@@ -1,4 +1,5 @@
-"""A small pool of threads for the ``event-par`` synapse paths.
+"""A small pool of threads for the ``event-par`` synapse paths and the fused path's sample
+blocks (``fused.FusedProgram.run`` at batch >= 2).
 
 The kernels release the GIL (``nogil``), so blocks of one call (samples, or output channels at
 batch 1) run truly in parallel. Blocks are handed out one at a time to whichever thread asks
@@ -97,9 +98,10 @@ class _Job:
                     self.finished.set()
 
 
-def run_blocks(kernel, args: tuple, batch: int, channels: int) -> None:
+def run_blocks(kernel, args: tuple, batch: int, channels: int) -> int:
     """Call ``kernel(*args, b0, b1, c0, c1)`` on blocks covering the batch and channels, on the
-    calling thread and the pool; returns when all blocks are done (exceptions propagate)."""
+    calling thread and the pool; returns (the number of blocks) when all blocks are done
+    (exceptions propagate)."""
     global _POOL
     if _POOL is None:
         with _POOL_LOCK:
@@ -112,3 +114,4 @@ def run_blocks(kernel, args: tuple, batch: int, channels: int) -> None:
     job.finished.wait()
     if job.error is not None:
         raise job.error
+    return len(job.blocks)

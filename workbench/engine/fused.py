@@ -21,6 +21,13 @@ row-major order, zero inputs skipped, bias first; pooling as in ``pool_kernels``
 can differ in the last bit on non-dyadic weights; the fused path is always event-driven.
 Poisson: the uniform randoms of a chunk are drawn in numpy from the simulator's generator as
 one (K, B, *input) array, the same stream the generic path draws step by step.
+
+Parallel: ``run_fused`` advances a sample range [b0, b1); at batch >= 2 ``FusedProgram.run``
+hands sample blocks to ``block_pool.run_blocks`` (the event-par pool and its back-off: serial
+when ``threads()`` is 1) when the call is large enough (``PARALLEL_MIN_WORK``). Blocks write
+disjoint slices (states, recorder rings, predictions); the step ring is written by the block
+holding sample 0 and the constant-current flags by the caller after the call, so the result is
+bit-identical to one serial call.
 """
 
 from __future__ import annotations
@@ -31,13 +38,16 @@ import numba
 import numpy as np
 from numba.typed import List
 
-from workbench.engine import synapses
+from workbench.engine import block_pool, synapses
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.models import network as nw
 
 # Largest chunk one call advances: Simulator.run checks should_stop / on_progress in between.
 CHUNK = 256
+# Below this many neuron updates (batch x neurons x steps) a call runs serially: handing blocks
+# to the pool costs tens of microseconds (a single step() of a small net at batch 2).
+PARALLEL_MIN_WORK = 200_000
 
 OP_INPUT, OP_DENSE, OP_CONV, OP_DW, OP_AVG, OP_GAP, OP_MAX, OP_COPY, OP_PAD, OP_ADD, OP_CAT = range(11)
 _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE_CONV2D: OP_DW,
@@ -199,6 +209,8 @@ class FusedProgram:
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
         self.no_rand = np.zeros((1, 1), np.float32)
+        self.work = B * sum(ls.layer.size for ls in sim.layers)  # neuron updates a step, roughly
+        self.blocks = 0  # sample blocks of the last run (1: serial)
 
     def run(self, sim, k: int) -> None:
         """Advance ``k`` timesteps (cursor must be 0)."""
@@ -229,13 +241,19 @@ class FusedProgram:
             rand = self.no_rand
         rec = self.recorder
         arrays = rec.arrays()
-        run_fused(prog, self.fp, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
-                  self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
-                  arrays["predictions"], self.pred)
+        args = (prog, self.fp, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
+                self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
+                arrays["predictions"], self.pred)
+        if self.batch >= 2 and k * self.work >= PARALLEL_MIN_WORK and block_pool.threads() > 1:
+            self.blocks = block_pool.run_blocks(_fused_block, args, self.batch, 1)
+        else:
+            run_fused(*args, 0, self.batch)
+            self.blocks = 1
         sim.t += k
         rec.count += k
         for i, cache in self.const_cache.items():
-            if prog[i, C_VALID]:
+            if k > 0 or prog[i, C_VALID]:  # the kernel computed the current in its first step
+                prog[i, C_VALID] = 1
                 sim.layers[i].const_current = cache
         for ls in sim.layers[1:]:
             if ls.is_neuron or ls.layer.kind == nw.MAX_POOL2D:
@@ -244,8 +262,8 @@ class FusedProgram:
 
 # ---- kernels over flat arrays (same arithmetic and order as the generic ones) -----------------
 @numba.njit(nogil=True, cache=True)
-def _dense(x, w, b, B, nin, nout, out):
-    for bi in range(B):
+def _dense(x, w, b, b0, b1, nin, nout, out):
+    for bi in range(b0, b1):
         ob = bi * nout
         orow = out[ob:ob + nout]
         for o in range(nout):
@@ -259,8 +277,8 @@ def _dense(x, w, b, B, nin, nout, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def _conv(x, w, b, B, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out):
-    for bi in range(B):
+def _conv(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out):
+    for bi in range(b0, b1):
         ob = bi * oh * ow * cout
         for p in range(oh * ow):
             for co in range(cout):
@@ -305,8 +323,8 @@ def _conv(x, w, b, B, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def _depthwise(x, w, b, B, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, mult, out):
-    for bi in range(B):
+def _depthwise(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, mult, out):
+    for bi in range(b0, b1):
         ob = bi * oh * ow * cout
         for p in range(oh * ow):
             for co in range(cout):
@@ -339,8 +357,8 @@ def _depthwise(x, w, b, B, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, mu
 
 
 @numba.njit(nogil=True, cache=True)
-def _avg_pool(x, B, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, acc):
-    for bi in range(B):
+def _avg_pool(x, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, acc):
+    for bi in range(b0, b1):
         xb = bi * ih * iw * c
         for oy in range(oh):
             y0 = oy * sh - pt
@@ -368,9 +386,9 @@ def _avg_pool(x, B, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, acc):
 
 
 @numba.njit(nogil=True, cache=True)
-def _max_pool(x, counts, B, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
+def _max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
     n_in = ih * iw * c
-    for bi in range(B):
+    for bi in range(b0, b1):
         xb = bi * n_in
         for i in range(n_in):
             counts[xb + i] += x[xb + i]
@@ -398,10 +416,10 @@ def _max_pool(x, counts, B, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def _global_avg(x, B, hw, c, scale, out):
+def _global_avg(x, b0, b1, hw, c, scale, out):
     """numpy's float32 ``x.mean(axis=(1, 2))`` (sequential over H*W for c > 1) times scale."""
     nf = np.float32(hw)
-    for bi in range(B):
+    for bi in range(b0, b1):
         xb = bi * hw * c
         for ci in range(c):
             acc = x[xb + ci]
@@ -412,7 +430,8 @@ def _global_avg(x, B, hw, c, scale, out):
 
 @numba.njit(nogil=True, cache=True)
 def _if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
-    """``if_step`` then ``synapses.emit``, in one pass."""
+    """``if_step`` then ``synapses.emit``, in one pass (callers pass views of their samples:
+    loops from 0 let LLVM drop numba's negative-index checks and vectorize)."""
     for i in range(v.size):
         vi = v[i] + dt32 * J[i]
         if vi >= thr:
@@ -433,34 +452,44 @@ def _if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
 
 @numba.njit(nogil=True, cache=True)
 def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
-              capacity, steps_ring, pred_ring, pred):
+              capacity, steps_ring, pred_ring, pred, b0, b1):
+    """Advance samples [b0, b1) of the batch by ``nsteps`` timesteps. Every sample's arithmetic
+    is independent of the others', so disjoint sample ranges may run at once on different
+    threads: the kernel writes only its samples' slices (and the step ring when b0 == 0) and
+    never writes ``prog`` (the constant-current flags are copied; the caller sets them)."""
     L = prog.shape[0]
     acc = np.empty(4096, np.float64)
+    valid = np.empty(L, np.int64)
+    for li in range(L):
+        valid[li] = prog[li, C_VALID]
     for k in range(nsteps):
         for li in range(L):
             row = prog[li]
             op = row[C_OP]
             y = f32[row[C_Y]]
+            size = row[C_SIZE]
+            lo, hi = b0 * size, b1 * size
             if op == OP_INPUT:
                 x = f32[x_idx]
                 if encoder == 0:
-                    y[:] = x
+                    y[lo:hi] = x[lo:hi]
                 else:
                     p = f32[p_idx]
                     u = rand[k]
-                    for i in range(y.size):
-                        y[i] = 1.0 if u[i] < p[i] else 0.0
+                    yb, ub, pb = y[lo:hi], u[lo:hi], p[lo:hi]  # views from 0: see _if_emit
+                    for i in range(hi - lo):
+                        yb[i] = 1.0 if ub[i] < pb[i] else 0.0
                 continue
             x = f32[prog[inb[row[C_IN0]], C_Y]]
             if row[C_NEURON] == 0:
                 if op == OP_COPY:
-                    y[:] = x
+                    y[lo:hi] = x[lo:hi]
                 elif op == OP_PAD:
-                    y[:] = 0.0
+                    y[lo:hi] = 0.0
                     ih, iw, c = row[C_IH], row[C_IW], row[C_IC]
                     oh, ow = row[C_OH], row[C_OW]
                     t, l = row[C_PT], row[C_PL]
-                    for bi in range(B):
+                    for bi in range(b0, b1):
                         for iy in range(ih):
                             s0 = ((bi * ih + iy) * iw) * c
                             d0 = ((bi * oh + iy + t) * ow + l) * c
@@ -468,8 +497,8 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                                 y[d0 + i] = x[s0 + i]
                 elif op == OP_CAT:
                     outer = row[C_OUTER]
-                    d = 0
-                    for bi in range(B):
+                    d = lo
+                    for bi in range(b0, b1):
                         for o in range(outer):
                             for j in range(row[C_NIN]):
                                 src = prog[inb[row[C_IN0] + j]]
@@ -480,53 +509,55 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                                     y[d + i] = xs[s0 + i]
                                 d += chunk
                 else:  # OP_MAX
-                    _max_pool(x, f64[row[C_PC]], B, row[C_IH], row[C_IW], row[C_IC], row[C_OH], row[C_OW],
+                    _max_pool(x, f64[row[C_PC]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH], row[C_OW],
                               row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], y)
                 continue
             # ---- neuron layer: current, then IF and emit
             J = f32[row[C_J]]
-            if row[C_CONST] == 1 and row[C_VALID] == 1:
-                J[:] = f32[row[C_CACHE]]
+            if row[C_CONST] == 1 and valid[li] == 1:
+                J[lo:hi] = f32[row[C_CACHE]][lo:hi]
             else:
                 if op == OP_DENSE:
-                    _dense(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IC], row[C_OC], J)
+                    _dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J)
                 elif op == OP_CONV:
-                    _conv(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
+                    _conv(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                           row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], J)
                 elif op == OP_DW:
-                    _depthwise(x, f32[row[C_W]], f32[row[C_B]], B, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
+                    _depthwise(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                                row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT],
                                row[C_PL], row[C_OUTER], J)
                 elif op == OP_AVG:
                     c = row[C_IC]
                     if acc.size < c:
                         acc = np.empty(c, np.float64)
-                    _avg_pool(x, B, row[C_IH], row[C_IW], c, row[C_OH], row[C_OW], row[C_KH], row[C_KW],
+                    _avg_pool(x, b0, b1, row[C_IH], row[C_IW], c, row[C_OH], row[C_OW], row[C_KH], row[C_KW],
                               row[C_SH], row[C_SW], row[C_PT], row[C_PL], fp[li, F_SCALE], J, acc[:c])
                 elif op == OP_GAP:
-                    _global_avg(x, B, row[C_IH] * row[C_IW], row[C_IC], fp[li, F_SCALE], J)
+                    _global_avg(x, b0, b1, row[C_IH] * row[C_IW], row[C_IC], fp[li, F_SCALE], J)
                 else:  # OP_ADD: sum of scale_i * y_i in float32, in inbound order
                     s0 = insc[row[C_IN0]]
-                    for i in range(J.size):
-                        J[i] = x[i] * s0
+                    Jb, xb = J[lo:hi], x[lo:hi]
+                    for i in range(hi - lo):
+                        Jb[i] = xb[i] * s0
                     for j in range(1, row[C_NIN]):
-                        xj = f32[prog[inb[row[C_IN0] + j], C_Y]]
+                        xj = f32[prog[inb[row[C_IN0] + j], C_Y]][lo:hi]
                         sj = insc[row[C_IN0] + j]
-                        for i in range(J.size):
-                            J[i] += xj[i] * sj
+                        for i in range(hi - lo):
+                            Jb[i] += xj[i] * sj
                 gain = fp[li, F_GAIN]
                 if gain != 1.0:
-                    for i in range(J.size):
-                        J[i] *= gain
+                    Jb = J[lo:hi]
+                    for i in range(hi - lo):
+                        Jb[i] *= gain
                 if row[C_CONST] == 1:
-                    f32[row[C_CACHE]][:] = J
-                    row[C_VALID] = 1
-            _if_emit(J, fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]], f32[row[C_S]], fp[li, F_OUT], y,
-                     f64[row[C_CNT]])
+                    f32[row[C_CACHE]][lo:hi] = J[lo:hi]
+                    valid[li] = 1
+            _if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi], f32[row[C_S]][lo:hi],
+                     fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
         # ---- end of the timestep: prediction, then the recorder's row
         last = prog[L - 1]
         n_out = last[C_SIZE]
-        for bi in range(B):
+        for bi in range(b0, b1):
             best = 0
             nonzero = False
             for j in range(n_out):
@@ -542,19 +573,27 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                     best = j
             pred[bi] = best if nonzero else -1
         r = (count0 + k) % capacity
-        steps_ring[r] = t0 + k + 1
-        for bi in range(B):
+        if b0 == 0:
+            steps_ring[r] = t0 + k + 1
+        for bi in range(b0, b1):
             pred_ring[r, bi] = pred[bi]
         for li in range(L):
             row = prog[li]
             if row[C_RS] < 0:
                 continue
-            s = f32[row[C_S]]
-            n = s.size
-            rs = i16[row[C_RS]][r * n:(r + 1) * n]  # views from 0: the copies vectorize
-            for i in range(n):
+            n = f32[row[C_S]].size
+            lo, hi = b0 * row[C_SIZE], b1 * row[C_SIZE]
+            s = f32[row[C_S]][lo:hi]
+            rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
+            for i in range(hi - lo):
                 rs[i] = np.int16(s[i])
             if row[C_RM] >= 0:
-                f32[row[C_RM]][r * n:(r + 1) * n] = f32[row[C_V]]
+                f32[row[C_RM]][r * n + lo:r * n + hi] = f32[row[C_V]][lo:hi]
             if row[C_RJ] >= 0:
-                f32[row[C_RJ]][r * n:(r + 1) * n] = f32[row[C_J]]
+                f32[row[C_RJ]][r * n + lo:r * n + hi] = f32[row[C_J]][lo:hi]
+
+
+def _fused_block(*args):
+    """``run_fused`` on one block of ``block_pool.run_blocks``: (b0, b1) the samples; the
+    channel range (c0, c1) it appends is dropped (blocks are over samples only)."""
+    run_fused(*args[:-2])
