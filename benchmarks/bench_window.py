@@ -124,8 +124,12 @@ def in_window(app, steps: int, batch: int, profile: str | None):
         loop._advance = profiled
     visible = [v for v in win.views.values() if not v.plot_widget.viewport().visibleRegion().isEmpty()]  # on screen
     paints0 = sum(v.repaint_count for v in visible)
-    frames = []
-    session.snapshot_ready.connect(frames.append)
+    frames = []  # counted, not kept: holding every snapshot would keep every history buffer alive
+
+    def count(_snapshot):
+        frames.append(None)
+
+    session.snapshot_ready.connect(count)
     start, main_cpu = time.perf_counter(), time.thread_time()
     session.run_to(steps)
     wait(app, lambda: session.snapshot.t >= steps and not session.running)
@@ -133,7 +137,7 @@ def in_window(app, steps: int, batch: int, profile: str | None):
     cpu["main"] = time.thread_time() - main_cpu
     loop._advance = stepping
     paints = sum(v.repaint_count for v in visible) - paints0
-    session.snapshot_ready.disconnect(frames.append)
+    session.snapshot_ready.disconnect(count)
     if profiler is not None:
         profiler.dump_stats(profile)
     inputs = (session.network, session.config, *session._batch())

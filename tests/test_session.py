@@ -190,6 +190,10 @@ def test_history_holds_selected_and_watched_layers(qtbot, session):
     session.step()
     wait_t(qtbot, session, 1)
     assert set(session.snapshot.history.layers) == {"fc1", "conv2", "output"}
+    # membranes only where a neuron is watched (the membrane view plots nothing else)
+    assert session.snapshot.history["fc1"].membrane is None
+    assert session.snapshot.history["conv2"].membrane is not None
+    assert session.snapshot.history["output"].membrane is not None
 
 
 def test_neuron_type_change_and_bad_override(qtbot, session):

@@ -77,3 +77,49 @@ def test_read_only_ann_arrays_are_shared_not_copied():
     assert snap.layer("fc1").ann is frozen["fc1"]
     writable = make_snapshot(sim, ann)
     assert writable.layer("fc1").ann is not ann["fc1"] and not writable.layer("fc1").ann.flags.writeable
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_membranes_only_for_the_layers_asked(cached):
+    sim, ann = make_run(40, capacity=25)
+    snap = make_snapshot(sim, ann, ("fc1", "output"), window=25, membrane_layers=("fc1",),
+                         cache=HistoryCache(window=25) if cached else None)
+    full = sim.recorder.trace(25, sim.labels)
+    assert snap.history["output"].membrane is None
+    np.testing.assert_array_equal(snap.history["output"].spikes, full["output"].spikes)
+    np.testing.assert_array_equal(snap.history["fc1"].membrane, full["fc1"].membrane)
+
+
+def test_history_cache_reuses_buffers_nobody_holds(monkeypatch):
+    """New buffers are allocated only while handed-out histories still hold the old ones (fresh
+    memory faults every page in on first write); what was handed out never changes."""
+    sim, _ = make_run(0, capacity=25)
+    cache = HistoryCache(window=25, slack=2, spare=2)
+    allocated = []
+    empty = np.empty
+
+    def counting(shape, *args, **kwargs):
+        if isinstance(shape, tuple) and shape and shape[0] == 50:  # slack * window rows
+            allocated.append(shape)
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", counting)
+    held = []
+    for _ in range(12):  # every history held: each restart needs new buffers
+        sim.run(20)
+        held.append((cache.trace(sim, None), sim.recorder.trace(25, sim.labels)))
+    grew = len(allocated)
+    assert grew > 0
+    for got, expected in held:
+        assert_same_history(got, expected)
+    held.clear()
+    for _ in range(3):  # the old buffers are free again: taken once, then they rotate
+        sim.run(20)
+        cache.trace(sim, None)
+    settled = len(allocated)
+    for _ in range(20):
+        sim.run(20)
+        got = cache.trace(sim, None)
+        assert_same_history(got, sim.recorder.trace(25, sim.labels))
+        del got
+    assert len(allocated) == settled

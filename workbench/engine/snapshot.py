@@ -22,6 +22,7 @@ What it holds:
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -99,28 +100,36 @@ class HistoryCache:
     snapshot (6 MB for a 2048-neuron layer with membranes, 30 times a second) cost the worker
     more than the steps themselves. The cache copies only the rows recorded since its last call
     into append-only buffers with room for ``slack`` windows; a history is a read-only view of
-    the newest rows. A full buffer is replaced by a new one that starts with the newest rows
-    (the old one lives on while a snapshot holds it), so no row is written after a view of it
-    was handed out. Anything else (a reset, other layers, another simulator) starts afresh.
+    the newest rows. A full buffer is replaced by another that starts with the newest rows (the
+    old one lives on while a snapshot holds it), so no row is written after a view of it was
+    handed out. Anything else (a reset, other layers, another simulator) starts afresh.
+
+    Replaced buffers are kept (``spare`` of each shape) and taken again once no view of them is
+    left (their reference count says so): writing into freshly allocated memory faults every
+    page in, which made the copies ~8x slower than the bytes they move.
     """
 
-    def __init__(self, window: int = 500, slack: int = 4):
+    def __init__(self, window: int = 500, slack: int = 4, spare: int = 3):
         self.window = int(window)
         self.slack = max(2, int(slack))
-        self._key = None  # (recorder, clears, layers) the buffers hold
+        self.spare = max(0, int(spare))
+        self._key = None  # (recorder, clears, layers, membranes, window) the buffers hold
         self._count = 0  # recorder rows copied so far (its ``count`` at the last call)
         self._end = 0  # rows filled in the buffers
         self._bufs: dict[tuple[str | None, str], np.ndarray] = {}
+        self._retired: dict[tuple, list[np.ndarray]] = {}  # (shape, dtype) -> replaced buffers
 
-    def trace(self, sim, layers=None) -> Trace:
+    def trace(self, sim, layers=None, membranes=None) -> Trace:
         """The history of ``layers`` (names; None = all recorded) of ``sim`` (a Simulator);
-        call only from the thread that steps it."""
+        ``membranes``: the layers whose membranes (and currents) to include (None = all of
+        them; the others' are None). Call only from the thread that steps it."""
         rec = sim.recorder
         names = tuple(ls.layer.name for ls in rec.layers if layers is None or ls.layer.name in layers)
+        full = names if membranes is None else tuple(n for n in names if n in membranes)
         window = min(self.window, rec.capacity)
-        key = (rec, rec.clears, names, window)
+        key = (rec, rec.clears, names, full, window)
         if key != self._key or rec.count < self._count:
-            self._start(rec, names, window)
+            self._start(rec, names, full, window)
             self._key = key
         new = rec.count - self._count
         if new > window:  # more than a window since the last call: only the newest rows matter
@@ -144,34 +153,54 @@ class HistoryCache:
     def _rows(self) -> int:
         return next(iter(self._bufs.values())).shape[0]
 
-    def _start(self, rec, names, window) -> None:
+    def _take(self, shape, dtype) -> np.ndarray:
+        """A buffer of ``shape``: a replaced one nobody holds a view of any more, else new."""
+        pool = self._retired.get((shape, np.dtype(dtype)), [])
+        for i in range(len(pool)):
+            if sys.getrefcount(pool[i]) <= 2:  # the pool's list and getrefcount's argument: no view
+                return pool.pop(i)
+        return np.empty(shape, dtype=dtype)
+
+    def _retire(self, buf: np.ndarray) -> None:
+        pool = self._retired.setdefault((buf.shape, buf.dtype), [])
+        pool.append(buf)
+        del pool[:-self.spare or len(pool)]  # keep the newest ``spare``
+
+    def _start(self, rec, names, membranes, window) -> None:
         rows = self.slack * window
+        for buf in self._bufs.values():
+            self._retire(buf)
         self._bufs = {}
         for name in (None, *names):
             for field, arr in rec.arrays(name).items():
-                self._bufs[(name, field)] = np.empty((rows, *arr.shape[1:]), dtype=arr.dtype)
+                if name is not None and field != "spikes" and name not in membranes:
+                    continue
+                self._bufs[(name, field)] = self._take((rows, *arr.shape[1:]), arr.dtype)
         self._count = max(0, rec.count - window)
         self._end = 0
 
     def _restart(self, keep: int) -> None:
-        """New buffers holding the newest ``keep`` rows of the old ones at their start."""
+        """Other buffers holding the newest ``keep`` rows of the old ones at their start."""
         keep = min(keep, self._end)
         for key, buf in self._bufs.items():
-            fresh = np.empty_like(buf)
+            fresh = self._take(buf.shape, buf.dtype)
             fresh[:keep] = buf[self._end - keep:self._end]
+            self._retire(buf)
             self._bufs[key] = fresh
         self._end = keep
 
 
 def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_layers=None, window: int = 500,
                   r_history: Mapping | None = None, steps_per_second: float = 0.0, running: bool = False,
-                  cache: HistoryCache | None = None) -> Snapshot:
+                  cache: HistoryCache | None = None, membrane_layers=None) -> Snapshot:
     """Copy what views need from ``sim`` (a Simulator). Call only from the thread that steps it.
 
     ``history_layers``: names of recorded layers whose newest ``window`` steps to include
     (None = all recorded layers). ``ann``: ANN activations by layer name, (B, *shape); arrays
     that are already read-only are taken as they are (not copied), the caller does not change
     them. ``cache``: a HistoryCache (of the same ``window``) kept between calls.
+    ``membrane_layers``: names of the history layers whose membranes (and currents) to include
+    (None = all; the window asks only for the layers of watched neurons).
     """
     ann = ann or {}
     layers = []
@@ -189,7 +218,15 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
                                     ls.is_neuron, _ro(ls.y), ann=_ro(ann.get(ls.layer.name)), **kw))
     rec = sim.recorder
     keep = None if history_layers is None else set(history_layers)
-    full = rec.trace(window, sim.labels, layers=keep) if cache is None else cache.trace(sim, keep)
+    membranes = None if membrane_layers is None else set(membrane_layers)
+    if cache is not None:
+        full = cache.trace(sim, keep, membranes)
+    else:
+        full = rec.trace(window, sim.labels, layers=keep)
+        if membranes is not None:
+            full = dataclasses.replace(full, layers={
+                name: lt if name in membranes else LayerTrace(lt.name, lt.shape, lt.spikes)
+                for name, lt in full.layers.items()})
     acc = np.zeros(0)
     if sim.labels is not None and full.predictions is not None and len(full.steps):
         acc = accuracy_over_time(full.predictions, sim.labels)
