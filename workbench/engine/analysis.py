@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numba
 import numpy as np
 
 SILENT = 0.0  # a neuron with no spike at all is silent
@@ -28,16 +29,33 @@ class LayerStats:
     negative: float = 0.0  # fraction of spikes that were negative (signed models)
 
 
+_CENTERED: dict = {}  # id(array) -> (array, centered float64 copy, its sum of squares)
+
+
+def _centered(a) -> tuple[np.ndarray, float]:
+    """``a`` as a flat float64 array minus its mean, and that one's sum of squares. Read-only
+    arrays (the ANN activations a run compares with, every snapshot) are done once and kept."""
+    hit = _CENTERED.get(id(a))
+    if hit is not None and hit[0] is a:
+        return hit[1], hit[2]
+    c = np.asarray(a, dtype=np.float64).ravel()
+    c = c - c.mean() if c.size else c
+    ss = float(np.dot(c, c))
+    if isinstance(a, np.ndarray) and not a.flags.writeable:
+        if len(_CENTERED) >= 64:
+            _CENTERED.clear()
+        _CENTERED[id(a)] = (a, c, ss)  # holding ``a`` keeps its id from being reused
+    return c, ss
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
     """Pearson r of two equally sized arrays; nan when either is constant."""
-    a = np.asarray(a, dtype=np.float64).ravel()
-    b = np.asarray(b, dtype=np.float64).ravel()
-    if a.size < 2:
+    if np.size(a) < 2:
         return float("nan")
-    a = a - a.mean()
-    b = b - b.mean()
-    den = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / den) if den > 0 else float("nan")
+    a, aa = _centered(a)
+    b, bb = _centered(b)
+    den = np.sqrt(aa * bb)
+    return float(np.dot(a, b) / den) if den > 0 else float("nan")
 
 
 def layer_stats(name: str, counts: np.ndarray, steps: int, max_rate: float = 1.0,
@@ -47,20 +65,55 @@ def layer_stats(name: str, counts: np.ndarray, steps: int, max_rate: float = 1.0
     n = int(np.prod(counts.shape[1:])) if counts.ndim > 1 else int(counts.size)
     if steps <= 0:
         return LayerStats(name, n, 0.0, 0.0, 1.0, 0.0, float("nan"))
-    rates = np.abs(counts) / steps
-    r = pearson(ann, counts) if ann is not None and ann.size == counts.size else float("nan")
-    total = np.abs(counts).sum()
+    size = counts.size
+    if size == 0:
+        return LayerStats(name, n, float("nan"), 0.0, float("nan"), float("nan"), float("nan"))
+    flat = np.ascontiguousarray(counts).reshape(-1)
+    with_r = ann is not None and ann.size == size and size >= 2
+    centered, aa = _centered(ann) if with_r else (_NO_ANN, 0.0)
+    total, top, zeros, saturated, ac, cc = _stats_kernel(flat, centered, float(steps), SATURATION * max_rate)
+    den = np.sqrt(aa * cc)
+    r = float(ac / den) if with_r and den > 0 else float("nan")
     neg = float(np.abs(negative_counts).sum() / total) if negative_counts is not None and total > 0 else 0.0
-    return LayerStats(
-        name,
-        n,
-        float(rates.mean()),
-        float(rates.max()) if rates.size else 0.0,
-        float(np.mean(counts == 0)),
-        float(np.mean(rates >= SATURATION * max_rate)),
-        r,
-        neg,
-    )
+    return LayerStats(name, n, total / steps / size, top, zeros / size, saturated / size, r, neg)
+
+
+_NO_ANN = np.zeros(0)
+
+
+@numba.njit(cache=True)
+def _stats_kernel(counts, ann_centered, steps, limit):
+    """One pass over a layer's flat counts (no GIL release, no temporaries: the window's worker
+    calls this for every layer of every snapshot while the GUI thread wants the GIL):
+    (sum of |counts|, max rate, zeros, saturated neurons, sum of centered ann x centered counts,
+    sum of squared centered counts); the last two only when ``ann_centered`` is not empty."""
+    n = counts.size
+    total = 0.0
+    plain = 0.0
+    top = 0.0
+    zeros = 0
+    saturated = 0
+    for i in range(n):
+        v = counts[i]
+        a = abs(v)
+        total += a
+        plain += v
+        rate = a / steps
+        if rate > top:
+            top = rate
+        if v == 0:
+            zeros += 1
+        if rate >= limit:
+            saturated += 1
+    ac = 0.0
+    cc = 0.0
+    if ann_centered.size == n:
+        mean = plain / n
+        for i in range(n):
+            d = counts[i] - mean
+            ac += ann_centered[i] * d
+            cc += d * d
+    return total, top, zeros, saturated, ac, cc
 
 
 def simulator_stats(sim, ann: dict | None = None) -> list[LayerStats]:

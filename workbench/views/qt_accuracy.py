@@ -17,7 +17,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtWidgets import QVBoxLayout
 
-from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, color, make_plot
+from workbench.views.qt_snapshot_view import QtSnapshotView, color, make_plot, set_label_format, set_title
 
 
 class QtAccuracyView(QtSnapshotView):
@@ -123,7 +123,7 @@ class QtAccuracyView(QtSnapshotView):
         self.chance_line.setValue(100.0 / max(classes, 1))
         if self._ann_accuracy is not None:
             self.ann_line.setValue(100.0 * self._ann_accuracy)
-            self.ann_line.label.setFormat(f"ANN {100 * self._ann_accuracy:.1f}%")
+            set_label_format(self.ann_line.label, f"ANN {100 * self._ann_accuracy:.1f}%")
         self.ann_line.setVisible(self._ann_accuracy is not None)
         now = f"{100 * acc[-1]:.1f}%" if n else "–"
         set_title(self.acc_plot, f"Accuracy, {snapshot.batch} samples: {now}")

@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
+from workbench.views.qt_snapshot_view import QtSnapshotView, clear_data, make_plot, set_title
 
 GAP = 1
 
@@ -71,6 +71,8 @@ class QtHeatmapView(QtSnapshotView):
                                         label="spikes / step", interactive=False, width=12)
         self.colorbar.setImageItem(self.image, insert_in=self.plot)
         self._divergence = None
+        self._rect = None  # the image's rect and the colour bar's levels as last set
+        self._levels = None
         self._outlined = np.zeros(0, dtype=np.int64)
         self.outlines = pg.ScatterPlotItem(symbol="s", size=1.0, pxMode=False, brush=None,
                                            pen=pg.mkPen("#ff3030", width=2))
@@ -105,6 +107,7 @@ class QtHeatmapView(QtSnapshotView):
         self._outline(None, None)
         if name is None:
             self.image.clear()
+            self._rect = None
             return
         ls = snapshot.layer(name)
         b = self.sample(snapshot)
@@ -119,8 +122,13 @@ class QtHeatmapView(QtSnapshotView):
         top = float(np.nanmax(np.abs(self._rates))) if self._auto.isChecked() and self._rates.size else ls.max_rate
         levels = (0.0, max(top, 1e-6))
         self.image.setImage(self._grid, autoLevels=False, levels=levels)
-        self.image.setRect(QRectF(0, 0, self._grid.shape[1], self._grid.shape[0]))
-        self.colorbar.setLevels(levels)
+        rect = QRectF(0, 0, self._grid.shape[1], self._grid.shape[0])
+        if rect != self._rect:  # a new rect re-computes the view's bounds and auto-range
+            self._rect = rect
+            self.image.setRect(rect)
+        if levels != self._levels:
+            self._levels = levels
+            self.colorbar.setLevels(levels)
         if self._divergence is not None:
             self._outline(self._divergence.mask(name, b, snapshot.t), ls.shape)
         shape = " x ".join(map(str, ls.shape))
@@ -130,7 +138,7 @@ class QtHeatmapView(QtSnapshotView):
     def _outline(self, mask, shape) -> None:
         self._outlined = np.zeros(0, dtype=np.int64) if mask is None else np.flatnonzero(mask)
         if not self._outlined.size:
-            self.outlines.setData([], [])
+            clear_data(self.outlines)
             return
         h, w, c, rows, cols = tiling(shape)
         flat = self._outlined

@@ -21,7 +21,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import Qt, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QLabel, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import set_title, BRIGHT, QtSnapshotView, color, make_plot
+from workbench.views.qt_snapshot_view import clear_data, set_title, BRIGHT, QtSnapshotView, color, make_plot
 
 MAX_WATCHED = len(BRIGHT)  # distinct colours; adding one more drops the oldest
 
@@ -188,10 +188,13 @@ class QtMembraneView(QtSnapshotView):
             size = 0 if lt is None else int(np.prod(lt.shape))
             ref = (None if self._reference is None or not len(steps)
                    else self._reference.reference(w.layer, b, w.index, int(steps[0]), int(steps[-1])))
-            w.ref.setData(*(ref if ref is not None else ([], [])))
+            if ref is not None:
+                w.ref.setData(*ref)
+            else:
+                clear_data(w.ref)
             if lt is None or lt.membrane is None or w.index >= size:
-                w.curve.setData([], [])
-                w.marks.setData([], [])
+                clear_data(w.curve)
+                clear_data(w.marks)
                 w.note = "not in layer" if lt is not None and w.index >= size else "not recorded"
                 continue
             w.note = ""

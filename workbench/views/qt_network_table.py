@@ -63,6 +63,7 @@ class QtNetworkTable(QTableWidget):
         self.horizontalHeader().setStretchLastSection(True)
         self._names: list[str] = []
         self._flags: dict[int, tuple[int, str]] = {}  # row -> (level, tooltip) shown
+        self._shown: dict[int, tuple[str, ...]] = {}  # row -> statistics texts shown
         self._selecting = False
         self.cursor_layer: str | None = None
         self.itemSelectionChanged.connect(self._on_selection_changed)
@@ -73,20 +74,33 @@ class QtNetworkTable(QTableWidget):
         if snapshot is None:
             self.setRowCount(0)
             self._names = []
+            self._shown = {}
             return
         names = [ls.name for ls in snapshot.layers]
         if names != self._names:
             self._rebuild(snapshot)
         stats = {s.name: s for s in snapshot.stats}
-        for row, ls in enumerate(snapshot.layers):
-            s = stats.get(ls.name)
-            if s is not None:
+        changed = []  # rows whose statistics changed
+        model = self.model()
+        model.blockSignals(True)  # one dataChanged for all cells below, not one per cell: each
+        try:  # made the header re-measure every row of its ResizeToContents columns
+            for row, ls in enumerate(snapshot.layers):
+                s = stats.get(ls.name)
+                if s is None:
+                    continue
                 values = (_fmt(s.mean_rate), _fmt(s.max_rate), _fmt(s.silent, 100, 1), _fmt(s.saturated, 100, 1), _fmt(s.r))
+                if values == self._shown.get(row):
+                    continue
+                self._shown[row] = values
+                changed.append(row)
                 for col, text in enumerate(values, start=4):
-                    item = self.item(row, col)
-                    if item.text() != text:  # each setText repaints the cell
-                        item.setText(text)
-            self._flag(row, s if snapshot.t > 0 else None, row == len(snapshot.layers) - 1)
+                    self.item(row, col).setText(text)
+        finally:
+            model.blockSignals(False)
+        if changed:
+            model.dataChanged.emit(model.index(changed[0], 4), model.index(changed[-1], len(COLUMNS) - 1))
+        for row, ls in enumerate(snapshot.layers):
+            self._flag(row, stats.get(ls.name) if snapshot.t > 0 else None, row == len(snapshot.layers) - 1)
         self._mark_cursor(snapshot.cursor_layer)
 
     @pyqtSlot(str)
@@ -111,6 +125,7 @@ class QtNetworkTable(QTableWidget):
         selected = self.selected_layer()
         self._names = [ls.name for ls in snapshot.layers]
         self._flags = {}
+        self._shown = {}
         self.setRowCount(len(self._names))
         for row, ls in enumerate(snapshot.layers):
             neurons = int(math.prod(ls.shape)) if ls.is_neuron else 0

@@ -28,7 +28,8 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
+from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_plot, set_axis_label, set_label_format, set_ticks,
+                                              set_title)
 
 EMPTY, CURSOR, DIVERGENT, NOW, SEPARATOR = range(5)  # backgrounds, by priority when pooled
 DENSITY_LEVELS = 12  # shades per spike colour for pooled cells
@@ -188,7 +189,7 @@ class QtRasterView(QtSnapshotView):
 
     def _on_range_changed(self, *args) -> None:
         if self._stacked and self._blocks:
-            self.plot.getAxis("left").setTicks([self._layer_ticks(), []])
+            set_ticks(self.plot.getAxis("left"), [self._layer_ticks(), []])
         if self._snapshot is not None and self._pooling() != self._pool:
             self._schedule()
 
@@ -231,7 +232,7 @@ class QtRasterView(QtSnapshotView):
         T = history.n_steps
         now = snapshot.cursor > 0 and bool(names)  # a step in progress: one more column
         cols = T + int(now)
-        self.div_marks.setData([], [])
+        clear_data(self.div_marks)
         if not names or cols == 0:
             self.now_line.hide()
             self._blocks = []
@@ -281,7 +282,7 @@ class QtRasterView(QtSnapshotView):
         self.now_line.setVisible(now)
         if now:
             self.now_line.setValue(snapshot.t + 0.5)
-            self.now_line.label.setFormat(f"step {snapshot.t + 1} ▶")
+            set_label_format(self.now_line.label, f"step {snapshot.t + 1} ▶")
         self._push_image(self._last_step)
         self._update_axes(snapshot, names, b)
         if marks[0]:
@@ -318,12 +319,12 @@ class QtRasterView(QtSnapshotView):
     def _update_axes(self, snapshot, names, b) -> None:
         left = self.plot.getAxis("left")
         if self._stacked:
-            left.setTicks([self._layer_ticks(), []])
-            left.setLabel("layer")
+            set_ticks(left, [self._layer_ticks(), []])
+            set_axis_label(left, "layer")
             title = "Spikes — all recorded layers"
         else:
-            left.setTicks(None)
-            left.setLabel("neuron (flat index)")
+            set_ticks(left, None)
+            set_axis_label(left, "neuron (flat index)")
             title = f"Spikes — {names[0]}"
         if snapshot.batch > 1:
             title += f", sample {b}"

@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtWidgets import QVBoxLayout
 
-from workbench.views.qt_snapshot_view import set_title, QtSnapshotView, make_plot
+from workbench.views.qt_snapshot_view import QtSnapshotView, make_plot, set_ticks, set_title
 
 BINS = 20
 BAR = "#4f8fd0"
@@ -80,6 +80,6 @@ class QtRatesView(QtSnapshotView):
         n = len(stats)
         self.bars.setOpts(x0=np.zeros(n), y=np.arange(n), width=self._bar_values, height=0.7,
                           brushes=[pg.mkBrush(BAR_SELECTED if s.name == name else BAR) for s in stats])
-        self.bar_plot.getAxis("left").setTicks([list(enumerate(self._bar_names)), []])
+        set_ticks(self.bar_plot.getAxis("left"), [list(enumerate(self._bar_names)), []])
         self.bar_plot.setXRange(0.0, max(0.01, float(self._bar_values.max()) if n else 0.0) * 1.1, padding=0)
         self.bar_plot.setYRange(-0.5, max(n, 1) - 0.5, padding=0.02)

@@ -66,7 +66,52 @@ def _shrinkable(label: pg.LabelItem) -> None:
 
 
 def set_title(plot: pg.PlotItem, text: str) -> None:
+    """Set a plot's title, unless it already shows ``text``: pyqtgraph re-lays the label out
+    (HTML, size hints) on every call, even for the same text."""
+    if getattr(plot, "_shown_title", None) == text:
+        return
+    plot._shown_title = text
     plot.setTitle(text, size="9pt")
+
+
+_UNSET = object()
+
+
+def clear_data(item) -> None:
+    """``item.setData([], [])`` unless the item is empty already: even empty data makes
+    pyqtgraph recompute bounds and auto-ranges and repaint, every frame."""
+    if isinstance(item, pg.ScatterPlotItem):
+        empty = len(item.data) == 0
+    else:
+        x = item.getOriginalDataset()[0]
+        empty = x is None or len(x) == 0
+    if not empty:
+        item.setData([], [])
+
+
+def set_ticks(axis: pg.AxisItem, ticks) -> None:
+    """``axis.setTicks(ticks)`` unless those ticks are set already: each call throws the axis's
+    cached picture away, so it regenerates its ticks and texts at the next paint."""
+    if getattr(axis, "_shown_ticks", _UNSET) == ticks:
+        return
+    axis._shown_ticks = ticks
+    axis.setTicks(ticks)
+
+
+def set_axis_label(axis: pg.AxisItem, text: str) -> None:
+    """``axis.setLabel(text)`` unless it shows that text (same reason as ``set_ticks``)."""
+    if getattr(axis, "_shown_label", None) == text:
+        return
+    axis._shown_label = text
+    axis.setLabel(text)
+
+
+def set_label_format(label, text: str) -> None:
+    """An InfiniteLine label's ``setFormat`` unless it is the current one (each call re-renders)."""
+    if getattr(label, "_shown_format", None) == text:
+        return
+    label._shown_format = text
+    label.setFormat(text)
 
 
 class QtSnapshotView(QWidget):
@@ -84,6 +129,7 @@ class QtSnapshotView(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._on_refresh_timer)
+        self._views: list[pg.GraphicsView] | None = None  # found at the first paint (built by then)
 
     # ---- the contract ----------------------------------------------------------------------
     @pyqtSlot(object)
@@ -167,7 +213,9 @@ class QtSnapshotView(QWidget):
         """Apply auto-ranging now, not during Qt's paint: pyqtgraph updates a view box's range in
         its paint preparation, and a range that changed there asks for a second paint (every
         frame while the steps advance the x axis)."""
-        for view in self.findChildren(pg.GraphicsView):
+        if self._views is None:
+            self._views = self.findChildren(pg.GraphicsView)
+        for view in self._views:
             view.scene().prepareForPaint()
 
     def _render(self, snapshot) -> None:  # pragma: no cover - abstract
