@@ -11,7 +11,7 @@ from PyQt6.QtCore import QPointF, Qt
 
 from tests.view_data import make_run, snapshot
 from workbench.engine.analysis import pearson
-from workbench.engine.snapshot import make_snapshot
+from workbench.engine.snapshot import HistoryCache, make_snapshot
 from workbench.engine.trace import LayerTrace, Trace
 from workbench.views import qt_raster
 from workbench.views.qt_accuracy import QtAccuracyView
@@ -72,6 +72,33 @@ def test_raster_marks_exactly_the_recorded_spikes(qtbot, snap, sample):
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert rect.left() == pytest.approx(snap.history.steps[0] - 0.5)
     assert rect.width() == pytest.approx(snap.history.n_steps)
+
+
+def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paints(qtbot):
+    """Snapshots of one recording (a HistoryCache: same epoch) let the raster transpose only the
+    new steps; a reset starts a new epoch. Every frame equals a fresh view's."""
+    sim, ann = make_run(0, batch=2, capacity=12)
+    cache = HistoryCache(window=12)
+    view = shown(qtbot, QtRasterView(), layer="conv1")
+    view.set_sample(1)
+    epochs = set()
+    for steps in (3, 4, 1, 9, 2, 15, 0, 5, -1, 4, 3):
+        if steps < 0:
+            sim.reset()
+            continue
+        sim.run(steps)
+        snap = make_snapshot(sim, ann, ["conv1"], 12, cache=cache)
+        epochs.add(snap.history_epoch)
+        view.set_snapshot(snap)
+        view.refresh()
+        fresh = QtRasterView()
+        fresh.set_selected_layer("conv1")
+        fresh.set_sample(1)
+        fresh.set_snapshot(dataclasses.replace(snap, history_epoch=0))
+        fresh.refresh()
+        np.testing.assert_array_equal(view.codes(), fresh.codes())
+        np.testing.assert_array_equal(view.codes() == qt_raster.POSITIVE, spikes_of(snap, "conv1", 1).T > 0)
+    assert len(epochs) == 2 and 0 not in epochs
 
 
 def test_raster_x_axis_is_the_real_step_numbers_after_the_ring_wraps(qtbot):

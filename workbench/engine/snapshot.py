@@ -22,6 +22,7 @@ What it holds:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -30,6 +31,8 @@ import numpy as np
 
 from workbench.engine.analysis import LayerStats, accuracy_over_time, simulator_stats
 from workbench.engine.trace import LayerTrace, Trace
+
+_EPOCHS = itertools.count(1)
 
 
 def _ro(arr):
@@ -79,6 +82,7 @@ class Snapshot:
     r_history: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
     steps_per_second: float = 0.0
     running: bool = False
+    history_epoch: int = 0  # equal and nonzero: the histories continue one recording (HistoryCache)
 
     def layer(self, name: str) -> LayerSnapshot:
         for ls in self.layers:
@@ -118,6 +122,8 @@ class HistoryCache:
         self._end = 0  # rows filled in the buffers
         self._bufs: dict[tuple[str | None, str], np.ndarray] = {}
         self._retired: dict[tuple, list[np.ndarray]] = {}  # (shape, dtype) -> replaced buffers
+        self.epoch = 0  # changes whenever the history starts afresh (a view may reuse what it
+        # derived from an earlier history of the same epoch for the steps both hold)
 
     def trace(self, sim, layers=None, membranes=None) -> Trace:
         """The history of ``layers`` (names; None = all recorded) of ``sim`` (a Simulator);
@@ -167,6 +173,7 @@ class HistoryCache:
         del pool[:-self.spare or len(pool)]  # keep the newest ``spare``
 
     def _start(self, rec, names, membranes, window) -> None:
+        self.epoch = next(_EPOCHS)
         rows = self.slack * window
         for buf in self._bufs.values():
             self._retire(buf)
@@ -237,4 +244,5 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
         predictions=_ro(sim.prediction()), labels=_ro(sim.labels), output_counts=_ro(sim.output_counts()),
         accuracy=_ro(acc), r_history=MappingProxyType(dict(r_history or {})),
         steps_per_second=float(steps_per_second), running=running,
+        history_epoch=cache.epoch if cache is not None else 0,
     )
