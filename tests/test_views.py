@@ -80,8 +80,9 @@ def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paint
     sim, ann = make_run(0, batch=2, capacity=12)
     cache = HistoryCache(window=12)
     view = shown(qtbot, QtRasterView(), layer="conv1")
+    view.resize(450, 110)  # fewer pixels than neurons: pooled rows
     view.set_sample(1)
-    epochs = set()
+    epochs, pooled = set(), False
     for steps in (3, 4, 1, 9, 2, 15, 0, 5, -1, 4, 3):
         if steps < 0:
             sim.reset()
@@ -98,7 +99,11 @@ def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paint
         fresh.refresh()
         np.testing.assert_array_equal(view.codes(), fresh.codes())
         np.testing.assert_array_equal(view.codes() == qt_raster.POSITIVE, spikes_of(snap, "conv1", 1).T > 0)
-    assert len(epochs) == 2 and 0 not in epochs
+        py, px = view._pool
+        pooled |= py > 1
+        want = qt_raster.pool_codes(view.codes(), py, px) if (py, px) != (1, 1) else view.codes()
+        np.testing.assert_array_equal(view.image.image, want)
+    assert len(epochs) == 2 and 0 not in epochs and pooled
 
 
 def test_raster_x_axis_is_the_real_step_numbers_after_the_ring_wraps(qtbot):

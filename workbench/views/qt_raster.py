@@ -122,6 +122,8 @@ class QtRasterView(QtSnapshotView):
         self._divergence = None  # DivergenceOverlay of a comparison, or None
         self._codes: dict[str, tuple] = {}  # layer -> (key, first step, last step, (n, T) codes)
         self._spare_codes: dict[str, np.ndarray] = {}  # the frame before's, to write into
+        self._frame = None  # (key, first step, last step) of a frame of plain codes, else None
+        self._pooled = None  # ((key, py), first step, last step, pooled image) of the last frame
 
         self._all = QCheckBox("All layers")
         self._all.setToolTip("Stack every recorded layer, separated by grey rows")
@@ -236,6 +238,7 @@ class QtRasterView(QtSnapshotView):
         cols = T + int(now)
         clear_data(self.div_marks)
         if not names or cols == 0:
+            self._frame = None
             self.now_line.hide()
             self._blocks = []
             self._buf = np.zeros((0, 0), dtype=np.uint8)
@@ -281,6 +284,11 @@ class QtRasterView(QtSnapshotView):
         if now:
             self.now_line.setValue(snapshot.t + 0.5)
             set_label_format(self.now_line.label, f"step {snapshot.t + 1} ▶")
+        epoch = getattr(snapshot, "history_epoch", 0)
+        steps = history.steps
+        plain = (epoch and not now and T and self._divergence is None and snapshot.cursor_layer not in names
+                 and int(steps[-1]) - int(steps[0]) + 1 == T)  # nothing drawn but the codes of the steps
+        self._frame = ((epoch, tuple(names), b, rows), int(steps[0]), int(steps[-1])) if plain else None
         self._push_image(self._last_step)
         self._update_axes(snapshot, names, b)
         if marks[0]:
@@ -341,10 +349,34 @@ class QtRasterView(QtSnapshotView):
     def _push_image(self, last_step: int) -> None:
         buf = self._buf
         self._pool = py, px = self._pooling()
-        img = pool_codes(buf, py, px) if py > 1 or px > 1 else buf  # shaded by spike density
+        img = buf
+        if py > 1 or px > 1:  # shaded by spike density
+            img = self._pooled_image(buf, py, px)
+        else:
+            self._pooled = None
         self.image.setImage(img, autoLevels=False, levels=LEVELS)
         x0 = float(last_step) + 0.5 - img.shape[1] * px
         self.image.setRect(QRectF(x0, -0.5, float(img.shape[1] * px), float(img.shape[0] * py)))
+
+    def _pooled_image(self, buf, py: int, px: int) -> np.ndarray:
+        """``pool_codes(buf, py, px)``. With one column per step (px 1) each pooled column
+        depends on its step alone, so while frames show nothing but the codes of one recording
+        (``self._frame``) the columns of steps the last frame pooled are taken from it."""
+        frame, old = self._frame, self._pooled
+        self._pooled = None
+        if px != 1 or frame is None:
+            return pool_codes(buf, py, px)
+        key, first, last = frame
+        if old is not None and old[0] == (key, py) and old[1] <= first <= old[2] + 1 and last >= old[2]:
+            keep = old[2] - first + 1
+            img = np.empty((old[3].shape[0], buf.shape[1]), dtype=np.uint8)
+            img[:, :keep] = old[3][:, first - old[1]:]
+            if keep < buf.shape[1]:
+                img[:, keep:] = pool_codes(buf[:, keep:], py, 1)
+        else:
+            img = pool_codes(buf, py, px)
+        self._pooled = ((key, py), first, last, img)
+        return img
 
     def _update_axes(self, snapshot, names, b) -> None:
         left = self.plot.getAxis("left")
