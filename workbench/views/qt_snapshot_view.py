@@ -129,7 +129,6 @@ class QtSnapshotView(QWidget):
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._on_refresh_timer)
-        self._views: list[pg.GraphicsView] | None = None  # found at the first paint (built by then)
 
     # ---- the contract ----------------------------------------------------------------------
     @pyqtSlot(object)
@@ -213,9 +212,7 @@ class QtSnapshotView(QWidget):
         """Apply auto-ranging now, not during Qt's paint: pyqtgraph updates a view box's range in
         its paint preparation, and a range that changed there asks for a second paint (every
         frame while the steps advance the x axis)."""
-        if self._views is None:
-            self._views = self.findChildren(pg.GraphicsView)
-        for view in self._views:
+        for view in self.findChildren(pg.GraphicsView):
             view.scene().prepareForPaint()
 
     def _render(self, snapshot) -> None:  # pragma: no cover - abstract
