@@ -135,6 +135,15 @@ def expect_clean(fn, *args):
         return None
 
 
+@pytest.fixture(autouse=True)
+def no_hdf5_probe(monkeypatch):
+    """The parsers are fuzzed here, in this process; the child-process probe that guards
+    against libhdf5 hangs costs ~0.5 s a file and is tested in test_hdf5_check.py."""
+    from workbench import hdf5_check
+
+    monkeypatch.setattr(hdf5_check, "PROBE_TIMEOUT", None)
+
+
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
     return tmp_path_factory.mktemp("fuzz")

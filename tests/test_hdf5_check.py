@@ -59,3 +59,19 @@ def test_truncated_legacy_keras_h5_is_refused_by_name(tmp_path):
     with pytest.raises(ModelImportError) as err:
         load_keras(short)
     assert "short.h5" in str(err.value) and "truncated" in str(err.value)
+
+
+def test_probe_passes_good_files_and_times_out_on_a_hanging_read(tmp_path, monkeypatch):
+    from workbench import hdf5_check
+
+    path = tmp_path / "t.h5"
+    save_trace(run_trace(dense_net(), steps=3), path)
+    assert hdf5_check.probe_hdf5(path) is None
+    assert load_trace(path).n_steps == 3
+    # Stand in for libhdf5 looping forever: a probe that never finishes.
+    monkeypatch.setattr(hdf5_check, "_PROBE", "while True: pass")
+    assert "did not finish within 1 s" in hdf5_check.probe_hdf5(path, timeout=1)
+    monkeypatch.setattr(hdf5_check, "PROBE_TIMEOUT", 1.0)
+    with pytest.raises(TraceFileError) as err:
+        load_trace(path)
+    assert "t.h5" in str(err.value) and "did not finish" in str(err.value)

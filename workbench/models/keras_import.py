@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import ModelImportError, UnsupportedLayerError
-from workbench.hdf5_check import check_hdf5
+from workbench.hdf5_check import check_hdf5, probe_hdf5
 from workbench.models import network as nw
 from workbench.models.fold import fold
 from workbench.models.keras_convert import translate
@@ -60,7 +60,10 @@ def _check_file(path: Path) -> str:
 def load_model_safely(path: str | os.PathLike):
     """The Keras model in ``path``, loaded with ``compile=False`` and ``safe_mode=True``."""
     path = Path(path)
-    _check_file(path)
+    if _check_file(path) == "h5":
+        problem = probe_hdf5(path)  # a corrupt .h5 can make libhdf5 loop forever
+        if problem:
+            raise ModelImportError(f"{path.name}: {problem}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 

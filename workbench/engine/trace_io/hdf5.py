@@ -20,7 +20,7 @@ from workbench.atomic import atomic_path
 from workbench.engine.trace import Trace
 from workbench.engine.trace_io.schema import FIELDS, SCHEMA, _jsonable, build_trace, parse_header
 from workbench.errors import TraceFileError
-from workbench.hdf5_check import check_hdf5
+from workbench.hdf5_check import hdf5_problem
 
 _DTYPE = {"spikes": np.int16, "membrane": np.float32, "current": np.float32}
 CHUNK_BYTES = 1 << 20
@@ -190,7 +190,7 @@ def load_hdf5(path) -> Trace:
     path = Path(path)
     if not path.exists():
         raise TraceFileError(f"{path}: no such file")
-    problem = check_hdf5(path)  # libhdf5 can hang on a truncated file: refuse it first
+    problem = hdf5_problem(path)  # libhdf5 can hang on a truncated or corrupt file: refuse it first
     if problem:
         raise TraceFileError(f"{path}: {problem}")
     try:
