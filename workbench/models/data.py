@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import tokenize
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,7 +113,7 @@ def _read_npz(path: Path, max_bytes):
             for key in wanted:
                 with archive.open(members[key]) as member:
                     declared[key] = _npy_header(path, key, member)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError) as exc:
         raise DataFileError(f"{path}: not a readable .npz archive ({exc})") from None
     for key in wanted:
         _check_dtype(path, key, declared[key][1])
@@ -121,7 +122,7 @@ def _read_npz(path: Path, max_bytes):
     try:
         with np.load(path, allow_pickle=False) as data:
             return data["x"], (data["y"] if "y" in declared else None)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error) as exc:
         raise DataFileError(f"{path}: cannot read the arrays ({exc})") from None
 
 

@@ -222,7 +222,7 @@ class Network:
         except FileNotFoundError:
             raise NetworkFileError(f"{path}: no such file") from None
         except (OSError, ValueError, KeyError, UnicodeDecodeError, EOFError, zipfile.BadZipFile,
-                NotImplementedError, SyntaxError, tokenize.TokenError, zlib.error) as exc:
+                NotImplementedError, RuntimeError, SyntaxError, tokenize.TokenError, zlib.error) as exc:
             # numpy and zipfile report a corrupt archive or .npy header with any of these
             raise NetworkFileError(f"{path}: not a saved network ({exc})") from None
         if not isinstance(header, dict) or header.get("schema") != SCHEMA:

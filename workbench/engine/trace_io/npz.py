@@ -8,7 +8,9 @@ Members: ``header`` (uint8, UTF-8 JSON), ``steps``, ``predictions``, ``labels``,
 from __future__ import annotations
 
 import json
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +54,7 @@ def load_npz(path) -> Trace:
         data = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise TraceFileError(f"{path}: no such file") from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError) as exc:
         raise TraceFileError(f"{path}: not an NPZ trace ({exc})") from None
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise TraceFileError(f"{path}: field 'header': a single .npy array, not an NPZ trace")
@@ -65,7 +67,10 @@ def load_npz(path) -> Trace:
                 return data[key]
             except ValueError as exc:  # object arrays (pickles) land here
                 raise TraceFileError(f"{path}: field '{key}': cannot be read without pickle ({exc})") from None
-            except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+            except (OSError, EOFError, zipfile.BadZipFile, KeyError, NotImplementedError, RuntimeError,
+                    zlib.error, SyntaxError, tokenize.TokenError) as exc:
+                # zipfile and numpy report corrupt members (unknown compression, "encrypted"
+                # flag, bad deflate data, mangled .npy header) with any of these
                 raise TraceFileError(f"{path}: field '{key}': truncated or corrupt ({exc})") from None
 
         raw = get("header")
