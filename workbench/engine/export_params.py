@@ -16,16 +16,13 @@ export another model's integer parameters.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from workbench.atomic import atomic_path
+from workbench.atomic import atomic_dir, atomic_path
 from workbench.engine.config import SimConfig
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.synapses import padding_for
@@ -181,22 +178,11 @@ def export_params(network: nw.Network, config: SimConfig | None, path, format: s
             Path(tmp).write_text(text)
     else:
         text = manifest_text(manifest)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-        try:
+        with atomic_dir(path) as tmp:
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             (tmp / "manifest.txt").write_text(text)
             for key, arr in arrays.items():
                 arr.astype(arr.dtype.newbyteorder("<")).tofile(tmp / f"{key}.bin")
-            if path.is_dir():
-                old = path.with_name(f".{path.name}.old")
-                os.replace(path, old)
-                os.replace(tmp, path)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return path
 
 

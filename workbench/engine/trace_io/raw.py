@@ -17,13 +17,11 @@ default 1..T), ``predictions.bin`` (int16 [T][B]), ``labels.bin`` (int64 [B]), `
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from workbench.atomic import atomic_dir
 from workbench.engine.trace import Trace
 from workbench.engine.trace_io.schema import FIELDS, SCHEMA, _jsonable, build_trace, parse_header
 from workbench.errors import TraceFileError
@@ -42,8 +40,7 @@ def save_raw(trace: Trace, path) -> None:
             raise TraceFileError(f"{path}: field 'layer name': '{lt.name}' contains white space (raw format)")
         fields = ",".join(f for f in FIELDS if getattr(lt, f) is not None)
         lines.append(f"layer {lt.name} {len(lt.shape)} {' '.join(map(str, lt.shape))} {fields}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
-    try:
+    with atomic_dir(path) as tmp:
         (tmp / MANIFEST).write_text("\n".join(lines) + "\n")
         trace.steps.astype("<i8").tofile(tmp / "steps.bin")
         if trace.predictions is not None:
@@ -58,16 +55,6 @@ def save_raw(trace: Trace, path) -> None:
         meta = {"metadata": _jsonable(dict(trace.metadata)),
                 "ann": {k: v.tolist() for k, v in trace.ann.items()}}
         (tmp / "metadata.json").write_text(json.dumps(meta))
-        if path.is_dir():
-            old = path.with_name(f".{path.name}.old")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _parse_manifest(text: str, path) -> dict:
