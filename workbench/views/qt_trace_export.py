@@ -16,7 +16,7 @@ from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QFileDialog
 
 from workbench.engine.trace_io import save_trace
-from workbench.views.trace_session import Job
+from workbench.views.trace_session import WindowJobs
 
 EXPORT_FILTERS = {
     "NPZ trace (*.npz)": ".npz",
@@ -49,7 +49,7 @@ class QtTraceExport(QObject):
         self.window = window
         self.session = window.session
         self._pending: Path | None = None
-        self._jobs: list[Job] = []
+        self.jobs = WindowJobs(window, parent=self)
         self.session.trace_ready.connect(self._on_trace)
 
     def add_menu_action(self, menu) -> None:
@@ -77,29 +77,13 @@ class QtTraceExport(QObject):
         path, self._pending = self._pending, None
         if path is None:
             return  # a trace asked for by someone else (e.g. Compare)
-        job = Job(write_trace, trace, path, self.session.selected_layer, parent=self)
-        job.finished.connect(self._on_job_finished)
-        job.path = path
-        self._jobs.append(job)
-        self.window.statusBar().showMessage(f"Writing {path.name}…", 15_000)
-        job.start()
+        self.jobs.run(f"Writing {path.name}…", lambda text: self._on_written(text, path),
+                      write_trace, trace, path, self.session.selected_layer)
 
-    @pyqtSlot()
-    def _on_job_finished(self) -> None:
-        job = self.sender()
-        if job not in self._jobs:
-            return
-        self._jobs.remove(job)
-        job.wait()
-        job.deleteLater()
-        if job.error is not None:
-            self.window.statusBar().clearMessage()
-            self.window.error_handler(*job.error)
-        else:
-            self.window.statusBar().showMessage(job.value, 15_000)
-            self.exported.emit(str(job.path))
+    def _on_written(self, text: str, path: Path) -> None:
+        self.window.statusBar().showMessage(text, 15_000)
+        self.exported.emit(str(path))
 
     def shutdown(self) -> None:
         """Finish writing before the window closes: a finished export is never lost."""
-        for job in list(self._jobs):
-            job.wait()
+        self.jobs.wait_all()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PyQt6.QtCore import QObject, Qt, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
 from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QPlainTextEdit, QSlider, QToolBar, QVBoxLayout,
                              QWidget)
@@ -29,7 +29,7 @@ from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QPlainTextEdit, Q
 from workbench.engine.compare import compare_traces, format_comparison
 from workbench.engine.trace_io import load_trace
 from workbench.engine.trace_playback import TracePlayback, divergence_overlay
-from workbench.views.trace_session import Job, TraceSession
+from workbench.views.trace_session import TraceSession, WindowJobs
 
 TRACE_FILTER = "Traces (*.npz *.h5 *.hdf5 *.csv *.txt);;All files (*)"
 BANNER_STYLE = "background: #6b5200; color: white; padding: 2px 8px; font-weight: bold"
@@ -73,7 +73,7 @@ class QtTraceMode(QObject):
         self.session = window.session
         self.trace_session: TraceSession | None = None
         self.overlay = None
-        self._jobs: list[Job] = []
+        self.jobs = WindowJobs(window, parent=self)
         self._pending_b = None  # file to compare once the live trace arrives
         self.toolbar = None
         self.report_dock = None
@@ -107,42 +107,18 @@ class QtTraceMode(QObject):
         if path:
             self.compare(path)
 
-    # ---- jobs --------------------------------------------------------------------------------
-    def _run(self, label: str, on_done, fn, *args) -> None:
-        job = Job(fn, *args, parent=self)
-        job.on_done = on_done
-        job.finished.connect(self._on_job_finished)
-        self._jobs.append(job)
-        self.window.statusBar().showMessage(label, 15_000)
-        job.start()
-
-    @pyqtSlot()
-    def _on_job_finished(self) -> None:
-        job = self.sender()
-        if job not in self._jobs:
-            return
-        self._jobs.remove(job)
-        job.wait()
-        job.deleteLater()
-        if job.error is not None:
-            self.window.statusBar().clearMessage()
-            self.window.error_handler(*job.error)
-        else:
-            job.on_done(job.value)
-
     def busy(self) -> bool:
-        return bool(self._jobs)
+        return self.jobs.busy()
 
     def shutdown(self) -> None:
-        for job in list(self._jobs):
-            job.wait()
+        self.jobs.wait_all()
         if self.trace_session is not None:
             self.trace_session.shutdown()
 
     # ---- opening a trace -------------------------------------------------------------------------
     def open_trace(self, path) -> None:
         path = Path(path)
-        self._run(f"Reading {path.name}…", lambda pb: self._enter(pb, path), open_playback, path,
+        self.jobs.run(f"Reading {path.name}…", lambda pb: self._enter(pb, path), open_playback, path,
                   self.session.network, self.session._loop.window)
 
     def _enter(self, playback: TracePlayback, path: Path) -> None:
@@ -284,7 +260,7 @@ class QtTraceMode(QObject):
         path = Path(path)
         if self.active:
             ts = self.trace_session
-            self._run(f"Comparing with {path.name}…", self._on_compared, compare_with, ts.trace, str(ts.path), path)
+            self.jobs.run(f"Comparing with {path.name}…", self._on_compared, compare_with, ts.trace, str(ts.path), path)
         elif self.session.network is None:
             self.window.error_handler("Nothing to compare with: open a model (and run it) or a trace first.", "")
         else:
@@ -303,7 +279,7 @@ class QtTraceMode(QObject):
         if int(trace.steps[0]) > 1:
             notes.append(f"the live run keeps its newest {trace.n_steps} steps: compared over steps "
                          f"{int(trace.steps[0])}..{int(trace.steps[-1])} only")
-        self._run(f"Comparing with {path.name}…", self._on_compared, compare_with, trace, "live run", path, notes)
+        self.jobs.run(f"Comparing with {path.name}…", self._on_compared, compare_with, trace, "live run", path, notes)
 
     def _on_compared(self, result) -> None:
         overlay, report = result

@@ -44,6 +44,46 @@ class Job(QThread):
             self.error = describe_error(exc)
 
 
+class WindowJobs(QObject):
+    """One-off worker jobs of a window feature: ``run`` starts ``fn(*args)`` on a ``Job``
+    thread with a status message; back on the GUI thread the result goes to ``on_done``, an
+    exception to the window's error handler. ``wait_all`` on close, so no finished file is lost."""
+
+    def __init__(self, window, parent=None):
+        super().__init__(parent)
+        self.window = window
+        self._jobs: list[Job] = []
+
+    def run(self, label: str, on_done, fn, *args) -> None:
+        job = Job(fn, *args, parent=self)
+        job.on_done = on_done
+        job.finished.connect(self._on_job_finished)
+        self._jobs.append(job)
+        self.window.statusBar().showMessage(label, 15_000)
+        job.start()
+
+    @pyqtSlot()
+    def _on_job_finished(self) -> None:
+        job = self.sender()
+        if job not in self._jobs:
+            return
+        self._jobs.remove(job)
+        job.wait()
+        job.deleteLater()
+        if job.error is not None:
+            self.window.statusBar().clearMessage()
+            self.window.error_handler(*job.error)
+        else:
+            job.on_done(job.value)
+
+    def busy(self) -> bool:
+        return bool(self._jobs)
+
+    def wait_all(self) -> None:
+        for job in list(self._jobs):
+            job.wait()
+
+
 class TraceSession(QObject):
     snapshot_ready = pyqtSignal(object)
     layer_selected = pyqtSignal(str)
