@@ -47,7 +47,36 @@ def random_join_net(rng):
     ])
 
 
-BUILDERS = [random_conv_net, random_dense_net, random_join_net]
+def random_geometry_net(rng):
+    """Stride-1 convolutions whose kernels are even, one-sided, or larger than the input, and
+    max/avg pooling whose windows overlap, pad, or leave rows uncovered: the borders of the
+    contiguous-run conv (``_conv_s1``) and of the one-pass max pooling."""
+    same, valid = {"strides": [1, 1], "padding": "same"}, {"strides": [1, 1], "padding": "valid"}
+    return Network("rand_geometry", [
+        Layer("in", "input", (7, 7, 3)),
+        Layer("c1", "conv2d", (7, 7, 5), ("in",), dyadic(rng, (4, 4, 3, 5), 0.4), dyadic(rng, (5,), 0.05), "relu",
+              config=same),
+        Layer("c2", "conv2d", (7, 5, 4), ("c1",), dyadic(rng, (1, 3, 5, 4), 0.5), dyadic(rng, (4,), 0.05), "relu",
+              config=valid),
+        Layer("mp1", "max_pool2d", (4, 3, 4), ("c2",), config={"pool_size": [3, 3], "strides": [2, 2],
+                                                                "padding": "same"}),
+        Layer("c3", "conv2d", (4, 3, 6), ("mp1",), dyadic(rng, (5, 5, 4, 6), 0.4), dyadic(rng, (6,), 0.05),
+              "relu", config=same),
+        Layer("mp2", "max_pool2d", (3, 2, 6), ("c3",), config={"pool_size": [2, 2], "strides": [1, 1],
+                                                                "padding": "valid"}),
+        Layer("mp3", "max_pool2d", (3, 3, 5), ("c1",), config={"pool_size": [2, 2], "strides": [2, 2],
+                                                                "padding": "valid"}),
+        Layer("ap", "avg_pool2d", (4, 4, 5), ("c1",), config={"pool_size": [3, 3], "strides": [2, 2],
+                                                               "padding": "same", "input_scales": [1.0]}),
+        Layer("f2", "flatten", (36,), ("mp2",)),
+        Layer("f3", "flatten", (45,), ("mp3",)),
+        Layer("fa", "flatten", (80,), ("ap",)),
+        Layer("cat", "concatenate", (161,), ("f2", "f3", "fa"), config={"axis": 0}),
+        Layer("out", "dense", (5,), ("cat",), dyadic(rng, (161, 5), 0.3), dyadic(rng, (5,), 0.05), "softmax"),
+    ])
+
+
+BUILDERS = [random_conv_net, random_dense_net, random_join_net, random_geometry_net]
 
 
 def pair(net, cfg, x, capacity=None):

@@ -58,8 +58,8 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 # int64 program columns
 (C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
- C_OUTER, C_SIZE) = range(33)
-NCOL = 33
+ C_OUTER, C_SIZE, C_WT) = range(34)
+NCOL = 34
 # float32 parameter columns
 F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
 NFCOL = 5
@@ -177,6 +177,8 @@ class FusedProgram:
                     sh, sw = layer.config["strides"]
                     pt, pl = synapses.padding_for(layer.config["padding"], in_shape[1:3], (kh, kw), (sh, sw))
                     row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL] = kh, kw, sh, sw, pt, pl
+                    if layer.kind == nw.CONV2D and sh == 1 and sw == 1:
+                        row[C_WT] = add(f32, stride1_weights(ls.weights))
                     if layer.kind == nw.DEPTHWISE_CONV2D:
                         row[C_OUTER] = ls.weights.shape[3]  # depth multiplier
                 else:
@@ -322,6 +324,51 @@ def _conv(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, ou
                                 orow[k] += v * wrow[k]
 
 
+def stride1_weights(w: np.ndarray) -> np.ndarray:
+    """Conv weights (kh, kw, cin, cout) re-laid as (cin, kh, kw reversed, cout), flat: for a
+    stride-1 conv, one input spike's contribution to one output row is then ONE contiguous
+    run of weights onto one contiguous run of outputs (``_conv_s1``)."""
+    return np.ascontiguousarray(w[:, ::-1].transpose(2, 0, 1, 3), dtype=np.float32).reshape(-1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out):
+    """``_conv`` for stride 1 with ``stride1_weights``: an input spike at (iy, ix, ci) adds, for
+    each kernel row ky, ``v * wt[ci, ky, kx1..kx0]`` to outputs (iy + pt - ky, ix + pl - kx1 ..)
+    in one contiguous axpy of (kx1 - kx0 + 1) * cout floats instead of kw axpys of cout
+    (2-2.5x faster for small cout). Each output element still receives one product per input
+    spike, spikes in row-major order: the same sums, bit for bit."""
+    for bi in range(b0, b1):
+        ob = bi * oh * ow * cout
+        for p in range(oh * ow):
+            for co in range(cout):
+                out[ob + p * cout + co] = b[co]
+        xb = bi * ih * iw * cin
+        for iy in range(ih):
+            ky0 = max(0, iy + pt - oh + 1)
+            ky1 = min(kh - 1, iy + pt)
+            for ix in range(iw):
+                kx0 = max(0, ix + pl - ow + 1)
+                kx1 = min(kw - 1, ix + pl)
+                if kx1 < kx0 or ky1 < ky0:
+                    continue
+                n = (kx1 - kx0 + 1) * cout
+                ox0 = ix + pl - kx1
+                x0 = xb + (iy * iw + ix) * cin
+                xr = x[x0:x0 + cin]
+                for ci in range(cin):
+                    v = xr[ci]
+                    if v == 0.0:
+                        continue
+                    for ky in range(ky0, ky1 + 1):
+                        o0 = ob + ((iy + pt - ky) * ow + ox0) * cout
+                        w0 = ((ci * kh + ky) * kw + (kw - 1 - kx1)) * cout
+                        orow = out[o0:o0 + n]  # views from 0: the axpy vectorizes
+                        wrow = wt[w0:w0 + n]
+                        for k in range(n):
+                            orow[k] += v * wrow[k]
+
+
 @numba.njit(nogil=True, cache=True)
 def _depthwise(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, mult, out):
     for bi in range(b0, b1):
@@ -387,32 +434,55 @@ def _avg_pool(x, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, 
 
 @numba.njit(nogil=True, cache=True)
 def _max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
+    """INIsim's spiking max pooling as ``pool_kernels``: counts += x, then per window and
+    channel the input with the largest count (the first on ties, window in row-major order)
+    passes its value. Channels innermost (contiguous, vectorized) with a running best per
+    channel; when the windows tile the input exactly (the usual 2x2 stride 2) the counts are
+    updated in the same pass. Same comparisons in the same order: the same result."""
     n_in = ih * iw * c
+    tiled = sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw
+    best = np.empty(c, np.float64)
+    val = np.empty(c, np.float32)
     for bi in range(b0, b1):
         xb = bi * n_in
-        for i in range(n_in):
-            counts[xb + i] += x[xb + i]
+        cb, xv = counts[xb:xb + n_in], x[xb:xb + n_in]
+        if not tiled:
+            for i in range(n_in):
+                cb[i] += xv[i]
         for oy in range(oh):
             y0 = oy * sh - pt
             for ox in range(ow):
                 x0 = ox * sw - pl
                 for ci in range(c):
-                    best = -np.inf
-                    val = np.float32(0.0)
-                    for ky in range(ph):
-                        iy = y0 + ky
-                        if iy < 0 or iy >= ih:
+                    best[ci] = -np.inf
+                    val[ci] = 0.0
+                for ky in range(ph):
+                    iy = y0 + ky
+                    if iy < 0 or iy >= ih:
+                        continue
+                    for kx in range(pw):
+                        ix = x0 + kx
+                        if ix < 0 or ix >= iw:
                             continue
-                        for kx in range(pw):
-                            ix = x0 + kx
-                            if ix < 0 or ix >= iw:
-                                continue
-                            j = xb + (iy * iw + ix) * c + ci
-                            cnt = counts[j]
-                            if cnt > best:
-                                best = cnt
-                                val = x[j]
-                    out[((bi * oh + oy) * ow + ox) * c + ci] = val
+                        j = (iy * iw + ix) * c
+                        cr, xr = cb[j:j + c], xv[j:j + c]
+                        if tiled:
+                            for ci in range(c):
+                                cnt = cr[ci] + xr[ci]
+                                cr[ci] = cnt
+                                if cnt > best[ci]:
+                                    best[ci] = cnt
+                                    val[ci] = xr[ci]
+                        else:
+                            for ci in range(c):
+                                cnt = cr[ci]
+                                if cnt > best[ci]:
+                                    best[ci] = cnt
+                                    val[ci] = xr[ci]
+                o0 = ((bi * oh + oy) * ow + ox) * c
+                orow = out[o0:o0 + c]
+                for ci in range(c):
+                    orow[ci] = val[ci]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -519,6 +589,9 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
             else:
                 if op == OP_DENSE:
                     _dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J)
+                elif op == OP_CONV and row[C_WT] >= 0:
+                    _conv_s1(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
+                             row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J)
                 elif op == OP_CONV:
                     _conv(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                           row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], J)
