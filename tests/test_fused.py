@@ -49,8 +49,8 @@ def random_join_net(rng):
 
 def random_geometry_net(rng):
     """Stride-1 convolutions whose kernels are even, one-sided, or larger than the input, and
-    max/avg pooling whose windows overlap, pad, or leave rows uncovered: the borders of the
-    contiguous-run conv (``_conv_s1``) and of the one-pass max pooling."""
+    max/avg pooling whose windows overlap, pad, leave rows uncovered, or tile the input with a
+    non-square window: the borders of the contiguous-run convs and of the one-pass pooling."""
     same, valid = {"strides": [1, 1], "padding": "same"}, {"strides": [1, 1], "padding": "valid"}
     return Network("rand_geometry", [
         Layer("in", "input", (7, 7, 3)),
@@ -68,11 +68,14 @@ def random_geometry_net(rng):
                                                                 "padding": "valid"}),
         Layer("ap", "avg_pool2d", (4, 4, 5), ("c1",), config={"pool_size": [3, 3], "strides": [2, 2],
                                                                "padding": "same", "input_scales": [1.0]}),
+        Layer("ap2", "avg_pool2d", (2, 3, 4), ("mp1",), config={"pool_size": [2, 1], "strides": [2, 1],
+                                                                 "padding": "valid", "input_scales": [0.75]}),
         Layer("f2", "flatten", (36,), ("mp2",)),
         Layer("f3", "flatten", (45,), ("mp3",)),
         Layer("fa", "flatten", (80,), ("ap",)),
-        Layer("cat", "concatenate", (161,), ("f2", "f3", "fa"), config={"axis": 0}),
-        Layer("out", "dense", (5,), ("cat",), dyadic(rng, (161, 5), 0.3), dyadic(rng, (5,), 0.05), "softmax"),
+        Layer("fa2", "flatten", (24,), ("ap2",)),
+        Layer("cat", "concatenate", (185,), ("f2", "f3", "fa", "fa2"), config={"axis": 0}),
+        Layer("out", "dense", (5,), ("cat",), dyadic(rng, (185, 5), 0.3), dyadic(rng, (5,), 0.05), "softmax"),
     ])
 
 

@@ -48,6 +48,8 @@ CHUNK = 256
 # Below this many neuron updates (batch x neurons x steps) a call runs serially: handing blocks
 # to the pool costs tens of microseconds (a single step() of a small net at batch 2).
 PARALLEL_MIN_WORK = 200_000
+# Stride-1 convs with at least this many input channels take ``_conv_s1_grouped``.
+GROUPED_MIN_CHANNELS = 16
 
 OP_INPUT, OP_DENSE, OP_CONV, OP_DW, OP_AVG, OP_GAP, OP_MAX, OP_COPY, OP_PAD, OP_ADD, OP_CAT = range(11)
 _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE_CONV2D: OP_DW,
@@ -370,6 +372,48 @@ def _conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out):
 
 
 @numba.njit(nogil=True, cache=True)
+def _conv_s1_grouped(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx):
+    """``_conv_s1`` for many input channels: the non-zero channels of one input pixel are listed
+    first (without branches), then each kernel row's output run gets their products one channel
+    after another while it stays in L1 (1.2-1.5x on 32-64 channels at 7-15 % spikes). Per
+    output element the products still come in row-major (pixel, channel) order: the same sums."""
+    for bi in range(b0, b1):
+        ob = bi * oh * ow * cout
+        for p in range(oh * ow):
+            for co in range(cout):
+                out[ob + p * cout + co] = b[co]
+        xb = bi * ih * iw * cin
+        for iy in range(ih):
+            ky0 = max(0, iy + pt - oh + 1)
+            ky1 = min(kh - 1, iy + pt)
+            for ix in range(iw):
+                kx0 = max(0, ix + pl - ow + 1)
+                kx1 = min(kw - 1, ix + pl)
+                if kx1 < kx0 or ky1 < ky0:
+                    continue
+                x0 = xb + (iy * iw + ix) * cin
+                xr = x[x0:x0 + cin]
+                m = 0
+                for ci in range(cin):
+                    idx[m] = ci
+                    m += xr[ci] != 0.0
+                if m == 0:
+                    continue
+                n = (kx1 - kx0 + 1) * cout
+                ox0 = ix + pl - kx1
+                for ky in range(ky0, ky1 + 1):
+                    o0 = ob + ((iy + pt - ky) * ow + ox0) * cout
+                    orow = out[o0:o0 + n]
+                    for j in range(m):
+                        ci = idx[j]
+                        v = xr[ci]
+                        w0 = ((ci * kh + ky) * kw + (kw - 1 - kx1)) * cout
+                        wrow = wt[w0:w0 + n]
+                        for k in range(n):
+                            orow[k] += v * wrow[k]
+
+
+@numba.njit(nogil=True, cache=True)
 def _depthwise(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, mult, out):
     for bi in range(b0, b1):
         ob = bi * oh * ow * cout
@@ -430,6 +474,33 @@ def _avg_pool(x, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, 
                 orow = out[o0:o0 + c]
                 for ci in range(c):
                     orow[ci] = scale * acc[ci] / max(n, 1)
+
+
+@numba.njit(nogil=True, cache=True)
+def _avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc):
+    """``_avg_pool`` when the windows tile the input (stride = pool size, no padding, the usual
+    2x2): a whole output row is summed at once in ``acc`` (ow * c float64), window elements in
+    the same (ky, kx) order, then scaled and divided as there: the same values, ~1.7x faster."""
+    n = ph * pw
+    m = ow * c
+    for bi in range(b0, b1):
+        xv = x[bi * ih * iw * c:(bi + 1) * ih * iw * c]
+        ov = out[bi * oh * m:(bi + 1) * oh * m]
+        for oy in range(oh):
+            for j in range(m):
+                acc[j] = 0.0
+            for ky in range(ph):
+                r = (oy * ph + ky) * iw * c
+                for kx in range(pw):
+                    for ox in range(ow):
+                        s0 = r + (ox * pw + kx) * c
+                        xs = xv[s0:s0 + c]
+                        ar = acc[ox * c:(ox + 1) * c]
+                        for ci in range(c):
+                            ar[ci] += xs[ci]
+            orow = ov[oy * m:(oy + 1) * m]
+            for j in range(m):
+                orow[j] = scale * acc[j] / n
 
 
 @numba.njit(nogil=True, cache=True)
@@ -529,6 +600,7 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
     never writes ``prog`` (the constant-current flags are copied; the caller sets them)."""
     L = prog.shape[0]
     acc = np.empty(4096, np.float64)
+    idx = np.empty(256, np.int64)
     valid = np.empty(L, np.int64)
     for li in range(L):
         valid[li] = prog[li, C_VALID]
@@ -585,10 +657,17 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
             # ---- neuron layer: current, then IF and emit
             J = f32[row[C_J]]
             if row[C_CONST] == 1 and valid[li] == 1:
-                J[lo:hi] = f32[row[C_CACHE]][lo:hi]
+                if k == 0:  # later steps of this call: J still holds the cached current
+                    J[lo:hi] = f32[row[C_CACHE]][lo:hi]
             else:
                 if op == OP_DENSE:
                     _dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J)
+                elif op == OP_CONV and row[C_WT] >= 0 and row[C_IC] >= GROUPED_MIN_CHANNELS:
+                    if idx.size < row[C_IC]:
+                        idx = np.empty(row[C_IC], np.int64)
+                    _conv_s1_grouped(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC],
+                                     row[C_OH], row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J,
+                                     idx)
                 elif op == OP_CONV and row[C_WT] >= 0:
                     _conv_s1(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                              row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J)
@@ -601,10 +680,16 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                                row[C_PL], row[C_OUTER], J)
                 elif op == OP_AVG:
                     c = row[C_IC]
-                    if acc.size < c:
-                        acc = np.empty(c, np.float64)
-                    _avg_pool(x, b0, b1, row[C_IH], row[C_IW], c, row[C_OH], row[C_OW], row[C_KH], row[C_KW],
-                              row[C_SH], row[C_SW], row[C_PT], row[C_PL], fp[li, F_SCALE], J, acc[:c])
+                    ph, pw, oh, ow = row[C_KH], row[C_KW], row[C_OH], row[C_OW]
+                    if acc.size < ow * c:
+                        acc = np.empty(ow * c, np.float64)
+                    if (row[C_SH] == ph and row[C_SW] == pw and row[C_PT] == 0 and row[C_PL] == 0
+                            and oh * ph == row[C_IH] and ow * pw == row[C_IW]):
+                        _avg_pool_tiled(x, b0, b1, row[C_IH], row[C_IW], c, oh, ow, ph, pw, fp[li, F_SCALE], J,
+                                        acc[:ow * c])
+                    else:
+                        _avg_pool(x, b0, b1, row[C_IH], row[C_IW], c, row[C_OH], row[C_OW], row[C_KH], row[C_KW],
+                                  row[C_SH], row[C_SW], row[C_PT], row[C_PL], fp[li, F_SCALE], J, acc[:c])
                 elif op == OP_GAP:
                     _global_avg(x, b0, b1, row[C_IH] * row[C_IW], row[C_IC], fp[li, F_SCALE], J)
                 else:  # OP_ADD: sum of scale_i * y_i in float32, in inbound order
