@@ -266,18 +266,25 @@ class FusedProgram:
 
 # ---- kernels over flat arrays (same arithmetic and order as the generic ones) -----------------
 @numba.njit(nogil=True, cache=True)
-def _dense(x, w, b, b0, b1, nin, nout, out):
+def _dense(x, w, b, b0, b1, nin, nout, out, idx):
+    """Bias, then the weight rows of the non-zero inputs in input order. The non-zero inputs
+    are listed first without branches (a branch per input mispredicts on random spikes)."""
     for bi in range(b0, b1):
         ob = bi * nout
         orow = out[ob:ob + nout]
         for o in range(nout):
             orow[o] = b[o]
+        xr = x[bi * nin:(bi + 1) * nin]
+        m = 0
         for i in range(nin):
-            yi = x[bi * nin + i]
-            if yi != 0.0:
-                wrow = w[i * nout:(i + 1) * nout]
-                for o in range(nout):
-                    orow[o] += yi * wrow[o]
+            idx[m] = i
+            m += xr[i] != 0.0
+        for j in range(m):
+            i = idx[j]
+            yi = xr[i]
+            wrow = w[i * nout:(i + 1) * nout]
+            for o in range(nout):
+                orow[o] += yi * wrow[o]
 
 
 @numba.njit(nogil=True, cache=True)
@@ -334,7 +341,7 @@ def stride1_weights(w: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def _conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out):
+def _conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx):
     """``_conv`` for stride 1 with ``stride1_weights``: an input spike at (iy, ix, ci) adds, for
     each kernel row ky, ``v * wt[ci, ky, kx1..kx0]`` to outputs (iy + pt - ky, ix + pl - kx1 ..)
     in one contiguous axpy of (kx1 - kx0 + 1) * cout floats instead of kw axpys of cout
@@ -358,10 +365,13 @@ def _conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out):
                 ox0 = ix + pl - kx1
                 x0 = xb + (iy * iw + ix) * cin
                 xr = x[x0:x0 + cin]
-                for ci in range(cin):
+                m = 0
+                for ci in range(cin):  # the non-zero channels, listed without branches
+                    idx[m] = ci
+                    m += xr[ci] != 0.0
+                for j in range(m):
+                    ci = idx[j]
                     v = xr[ci]
-                    if v == 0.0:
-                        continue
                     for ky in range(ky0, ky1 + 1):
                         o0 = ob + ((iy + pt - ky) * ow + ox0) * cout
                         w0 = ((ci * kh + ky) * kw + (kw - 1 - kx1)) * cout
@@ -656,21 +666,23 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                 continue
             # ---- neuron layer: current, then IF and emit
             J = f32[row[C_J]]
+            if idx.size < row[C_IC]:  # scratch for the kernels' lists of non-zero inputs
+                idx = np.empty(row[C_IC], np.int64)
             if row[C_CONST] == 1 and valid[li] == 1:
                 if k == 0:  # later steps of this call: J still holds the cached current
                     J[lo:hi] = f32[row[C_CACHE]][lo:hi]
             else:
                 if op == OP_DENSE:
-                    _dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J)
-                elif op == OP_CONV and row[C_WT] >= 0 and row[C_IC] >= GROUPED_MIN_CHANNELS:
                     if idx.size < row[C_IC]:
                         idx = np.empty(row[C_IC], np.int64)
+                    _dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J, idx)
+                elif op == OP_CONV and row[C_WT] >= 0 and row[C_IC] >= GROUPED_MIN_CHANNELS:
                     _conv_s1_grouped(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC],
                                      row[C_OH], row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J,
                                      idx)
                 elif op == OP_CONV and row[C_WT] >= 0:
                     _conv_s1(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
-                             row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J)
+                             row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J, idx)
                 elif op == OP_CONV:
                     _conv(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                           row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], J)
