@@ -123,3 +123,31 @@ def test_history_cache_reuses_buffers_nobody_holds(monkeypatch):
         assert_same_history(got, sim.recorder.trace(25, sim.labels))
         del got
     assert len(allocated) == settled
+
+
+def test_history_cache_warms_its_buffers_when_starting_so_a_play_allocates_none(monkeypatch):
+    """Starting afresh (setup, reset: before a play) allocates ``warm`` spare buffers per shape
+    with their pages touched; a play that then replaces full buffers, while the GUI holds the
+    newest history, takes those instead of allocating (fresh memory faults in on first write)."""
+    sim, _ = make_run(0, capacity=25)
+    cache = HistoryCache(window=25, slack=2, spare=3, warm=2)
+    allocated = []
+    empty = np.empty
+
+    def counting(shape, *args, **kwargs):
+        if isinstance(shape, tuple) and shape and shape[0] == 50:  # slack * window rows
+            allocated.append(shape)
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", counting)
+    held = cache.trace(sim, None)  # starts afresh: active buffers + warm spares
+    buffers = len(cache._bufs)
+    assert len(allocated) == buffers * 3
+    for pool in cache._retired.values():
+        assert all(not buf.any() for buf in pool)  # touched (zero-filled), not just reserved
+    started = len(allocated)
+    for _ in range(30):  # ~15 buffer replacements per key, the GUI holding the newest history
+        sim.run(20)
+        held = cache.trace(sim, None)
+        assert_same_history(held, sim.recorder.trace(25, sim.labels))
+    assert len(allocated) == started

@@ -110,13 +110,18 @@ class HistoryCache:
 
     Replaced buffers are kept (``spare`` of each shape) and taken again once no view of them is
     left (their reference count says so): writing into freshly allocated memory faults every
-    page in, which made the copies ~8x slower than the bytes they move.
+    page in, which made the copies ~8x slower than the bytes they move (and up to ~50x while
+    the kernel compacts memory for numpy's huge pages). So that a play does not start by
+    faulting in new buffers, starting afresh (setup, reset, other layers: before a play, as a
+    rule) also allocates ``warm`` spare buffers per shape and touches their pages; when the
+    pool is full, buffers that views still hold are dropped before free ones.
     """
 
-    def __init__(self, window: int = 500, slack: int = 4, spare: int = 3):
+    def __init__(self, window: int = 500, slack: int = 4, spare: int = 3, warm: int = 2):
         self.window = int(window)
         self.slack = max(2, int(slack))
         self.spare = max(0, int(spare))
+        self.warm = min(max(0, int(warm)), self.spare)
         self._key = None  # (recorder, clears, layers, membranes, window) the buffers hold
         self._count = 0  # recorder rows copied so far (its ``count`` at the last call)
         self._end = 0  # rows filled in the buffers
@@ -159,18 +164,41 @@ class HistoryCache:
     def _rows(self) -> int:
         return next(iter(self._bufs.values())).shape[0]
 
-    def _take(self, shape, dtype) -> np.ndarray:
-        """A buffer of ``shape``: a replaced one nobody holds a view of any more, else new."""
+    @staticmethod
+    def _free(pool: list, i: int) -> bool:
+        """No view of ``pool[i]`` is left: only the pool's list and getrefcount's argument."""
+        return sys.getrefcount(pool[i]) <= 2
+
+    def _take(self, shape, dtype, touch: bool = False) -> np.ndarray:
+        """A buffer of ``shape``: a replaced one nobody holds a view of any more, else new
+        (its pages touched with ``touch``)."""
         pool = self._retired.get((shape, np.dtype(dtype)), [])
         for i in range(len(pool)):
-            if sys.getrefcount(pool[i]) <= 2:  # the pool's list and getrefcount's argument: no view
+            if self._free(pool, i):
                 return pool.pop(i)
-        return np.empty(shape, dtype=dtype)
+        return self._new(shape, dtype, touch)
+
+    @staticmethod
+    def _new(shape, dtype, touch: bool) -> np.ndarray:
+        buf = np.empty(shape, dtype=dtype)
+        if touch:
+            buf.fill(0)  # fault every page in now, not while copying rows during a play
+        return buf
 
     def _retire(self, buf: np.ndarray) -> None:
         pool = self._retired.setdefault((buf.shape, buf.dtype), [])
         pool.append(buf)
-        del pool[:-self.spare or len(pool)]  # keep the newest ``spare``
+        while len(pool) > self.spare:  # drop a held one first (oldest first), else the oldest
+            held = [i for i in range(len(pool)) if not self._free(pool, i)]
+            del pool[held[0] if held else 0]
+
+    def _warm_up(self) -> None:
+        """``warm`` free buffers of each shape in use, their pages touched (see the class)."""
+        for buf in self._bufs.values():
+            pool = self._retired.setdefault((buf.shape, buf.dtype), [])
+            free = sum(self._free(pool, i) for i in range(len(pool)))
+            for _ in range(self.warm - free):
+                self._retire(self._new(buf.shape, buf.dtype, touch=True))
 
     def _start(self, rec, names, membranes, window) -> None:
         self.epoch = next(_EPOCHS)
@@ -182,7 +210,8 @@ class HistoryCache:
             for field, arr in rec.arrays(name).items():
                 if name is not None and field != "spikes" and name not in membranes:
                     continue
-                self._bufs[(name, field)] = self._take((rows, *arr.shape[1:]), arr.dtype)
+                self._bufs[(name, field)] = self._take((rows, *arr.shape[1:]), arr.dtype, touch=True)
+        self._warm_up()
         self._count = max(0, rec.count - window)
         self._end = 0
 
