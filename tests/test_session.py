@@ -163,6 +163,62 @@ def test_snapshots_at_most_once_per_frame_interval_by_the_clock():
     assert loop.sim.t == 100
 
 
+def stepping_clock(loop, per_step: float):
+    """A clock for ``playing_loop`` on which each timestep takes ``per_step`` seconds."""
+    base = 100.0
+    t0 = loop.sim.t
+    extra = [0.0]  # time that passes outside the steps (the test adds to it)
+    loop._clock = lambda: base + (loop.sim.t - t0) * per_step + extra[0]
+    return extra
+
+
+def test_play_sends_one_frame_per_interval_though_frames_go_out_late():
+    """Frames are due on a grid of the frame interval: chunks end when a frame is due (by the
+    measured time per step), and a snapshot sent a little late (here up to 8 ms of a 100 ms
+    frame, as when the OS or the GIL holds the worker up between chunks) does not push the next
+    one back (that made ~28 frames a second of 30)."""
+    from workbench.views import sim_loop
+
+    loop, clock, snapshots = playing_loop(interval=0.1)
+    extra = stepping_clock(loop, 0.001)  # 1000 steps a second
+    chunks = []
+    run = loop.sim.run
+
+    def recording_run(k, **kw):
+        chunks.append(k)
+        return run(k, **kw)
+
+    loop.sim.run = recording_run
+    rng = np.random.default_rng(0)
+    sent = []
+    while loop.sim.t < 10_000:  # 10 s of steps
+        extra[0] += rng.uniform(0, 0.008)  # held up between chunks
+        n = len(snapshots())
+        loop._advance()
+        if len(snapshots()) > n:
+            sent.append(loop._clock())
+            loop.frame_done()
+    seconds = loop._clock() - 100.0
+    assert len(sent) >= int(seconds / 0.1) - 1  # 10 a second: lateness made up, not accumulated
+    assert np.all(np.diff(sent) >= 0.09 - 1e-9)  # and never more than one frame per 0.9 interval
+    assert max(chunks) <= sim_loop.CHUNK_SECONDS / 0.001  # chunks adapt to ~CHUNK_SECONDS
+
+
+def test_chunks_grow_to_max_chunk_and_a_pause_stops_between_them():
+    from workbench.views import sim_loop
+
+    loop, clock, snapshots = playing_loop(interval=0.1)
+    stepping_clock(loop, 1e-7)  # a very fast network
+    for _ in range(20):
+        loop._advance()
+        loop.frame_done()
+    assert loop._chunk == sim_loop.MAX_CHUNK
+    t = loop.sim.t
+    loop.pause()  # from the GUI thread: the generation changes before the next chunk
+    loop._advance()
+    assert loop.sim.t == t and snapshots()[-1].running is False
+
+
 def test_steps_per_second_comes_from_the_clock():
     loop, clock, snapshots = playing_loop(interval=0.0)
     for _ in range(50):

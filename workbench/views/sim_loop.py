@@ -13,13 +13,18 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
 
 While playing, the loop steps the simulator in chunks (``Simulator.run(k)``; with the fused
-path one nogil numba call, so the GUI thread gets the GIL meanwhile): ``k`` is adapted so a
-chunk takes about ``CHUNK_SECONDS`` by the loop's clock (unchanged while the clock shows no time
-passing, as a test's fake clock), at most ``MAX_CHUNK`` steps, never past a play's target.
-Pausing does not wait in the queue: ``pause()`` bumps a generation counter that the stepping
-loop compares against before every chunk, so a pause takes effect within ~5 ms. (Longer chunks
-mean fewer hand-overs of the GIL: after each nogil chunk the worker waits for the GUI thread to
-let go of it, up to the 5 ms switch interval.)
+path nogil numba calls of up to 256 steps, so the GUI thread gets the GIL meanwhile): ``k`` is
+adapted so a chunk takes about ``CHUNK_SECONDS`` by the loop's clock (unchanged while the clock
+shows no time passing, as a test's fake clock), at most ``MAX_CHUNK`` steps, never past a
+play's target, and, while the GUI waits for a frame, ending when the next frame is due (by the
+measured time per step). Frames are due on a grid of ``frame_interval``: a snapshot sent a
+little late (up to ``FRAME_JITTER`` of an interval) does not push the next one back, so a play
+sends ``1 / frame_interval`` snapshots a second, not fewer by the average lateness.
+Pausing does not wait in the queue: ``pause()`` bumps a generation counter that
+``Simulator.run`` checks between its nogil calls, so a pause takes effect within 256 steps
+(~5-8 ms on the demo; a chunk of a slow network is at most ~10 ms). (Longer chunks mean fewer
+hand-overs of the GIL: after each nogil call the worker waits for the GUI thread to let go of
+it, up to the 5 ms switch interval.)
 Exceptions never end the loop: they are reported and the loop stays usable.
 """
 
@@ -38,8 +43,9 @@ from workbench.models.forward import forward
 from workbench.views.loaders import ann_accuracy
 
 R_HISTORY_POINTS = 2000  # per layer; older points are thinned by half when exceeded
-CHUNK_SECONDS = 0.005  # a play steps this long between looks at pause, commands and frames (was 1.5 ms)
-MAX_CHUNK = 256
+CHUNK_SECONDS = 0.010  # a play steps this long between looks at commands and frames (was 5 ms)
+MAX_CHUNK = 1024
+FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -69,9 +75,10 @@ class SimLoop:
         self._play_gen: int | None = None  # generation of the running play, None when idle
         self._target: int | None = None
         self._dirty = False
-        self._last_frame = 0.0
+        self._due = 0.0  # when the next frame is due while playing
         self._rate = (0.0, 0, 0.0)  # (time, t) at the last rate sample, and steps per second
         self._chunk = 1  # steps per chunk while playing, adapted to CHUNK_SECONDS
+        self._step_seconds = 0.0  # time per step of the last chunk (0: unknown)
 
     # ---- called from the GUI thread --------------------------------------------------------
     def post(self, *command) -> None:
@@ -186,9 +193,9 @@ class SimLoop:
         if sim is None or self._play_gen != self._pause_gen:
             self._set_running(None)
         else:
-            k = self._chunk if self._target is None else max(1, min(self._chunk, self._target - sim.t))
-            gen = self._play_gen
             start = self._clock()
+            k = self._chunk_steps(start)
+            gen = self._play_gen
             ran = sim.run(k, should_stop=lambda: self._pause_gen != gen)
             self._adapt_chunk(ran, self._clock() - start)
             if self._target is not None and sim.t >= self._target:
@@ -197,14 +204,25 @@ class SimLoop:
             self._send_snapshot()
             return
         now = self._clock()
-        if self._frame_wanted and now - self._last_frame >= self.frame_interval:
+        if self._frame_wanted and now >= self._due:
             self._send_snapshot(now)
+
+    def _chunk_steps(self, now: float) -> int:
+        """Steps of the next chunk: the adapted chunk, not past the target nor (while the GUI
+        waits for a frame) much past the time the next frame is due."""
+        k = self._chunk
+        if self._target is not None:
+            k = min(k, self._target - self.sim.t)
+        if self._frame_wanted and self._step_seconds > 0:
+            k = min(k, int((self._due - now) / self._step_seconds) + 1)
+        return max(1, k)
 
     def _adapt_chunk(self, ran: int, elapsed: float) -> None:
         """Steps per chunk so that one takes about CHUNK_SECONDS (at most doubling at a time)."""
         if ran <= 0 or elapsed <= 0:
             return
-        want = int(CHUNK_SECONDS * ran / elapsed)
+        self._step_seconds = elapsed / ran
+        want = int(CHUNK_SECONDS / self._step_seconds)  # a chunk cut short tells the rate all the same
         self._chunk = max(1, min(want, 2 * self._chunk, MAX_CHUNK))
 
     def _steps_per_second(self, now: float) -> float:
@@ -227,7 +245,8 @@ class SimLoop:
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
-        self._last_frame = now
+        interval = self.frame_interval
+        self._due = max(self._due + interval, now + interval * (1 - FRAME_JITTER)) if running else now + interval
         self._frame_wanted = False
         self._emit("snapshot", snap)
 
