@@ -12,8 +12,12 @@ and settings as the window uses (the recorder keeps the window's 500 steps):
    Frames per second = paints of the plot views that are on screen, per second.
 
 Reported: both steps per second, their ratio (the issue asks >= 0.8), snapshots per second and
-paints per second, and the CPU time the worker and the GUI thread got per second of wall time
-(what a thread did not get went to waiting for the GIL or for a core), the CPU time per step
+paints per second per view on screen (over the run's wall time, and "steady": between a view's
+first and last paint of the run, which leaves out the start and the last frame painted after
+the run ended), and the CPU time the worker and the GUI thread got per second of wall time
+(what a thread did not get went to waiting for the GIL or for a core), the share of wall time
+the worker waited in the run queue for a core (other processes on the machine: a ratio is
+only comparable between runs where this is near zero), the CPU time per step
 headless and in the window's worker (snapshots included), and the GUI thread's CPU time per
 snapshot shown (everything it did: views, table, status bar). ``--profile FILE`` writes a cProfile of the worker thread (the SimLoop) for
 the window run. The machine's other load moves the figures; compare the ratio, run it twice.
@@ -25,6 +29,7 @@ import argparse
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,12 +104,15 @@ def in_window(app, steps: int, batch: int, profile: str | None):
     cpu = {"worker": 0.0}
     stepping = loop._advance
 
+    cpu["queued"] = 0.0
+
     def timed():  # the worker's CPU time (not wall time: waits for the GIL or a core don't count)
-        t0 = time.thread_time()
+        t0, q0 = time.thread_time(), run_delay()
         try:
             stepping()
         finally:
             cpu["worker"] += time.thread_time() - t0
+            cpu["queued"] += run_delay() - q0
 
     loop._advance = timed
     profiler = None
@@ -124,6 +132,9 @@ def in_window(app, steps: int, batch: int, profile: str | None):
         loop._advance = profiled
     visible = [v for v in win.views.values() if not v.plot_widget.viewport().visibleRegion().isEmpty()]  # on screen
     paints0 = sum(v.repaint_count for v in visible)
+    painted = {id(v): [] for v in visible}  # when each visible view painted during the run
+    for v in visible:
+        v.refresh = _stamped(v.refresh, painted[id(v)])
     frames = []  # counted, not kept: holding every snapshot would keep every history buffer alive
 
     def count(_snapshot):
@@ -137,6 +148,10 @@ def in_window(app, steps: int, batch: int, profile: str | None):
     cpu["main"] = time.thread_time() - main_cpu
     loop._advance = stepping
     paints = sum(v.repaint_count for v in visible) - paints0
+    for v in visible:
+        del v.refresh
+    rates = [(len(t) - 1) / (t[-1] - t[0]) for t in painted.values() if len(t) > 2 and t[-1] > t[0]]
+    steady = sum(rates) / max(len(rates), 1)  # paints/s between a view's first and last paint of the run
     session.snapshot_ready.disconnect(count)
     if profiler is not None:
         profiler.dump_stats(profile)
@@ -145,7 +160,25 @@ def in_window(app, steps: int, batch: int, profile: str | None):
     share = {k: v / elapsed for k, v in cpu.items()}
     share["worker_per_step"] = cpu["worker"] / steps
     share["gui_per_frame"] = cpu["main"] / max(len(frames), 1)
+    share["steady_fps"] = steady
     return steps / elapsed, len(frames) / elapsed, paints / elapsed / max(len(visible), 1), share, inputs
+
+
+def _stamped(refresh, times: list):
+    def stamped():
+        times.append(time.perf_counter())
+        refresh()
+    return stamped
+
+
+def run_delay() -> float:
+    """Seconds this thread has waited for a core in the run queue (Linux; 0 elsewhere): what
+    other processes took from the worker, as against waits for the GIL (the thread sleeps)."""
+    try:
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def main() -> None:
@@ -158,14 +191,16 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     print(f"demo network, batch {args.batch}, {args.steps} steps, platform {app.platformName()}")
     print(f"{'headless steps/s':>17} {'window steps/s':>15} {'ratio':>6} {'snapshots/s':>12} {'fps/view':>9}"
-          f" {'CPU worker':>11} {'CPU GUI':>8} {'CPU us/step h|w':>16} {'GUI CPU ms/frame':>17}")
+          f" {'steady fps':>11} {'CPU worker':>11} {'CPU GUI':>8} {'worker queued':>14} {'CPU us/step h|w':>16}"
+          f" {'GUI CPU ms/frame':>17}")
     inputs = None
     for _ in range(args.repeat):
         w_rate, snaps, fps, share, inputs = in_window(app, args.steps, args.batch, args.profile)
         h_rate, h_cpu = headless(*inputs, args.steps)
         per_step = f"{1e6 * h_cpu:.0f} | {1e6 * share['worker_per_step']:.0f}"
         print(f"{h_rate:>17,.0f} {w_rate:>15,.0f} {w_rate / h_rate:>6.2f} {snaps:>12.1f} {fps:>9.1f}"
-              f" {share['worker']:>11.0%} {share['main']:>8.0%} {per_step:>16} {1e3 * share['gui_per_frame']:>17.1f}")
+              f" {share['steady_fps']:>11.1f} {share['worker']:>11.0%} {share['main']:>8.0%} {share['queued']:>14.0%}"
+              f" {per_step:>16} {1e3 * share['gui_per_frame']:>17.1f}")
 
 
 if __name__ == "__main__":
