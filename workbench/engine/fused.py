@@ -279,12 +279,7 @@ def _dense(x, w, b, b0, b1, nin, nout, out, idx):
         for i in range(nin):
             idx[m] = i
             m += xr[i] != 0.0
-        for j in range(m):
-            i = idx[j]
-            yi = xr[i]
-            wrow = w[i * nout:(i + 1) * nout]
-            for o in range(nout):
-                orow[o] += yi * wrow[o]
+        _axpy_list(orow, xr, idx, m, w, nout, 0)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -381,6 +376,32 @@ def _conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, i
                             orow[k] += v * wrow[k]
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _axpy_list(orow, xr, idx, m, w, stride, off):
+    """``orow += xr[i] * w[i * stride + off:][:n]`` for i = idx[0..m), one after another, four
+    at a time: ``orow[k] = (((orow[k] + a*wa[k]) + b*wb[k]) + c*wc[k]) + d*wd[k]`` rounds exactly
+    as four separate passes (no fused multiply-add) but loads and stores ``orow`` once, not four
+    times, and sets up one vector loop instead of four."""
+    n = orow.size
+    j = 0
+    while j + 4 <= m:
+        i0, i1, i2, i3 = idx[j], idx[j + 1], idx[j + 2], idx[j + 3]
+        a, b, c, d = xr[i0], xr[i1], xr[i2], xr[i3]
+        wa = w[i0 * stride + off:i0 * stride + off + n]
+        wb = w[i1 * stride + off:i1 * stride + off + n]
+        wc = w[i2 * stride + off:i2 * stride + off + n]
+        wd = w[i3 * stride + off:i3 * stride + off + n]
+        for k in range(n):
+            orow[k] = (((orow[k] + a * wa[k]) + b * wb[k]) + c * wc[k]) + d * wd[k]
+        j += 4
+    for j in range(j, m):
+        i0 = idx[j]
+        a = xr[i0]
+        wa = w[i0 * stride + off:i0 * stride + off + n]
+        for k in range(n):
+            orow[k] += a * wa[k]
+
+
 @numba.njit(nogil=True, cache=True)
 def _conv_s1_grouped(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx):
     """``_conv_s1`` for many input channels: the non-zero channels of one input pixel are listed
@@ -413,14 +434,8 @@ def _conv_s1_grouped(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl
                 ox0 = ix + pl - kx1
                 for ky in range(ky0, ky1 + 1):
                     o0 = ob + ((iy + pt - ky) * ow + ox0) * cout
-                    orow = out[o0:o0 + n]
-                    for j in range(m):
-                        ci = idx[j]
-                        v = xr[ci]
-                        w0 = ((ci * kh + ky) * kw + (kw - 1 - kx1)) * cout
-                        wrow = wt[w0:w0 + n]
-                        for k in range(n):
-                            orow[k] += v * wrow[k]
+                    wk = (ky * kw + (kw - 1 - kx1)) * cout
+                    _axpy_list(out[o0:o0 + n], xr, idx, m, wt, kh * kw * cout, wk)
 
 
 @numba.njit(nogil=True, cache=True)
