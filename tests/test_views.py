@@ -82,7 +82,7 @@ def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paint
     view = shown(qtbot, QtRasterView(), layer="conv1")
     view.resize(450, 110)  # fewer pixels than neurons: pooled rows
     view.set_sample(1)
-    epochs, pooled = set(), False
+    epochs, pooled, drawn_from_spikes = set(), False, False
     for steps in (3, 4, 1, 9, 2, 15, 0, 5, -1, 4, 3):
         if steps < 0:
             sim.reset()
@@ -92,6 +92,7 @@ def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paint
         epochs.add(snap.history_epoch)
         view.set_snapshot(snap)
         view.refresh()
+        drawn_from_spikes |= view._lazy is not None  # pooled straight from the spikes (codes built when asked)
         fresh = QtRasterView()
         fresh.set_selected_layer("conv1")
         fresh.set_sample(1)
@@ -103,7 +104,20 @@ def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paint
         pooled |= py > 1
         want = qt_raster.pool_codes(view.codes(), py, px) if (py, px) != (1, 1) else view.codes()
         np.testing.assert_array_equal(view.image.image, want)
-    assert len(epochs) == 2 and 0 not in epochs and pooled
+    assert len(epochs) == 2 and 0 not in epochs and pooled and drawn_from_spikes
+
+
+@pytest.mark.parametrize("py", [2, 3, 5, 7, 16])
+@pytest.mark.parametrize("signed", [False, True])
+def test_pooling_spikes_equals_pooling_their_codes(py, signed):
+    rng = np.random.default_rng(py)
+    spikes = (rng.random((37, 50)) < 0.2).astype(np.int16)  # 50 neurons: a last, smaller group
+    if signed:
+        spikes[rng.random(spikes.shape) < 0.15] = -1
+        spikes[:, :py] = -1  # a cell of negative spikes only
+    codes = np.where(spikes.T > 0, qt_raster.POSITIVE, np.where(spikes.T < 0, qt_raster.NEGATIVE, qt_raster.EMPTY))
+    want = qt_raster.pool_codes(codes.astype(np.uint8), py, 1)
+    np.testing.assert_array_equal(qt_raster.pool_spikes(spikes, py, signed), want)
 
 
 def test_raster_x_axis_is_the_real_step_numbers_after_the_ring_wraps(qtbot):

@@ -108,6 +108,37 @@ def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
     return out
 
 
+def _group_sums(mask: np.ndarray, py: int) -> np.ndarray:
+    """(T, ceil(n / py)) uint16 sums over groups of ``py`` columns of a (T, n) 0/1 array, a last
+    group of fewer columns on its own (as ``_cell_sums`` does for rows)."""
+    n = mask.shape[1]
+    full = n // py * py
+    acc = mask[:, 0:full:py].astype(np.uint16)
+    for k in range(1, py):
+        acc += mask[:, k:full:py]
+    if full < n:
+        acc = np.concatenate([acc, mask[:, full:].sum(axis=1, dtype=np.uint16)[:, None]], axis=1)
+    return acc
+
+
+def pool_spikes(spikes: np.ndarray, py: int, signed: bool = False) -> np.ndarray:
+    """``pool_codes(codes, py, 1)`` of the codes of (T, n) spikes (POSITIVE, NEGATIVE, EMPTY;
+    no backgrounds, no separators), computed from the spikes as they are: neurons are summed
+    in groups along the contiguous rows and only the pooled (T, n / py) counts are transposed,
+    not the whole (n, T) code array (~1 against ~4 ms a frame for 2048 neurons x 500 steps)."""
+    pos = _group_sums(np.greater(spikes, 0).view(np.uint8), py).T
+    n = py  # a cell's neuron-steps (a last, smaller group is shaded as if padded, as pool_codes does)
+    shade = np.clip(np.ceil(np.arange(n + 1) * (DENSITY_LEVELS / n)) - 1, 0, DENSITY_LEVELS - 1).astype(np.uint8)
+    positive = POSITIVE_RAMP + shade
+    positive[0] = EMPTY
+    out = positive[pos]
+    if signed:
+        neg = _group_sums(np.less(spikes, 0).view(np.uint8), py).T
+        if neg.any():
+            np.copyto(out, (NEGATIVE_RAMP + shade)[neg], where=neg > pos)
+    return out
+
+
 class QtRasterView(QtSnapshotView):
     neuron_clicked = pyqtSignal(str, int)
     stacked_changed = pyqtSignal(bool)  # the window asks the session for every layer's history
@@ -116,6 +147,8 @@ class QtRasterView(QtSnapshotView):
         super().__init__(parent)
         self._stacked = False
         self._buf = np.zeros((0, 0), dtype=np.uint8)
+        self._shape = (0, 0)  # (rows, columns) of the full-resolution codes shown
+        self._lazy = None  # (snapshot, layer, sample, neurons) when codes() must build _buf first
         self._blocks: list[tuple[str, int, int]] = []  # (layer, first row, neurons)
         self._pool = (1, 1)
         self._last_step = 0  # timestep of the last column shown
@@ -204,7 +237,13 @@ class QtRasterView(QtSnapshotView):
         return list(self._blocks)
 
     def codes(self) -> np.ndarray:
-        """The full-resolution code array of the last paint (rows = neurons, columns = steps)."""
+        """The full-resolution code array of the last paint (rows = neurons, columns = steps).
+        A pooled frame of plain spikes is drawn from the spikes directly; its codes are built
+        here, when asked for."""
+        if self._lazy is not None:
+            snapshot, name, b, n = self._lazy
+            self._lazy = None
+            self._buf = np.array(self._spike_codes(snapshot, name, b, n))
         return self._buf
 
     def row_to_neuron(self, row: int) -> tuple[str, int] | None:
@@ -222,7 +261,7 @@ class QtRasterView(QtSnapshotView):
 
     def _pooling(self) -> tuple[int, int]:
         """Rows and columns per screen pixel (>= 1): pooling factors for the image."""
-        rows, cols = self._buf.shape
+        rows, cols = self._shape
         if rows == 0 or cols == 0:
             return (1, 1)
         px = self.plot.vb.viewPixelSize()  # data units per pixel, (x, y)
@@ -237,8 +276,10 @@ class QtRasterView(QtSnapshotView):
         now = snapshot.cursor > 0 and bool(names)  # a step in progress: one more column
         cols = T + int(now)
         clear_data(self.div_marks)
+        self._lazy = None
         if not names or cols == 0:
             self._frame = None
+            self._shape = (0, 0)
             self.now_line.hide()
             self._blocks = []
             self._buf = np.zeros((0, 0), dtype=np.uint8)
@@ -253,6 +294,21 @@ class QtRasterView(QtSnapshotView):
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
         rows = sum(sizes) + len(names) - 1
+        self._shape = (rows, cols)
+        epoch = getattr(snapshot, "history_epoch", 0)
+        steps = history.steps
+        plain = (epoch and not now and T and self._divergence is None and snapshot.cursor_layer not in names
+                 and int(steps[-1]) - int(steps[0]) + 1 == T)  # nothing drawn but the codes of the steps
+        self._frame = ((epoch, tuple(names), b, rows), int(steps[0]), int(steps[-1])) if plain else None
+        py, px = self._pooling()
+        if plain and len(names) == 1 and py > 1 and px == 1:  # zoomed out over neurons: pool the spikes
+            self._blocks = [(names[0], 0, sizes[0])]
+            self._lazy = (snapshot, names[0], b, sizes[0])
+            self._last_step = int(steps[-1])
+            self.now_line.setVisible(False)
+            self._show(self._pooled_spikes(snapshot, names[0], b, sizes[0], py), py, px, self._last_step)
+            self._update_axes(snapshot, names, b)
+            return
         if self._buf.shape != (rows, cols):
             self._buf = np.empty((rows, cols), dtype=np.uint8)
         buf = self._buf
@@ -284,11 +340,6 @@ class QtRasterView(QtSnapshotView):
         if now:
             self.now_line.setValue(snapshot.t + 0.5)
             set_label_format(self.now_line.label, f"step {snapshot.t + 1} ▶")
-        epoch = getattr(snapshot, "history_epoch", 0)
-        steps = history.steps
-        plain = (epoch and not now and T and self._divergence is None and snapshot.cursor_layer not in names
-                 and int(steps[-1]) - int(steps[0]) + 1 == T)  # nothing drawn but the codes of the steps
-        self._frame = ((epoch, tuple(names), b, rows), int(steps[0]), int(steps[-1])) if plain else None
         self._push_image(self._last_step)
         self._update_axes(snapshot, names, b)
         if marks[0]:
@@ -354,9 +405,32 @@ class QtRasterView(QtSnapshotView):
             img = self._pooled_image(buf, py, px)
         else:
             self._pooled = None
+        self._show(img, py, px, last_step)
+
+    def _show(self, img, py: int, px: int, last_step: int) -> None:
+        self._pool = (py, px)
         self.image.setImage(img, autoLevels=False, levels=LEVELS)
         x0 = float(last_step) + 0.5 - img.shape[1] * px
         self.image.setRect(QRectF(x0, -0.5, float(img.shape[1] * px), float(img.shape[0] * py)))
+
+    def _pooled_spikes(self, snapshot, name: str, b: int, n: int, py: int) -> np.ndarray:
+        """``pool_codes`` of the frame's codes (py rows, 1 column a cell), from the spikes of
+        the steps the last frame did not pool (see ``_pooled_image``; the same cache)."""
+        key, first, last = self._frame
+        old, self._pooled = self._pooled, None
+        history = snapshot.history
+        T = history.n_steps
+        keep = 0
+        if old is not None and old[0] == (key, py) and old[1] <= first <= old[2] + 1 and last >= old[2]:
+            keep = old[2] - first + 1
+        img = np.empty((-(-n // py), T), dtype=np.uint8)
+        if keep:
+            img[:, :keep] = old[3][:, first - old[1]:]
+        if keep < T:
+            spikes = history[name].spikes.reshape(T, history.batch, n)[keep:, b, :]
+            img[:, keep:] = pool_spikes(spikes, py, snapshot.layer(name).signed)
+        self._pooled = ((key, py), first, last, img)
+        return img
 
     def _pooled_image(self, buf, py: int, px: int) -> np.ndarray:
         """``pool_codes(buf, py, px)``. With one column per step (px 1) each pooled column
