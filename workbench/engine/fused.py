@@ -103,6 +103,28 @@ def reason(sim) -> str | None:
     return None
 
 
+@numba.njit(cache=True)
+def _list_of(a):
+    lst = List()
+    lst.append(a)
+    return lst
+
+
+@numba.njit(cache=True)
+def _list_append(lst, a):
+    lst.append(a)
+
+
+def _typed_list(arrays: list) -> List:
+    """A numba typed list of ``arrays`` (one dtype, 1-D, C order), built by cached njit
+    functions: ``List()`` and ``append`` called from Python compile numba's list methods in
+    every new process (~0.4 s per element type, most of the cold start)."""
+    lst = _list_of(arrays[0])
+    for a in arrays[1:]:
+        _list_append(lst, a)
+    return lst
+
+
 class FusedProgram:
     """The layer program of one Simulator, over its arrays (built once; the arrays are never
     reallocated). ``run(sim, k)`` advances k timesteps from cursor 0."""
@@ -110,7 +132,7 @@ class FusedProgram:
     def __init__(self, sim):
         self.recorder = sim.recorder
         B = sim.batch
-        f32, f64, i16 = List(), List(), List()
+        f32, f64, i16 = [], [], []  # typed lists at the end (``_typed_list``)
 
         def add(lst, arr):
             arr = np.ascontiguousarray(arr).reshape(-1)
@@ -208,7 +230,7 @@ class FusedProgram:
         self.prog, self.fp = prog, fp
         self.inb = np.asarray(inb + [0], np.int64)
         self.insc = np.asarray(insc + [1.0], np.float32)
-        self.f32, self.f64, self.i16 = f32, f64, i16
+        self.f32, self.f64, self.i16 = _typed_list(f32), _typed_list(f64), _typed_list(i16)
         self.batch = B
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
