@@ -297,11 +297,11 @@ class QtRasterView(QtSnapshotView):
         self._shape = (rows, cols)
         epoch = getattr(snapshot, "history_epoch", 0)
         steps = history.steps
-        plain = (epoch and not now and T and self._divergence is None and snapshot.cursor_layer not in names
-                 and int(steps[-1]) - int(steps[0]) + 1 == T)  # nothing drawn but the codes of the steps
+        spikes_only = not now and T and self._divergence is None and snapshot.cursor_layer not in names
+        plain = spikes_only and epoch and int(steps[-1]) - int(steps[0]) + 1 == T  # and one recording's steps
         self._frame = ((epoch, tuple(names), b, rows), int(steps[0]), int(steps[-1])) if plain else None
         py, px = self._pooling()
-        if plain and len(names) == 1 and py > 1 and px == 1:  # zoomed out over neurons: pool the spikes
+        if spikes_only and len(names) == 1 and py > 1 and px == 1:  # zoomed out over neurons: pool the spikes
             self._blocks = [(names[0], 0, sizes[0])]
             self._lazy = (snapshot, names[0], b, sizes[0])
             self._last_step = int(steps[-1])
@@ -414,22 +414,25 @@ class QtRasterView(QtSnapshotView):
         self.image.setRect(QRectF(x0, -0.5, float(img.shape[1] * px), float(img.shape[0] * py)))
 
     def _pooled_spikes(self, snapshot, name: str, b: int, n: int, py: int) -> np.ndarray:
-        """``pool_codes`` of the frame's codes (py rows, 1 column a cell), from the spikes of
-        the steps the last frame did not pool (see ``_pooled_image``; the same cache)."""
-        key, first, last = self._frame
+        """``pool_codes`` of the frame's codes (py rows, 1 column a cell), from the spikes (of
+        the steps the last frame did not pool, while frames continue one recording: see
+        ``_pooled_image``; the same cache)."""
         old, self._pooled = self._pooled, None
         history = snapshot.history
         T = history.n_steps
         keep = 0
-        if old is not None and old[0] == (key, py) and old[1] <= first <= old[2] + 1 and last >= old[2]:
-            keep = old[2] - first + 1
+        if self._frame is not None:
+            key, first, last = self._frame
+            if old is not None and old[0] == (key, py) and old[1] <= first <= old[2] + 1 and last >= old[2]:
+                keep = old[2] - first + 1
         img = np.empty((-(-n // py), T), dtype=np.uint8)
         if keep:
             img[:, :keep] = old[3][:, first - old[1]:]
         if keep < T:
             spikes = history[name].spikes.reshape(T, history.batch, n)[keep:, b, :]
             img[:, keep:] = pool_spikes(spikes, py, snapshot.layer(name).signed)
-        self._pooled = ((key, py), first, last, img)
+        if self._frame is not None:
+            self._pooled = ((key, py), first, last, img)
         return img
 
     def _pooled_image(self, buf, py: int, px: int) -> np.ndarray:
