@@ -42,8 +42,10 @@ def make_plot(title: str = "", x: str = "", y: str = "", x_units: str | None = N
     plot.setLabel("left", y, units=y_units)
     plot.showGrid(x=True, y=True, alpha=0.2)
     plot.setMenuEnabled(False)
-    for name in ("left", "bottom"):
+    for name in ("left", "bottom", "top", "right"):
         axis = plot.getAxis(name)
+        # Also on the hidden top and right axes: with an SI prefix each range change (every
+        # frame on plots that follow the steps) re-laid their label out as HTML.
         axis.enableAutoSIPrefix(False)
         # Major and minor ticks only: pyqtgraph's third, finest level (never labelled at our
         # sizes) was ~40 of an axis's ~50 ticks, and axes that follow the steps regenerate
