@@ -145,6 +145,35 @@ def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, enco
 
 
 @pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("batch,encoder,params,mixed", [
+    (1, "constant", {}, False),
+    (3, "poisson", {"tau_rc": 0.05, "tau_ref": 0.004, "min_voltage": -0.5}, False),
+    (2, "constant", {}, True),  # IF everywhere but the first neuron layer
+])
+def test_fused_lif_equals_generic(builder, batch, encoder, params, mixed):
+    """Nengo's LIF in the fused program: the same ``lif_step`` on the same float64 state, so
+    spikes, voltages, refractory times, counts and the recorded (float32) membranes match."""
+    rng = np.random.default_rng(7)
+    net = builder(rng)
+    x = inputs(rng, net, batch)
+    lif = make_neuron("lif", **params)
+    first = next(layer.name for layer in net.layers if layer.kind in ("conv2d", "dense"))
+    models = {"neuron": IF(), "overrides": {first: lif}} if mixed else {"neuron": lif}
+    cfg = SimConfig(**models, dt=0.001, steps=60, batch=batch, encoder=encoder, rate_scale=20.0,
+                    record_current=True, seed=11)
+    fast, slow = pair(net, cfg, x, capacity=17)
+    assert fast.run(60) == 60
+    slow.run(60)
+    assert_same(fast, slow)
+    for a, b in zip(fast.layers, slow.layers):
+        if a.is_neuron and a.model.name == "lif":
+            assert np.array_equal(a.state["refractory_time"], b.state["refractory_time"]), a.layer.name
+    assert {ls.path for ls in fast.layers if ls.is_neuron} == {"fused"}
+    lif_layers = [ls for ls in fast.layers if ls.is_neuron and ls.model.name == "lif"]
+    assert sum(int(ls.counts.sum()) for ls in lif_layers) > 20  # not vacuous
+
+
+@pytest.mark.parametrize("builder", BUILDERS)
 def test_fused_equals_numpy_reference(builder):
     rng = np.random.default_rng(1234)
     net = builder(rng)
@@ -209,9 +238,9 @@ def test_other_models_fall_back_to_the_generic_path(monkeypatch):
     rng = np.random.default_rng(8)
     net = random_conv_net(rng)
     x = inputs(rng, net, 1)
-    lif = Simulator(net, SimConfig(neuron=make_neuron("lif"), rate_scale=10.0), x=x)
-    assert "lif" in lif.fused_reason
-    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("lif")}, dt=0.001), x=x)
+    lif = Simulator(net, SimConfig(neuron=make_neuron("loihi_lif"), rate_scale=10.0), x=x)
+    assert "loihi_lif" in lif.fused_reason
+    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("regular_spiking")}, dt=0.001), x=x)
     assert "c2" in mixed.fused_reason
     for sim in (lif, mixed):
         sim.run(5)

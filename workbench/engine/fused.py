@@ -11,7 +11,8 @@ program's arrays, so after a fused chunk they hold exactly what the generic path
 ``step_layer()``, snapshots and statistics go on from there.
 
 Eligible (``reason(sim)`` is None): every neuron layer runs the IF model (any threshold, reset
-mode, ``rate_scale``), the encoder is constant or poisson, and every layer is one of input,
+mode, ``rate_scale``) or Nengo's LIF (its own numba step, ``lif_step``, on its float64 state),
+the encoder is constant or poisson, and every layer is one of input,
 dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
 max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
 generic path. Bit-identity with the generic serial event path: the kernels below are the
@@ -41,6 +42,7 @@ from numba.typed import List
 from workbench.engine import block_pool, synapses
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
+from workbench.engine.neurons.lif import LIF, lif_step
 from workbench.models import network as nw
 
 # Largest chunk one call advances: Simulator.run checks should_stop / on_progress in between.
@@ -60,11 +62,14 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 # int64 program columns
 (C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
- C_OUTER, C_SIZE, C_WT) = range(34)
-NCOL = 34
+ C_OUTER, C_SIZE, C_WT, C_MODEL, C_REF) = range(36)
+NCOL = 36
+MODEL_IF, MODEL_LIF = 0, 1
 # float32 parameter columns
 F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
 NFCOL = 5
+# float64 parameter columns (LIF: Nengo's step takes dt and its constants as Python floats)
+P_DT, P_TAU_RC, P_TAU_REF, P_MINV = range(4)
 
 
 def enabled_by_env() -> bool:
@@ -88,7 +93,7 @@ def reason(sim) -> str | None:
             return f"layer {layer.name}: kind {layer.kind}"
         if ls.index == 0 and layer.kind != nw.INPUT:
             return "the first layer is not the input"
-        if ls.model is not None and type(ls.model) is not IF:
+        if ls.model is not None and type(ls.model) not in (IF, LIF):
             return f"layer {layer.name}: neuron model {ls.model.name}"
         if layer.kind in (nw.ADD, nw.ACTIVATION, nw.GLOBAL_AVG_POOL2D):
             scales = layer.config.get("input_scales") or [1.0] * len(ls.inbound)
@@ -143,6 +148,7 @@ class FusedProgram:
 
         prog = np.full((len(sim.layers), NCOL), -1, np.int64)
         fp = np.zeros((len(sim.layers), NFCOL), np.float32)
+        fp64 = np.zeros((len(sim.layers), 4), np.float64)
         inb, insc = [], []
         self.const_cache = {}  # layer index -> (cache array)
         self.pool_counts = {}  # layer index -> array
@@ -171,11 +177,19 @@ class FusedProgram:
             if ls.model is not None:
                 row[C_J] = add(f32, ls.J)
                 row[C_S] = add(f32, ls.spikes)
-                row[C_V] = add(f32, ls.state["v"])
                 row[C_CNT] = add(f64, ls.counts)
-                row[C_RESET] = _RESET_CODE[ls.model.reset]
-                fp[ls.index, F_DT] = np.float32(ls.dt)
-                fp[ls.index, F_THR] = np.float32(ls.model.threshold)
+                if type(ls.model) is LIF:
+                    row[C_MODEL] = MODEL_LIF
+                    row[C_V] = add(f64, ls.state["v"])
+                    row[C_REF] = add(f64, ls.state["refractory_time"])
+                    m = ls.model
+                    fp64[ls.index] = (ls.dt, m.tau_rc, m.tau_ref, m.min_voltage)
+                else:
+                    row[C_MODEL] = MODEL_IF
+                    row[C_V] = add(f32, ls.state["v"])
+                    row[C_RESET] = _RESET_CODE[ls.model.reset]
+                    fp[ls.index, F_DT] = np.float32(ls.dt)
+                    fp[ls.index, F_THR] = np.float32(ls.model.threshold)
                 fp[ls.index, F_GAIN] = ls.gain
                 fp[ls.index, F_OUT] = ls.out_scale
                 row[C_CONST] = int(sim._constant_flags[ls.index])
@@ -227,7 +241,7 @@ class FusedProgram:
             i16.append(np.zeros(1, np.int16))  # typed lists need one element to have a type
         if len(f64) == 0:
             f64.append(np.zeros(1, np.float64))
-        self.prog, self.fp = prog, fp
+        self.prog, self.fp, self.fp64 = prog, fp, fp64
         self.inb = np.asarray(inb + [0], np.int64)
         self.insc = np.asarray(insc + [1.0], np.float32)
         self.f32, self.f64, self.i16 = _typed_list(f32), _typed_list(f64), _typed_list(i16)
@@ -267,7 +281,7 @@ class FusedProgram:
             rand = self.no_rand
         rec = self.recorder
         arrays = rec.arrays()
-        args = (prog, self.fp, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
+        args = (prog, self.fp, self.fp64, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
                 self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
                 arrays["predictions"], self.pred)
         if self.batch >= 2 and k * self.work >= PARALLEL_MIN_WORK and block_pool.threads() > 1:
@@ -617,6 +631,15 @@ def _global_avg(x, b0, b1, hw, c, scale, out):
 
 
 @numba.njit(nogil=True, cache=True)
+def _emit(spikes, scale, y, counts):
+    """``synapses.emit`` without the count of spikes (after a model's own step)."""
+    for i in range(spikes.size):
+        s = spikes[i]
+        y[i] = s * scale
+        counts[i] += s
+
+
+@numba.njit(nogil=True, cache=True)
 def _if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
     """``if_step`` then ``synapses.emit``, in one pass (callers pass views of their samples:
     loops from 0 let LLVM drop numba's negative-index checks and vectorize)."""
@@ -639,7 +662,7 @@ def _if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
 
 
 @numba.njit(nogil=True, cache=True)
-def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
+def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
               capacity, steps_ring, pred_ring, pred, b0, b1):
     """Advance samples [b0, b1) of the batch by ``nsteps`` timesteps. Every sample's arithmetic
     is independent of the others', so disjoint sample ranges may run at once on different
@@ -759,8 +782,13 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
                 if row[C_CONST] == 1:
                     f32[row[C_CACHE]][lo:hi] = J[lo:hi]
                     valid[li] = 1
-            _if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi], f32[row[C_S]][lo:hi],
-                     fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            if row[C_MODEL] == MODEL_LIF:
+                lif_step(J[lo:hi], fp64[li, P_DT], fp64[li, P_TAU_RC], fp64[li, P_TAU_REF], fp64[li, P_MINV], True,
+                         f64[row[C_V]][lo:hi], f64[row[C_REF]][lo:hi], f32[row[C_S]][lo:hi])
+                _emit(f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            else:
+                _if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi],
+                         f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
         # ---- end of the timestep: prediction, then the recorder's row
         last = prog[L - 1]
         n_out = last[C_SIZE]
@@ -794,7 +822,11 @@ def run_fused(prog, fp, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B
             rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
             for i in range(hi - lo):
                 rs[i] = np.int16(s[i])
-            if row[C_RM] >= 0:
+            if row[C_RM] >= 0 and row[C_MODEL] == MODEL_LIF:  # float64 state into the float32 ring
+                rm, vm = f32[row[C_RM]][r * n + lo:r * n + hi], f64[row[C_V]][lo:hi]
+                for i in range(hi - lo):
+                    rm[i] = np.float32(vm[i])
+            elif row[C_RM] >= 0:
                 f32[row[C_RM]][r * n + lo:r * n + hi] = f32[row[C_V]][lo:hi]
             if row[C_RJ] >= 0:
                 f32[row[C_RJ]][r * n + lo:r * n + hi] = f32[row[C_J]][lo:hi]
