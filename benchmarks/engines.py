@@ -69,10 +69,21 @@ class _Keras:
         np.asarray(out)
 
 
+MIN_SECONDS = 0.25  # each timing lasts at least this long: a 2 ms window is mostly noise
+
+
 def _timed(fn, n: int) -> float:
+    """Seconds per step of ``fn(n)`` called repeatedly for at least ``MIN_SECONDS`` (as timeit's
+    autorange: a fast engine is not measured over a window that one context switch or another
+    engine's spinning thread pool can double)."""
+    done = 0
     t = time.perf_counter()
-    fn(n)
-    return (time.perf_counter() - t) / n
+    while True:
+        fn(n)
+        done += n
+        elapsed = time.perf_counter() - t
+        if elapsed >= MIN_SECONDS:
+            return elapsed / done
 
 
 def measure(bn: BenchNet, batch: int, steps: int, rounds: int = 3, keras: bool = True) -> dict:
