@@ -243,13 +243,20 @@ def test_history_holds_selected_and_watched_layers(qtbot, session):
     open_demo(qtbot, session)
     session.select_layer("fc1")
     session.set_watched([("conv2", 5), ("output", 3)])
-    session.step()
-    wait_t(qtbot, session, 1)
-    assert set(session.snapshot.history.layers) == {"fc1", "conv2", "output"}
-    # membranes only where a neuron is watched (the membrane view plots nothing else)
-    assert session.snapshot.history["fc1"].membrane is None
-    assert session.snapshot.history["conv2"].membrane is not None
-    assert session.snapshot.history["output"].membrane is not None
+    session.run_to(30)
+    wait_t(qtbot, session, 30)
+    snap = session.snapshot
+    assert set(snap.history.layers) == {"fc1", "conv2", "output"}
+    # membranes only of the watched neurons (the membrane view plots nothing else), not of
+    # their whole layers
+    assert all(snap.history[name].membrane is None for name in snap.history.layers)
+    assert set(snap.neuron_membranes) == {("conv2", 5), ("output", 3)}
+    with qtbot.waitSignal(session.trace_ready, timeout=LONG) as blocker:
+        session.request_trace()
+    recorded = blocker.args[0]
+    for (layer, index), v in snap.neuron_membranes.items():
+        assert v.shape == (30, 1) and not v.flags.writeable
+        np.testing.assert_array_equal(v, recorded[layer].flat("membrane")[:, :, index])
 
 
 def test_neuron_type_change_and_bad_override(qtbot, session):

@@ -151,3 +151,38 @@ def test_history_cache_warms_its_buffers_when_starting_so_a_play_allocates_none(
         held = cache.trace(sim, None)
         assert_same_history(held, sim.recorder.trace(25, sim.labels))
     assert len(allocated) == started
+
+
+@pytest.mark.parametrize("chunks", [[1] * 30, [3, 7, 11, 2, 30, 1, 45, 9], [60, 5]])
+def test_history_cache_copies_single_neurons_membranes(chunks):
+    """``neurons``: the membranes of single neurons, [T, B], equal to the recorder's column,
+    read-only, never changed by later calls; unknown neurons are left out."""
+    sim, _ = make_run(0, batch=2, capacity=25)
+    cache = HistoryCache(window=25, slack=2)
+    neurons = (("fc1", 3), ("fc1", 0), ("output", 2), ("fc1", 10_000), ("nope", 1))
+    given = []
+    for k, n in enumerate(chunks):
+        sim.run(n)
+        watched = neurons if k % 4 != 3 else neurons[:1]  # the watched set changes now and then
+        got = cache.trace(sim, ("fc1", "output"), (), watched)
+        expected = sim.recorder.trace(25, sim.labels)
+        assert all(got[name].membrane is None for name in got.layers)
+        want = {key for key in watched if key[0] != "nope" and key[1] < 100}
+        assert set(cache.neurons) == want
+        for (layer, i), v in cache.neurons.items():
+            assert not v.flags.writeable
+            np.testing.assert_array_equal(v, expected[layer].flat("membrane")[:, :, i])
+        given.append((dict(cache.neurons), expected))
+    for singles, expected in given:
+        for (layer, i), v in singles.items():
+            np.testing.assert_array_equal(v, expected[layer].flat("membrane")[:, :, i])
+
+
+def test_snapshot_carries_watched_neurons_membranes_with_or_without_cache():
+    sim, ann = make_run(40, capacity=25)
+    for cache in (None, HistoryCache(window=25)):
+        snap = make_snapshot(sim, ann, ("fc1",), window=25, membrane_layers=(),
+                             membrane_neurons=(("fc1", 4),), cache=cache)
+        np.testing.assert_array_equal(snap.neuron_membranes[("fc1", 4)],
+                                      sim.recorder.trace(25)["fc1"].flat("membrane")[:, :, 4])
+        assert snap.history["fc1"].membrane is None

@@ -296,6 +296,25 @@ def test_membrane_add_remove_and_curves(qtbot, snap):
         view.curve_data("fc1", 3)
 
 
+def test_membrane_plots_single_neuron_membranes_as_the_window_sends_them(qtbot):
+    """The window's snapshots carry the watched neurons' membranes alone
+    (``neuron_membranes``), no layer's whole membranes; the curves are those."""
+    snap = snapshot(30, batch=3, history_layers=("fc1", "conv1"), membrane_layers=(),
+                    membrane_neurons=(("fc1", 3), ("conv1", 10)))
+    assert snap.history["fc1"].membrane is None
+    view = shown(qtbot, QtMembraneView(), snap)
+    view.add_neuron("fc1", 3)
+    view.add_neuron("conv1", 10)
+    view.add_neuron("fc1", 4)  # not sent: nothing drawn, and said so
+    view.set_sample(2)
+    view.refresh()
+    for layer, idx in (("fc1", 3), ("conv1", 10)):
+        x, y = view.curve_data(layer, idx)
+        np.testing.assert_array_equal(x, snap.history.steps)
+        np.testing.assert_array_equal(y, snap.neuron_membranes[(layer, idx)][:, 2])
+    assert len(view.curve_data("fc1", 4)[0]) == 0 and "not recorded" in view.legend.text()
+
+
 def test_membrane_legend_click_removes_and_colours_are_distinct(qtbot, snap):
     view = shown(qtbot, QtMembraneView(), snap)
     for i in range(MAX_WATCHED + 1):

@@ -65,10 +65,11 @@ class Recorder:
                  "current": self._current.get(name)}
         return {k: v for k, v in found.items() if v is not None}
 
-    def copy_rows(self, arr: np.ndarray, start: int, stop: int, out: np.ndarray) -> None:
+    def copy_rows(self, arr: np.ndarray, start: int, stop: int, out: np.ndarray, columns=None) -> None:
         """Copy the rows appended as number ``start`` .. ``stop - 1`` (counted since the last
         clear; all still in the ring) of one of ``arrays()`` into ``out``, in time order: at
-        most two block copies, no temporaries."""
+        most two block copies, no temporaries. ``columns``: flat (channels-last) neuron indices
+        to copy of each sample instead of whole rows; ``out`` is then (rows, B, len(columns))."""
         n = stop - start
         if n <= 0:
             return
@@ -76,6 +77,12 @@ class Recorder:
             raise IndexError(f"rows {start}..{stop} are not in the ring (count {self.count})")
         first = start % self.capacity
         head = min(n, self.capacity - first)
+        if columns is not None:
+            flat = arr.reshape(arr.shape[0], arr.shape[1], -1)
+            np.take(flat[first:first + head], columns, axis=2, out=out[:head])
+            if head < n:
+                np.take(flat[:n - head], columns, axis=2, out=out[head:n])
+            return
         np.copyto(out[:head], arr[first:first + head])
         if head < n:
             np.copyto(out[head:n], arr[:n - head])

@@ -13,6 +13,9 @@ What it holds:
 - ``history``: a ``Trace`` of the newest ``window`` recorded steps for the layers asked for
   (the selected layer, the layers of watched neurons), for rasters and membrane plots; a
   ``HistoryCache`` lets a stream of snapshots share it, copying only the new rows each time;
+- ``neuron_membranes``: {(layer, flat index): [T, B]} the recorded membrane of single neurons
+  over the history's steps (the watched ones: the window copies these instead of the
+  membranes of their whole layers);
 - ``stats``: ``LayerStats`` per neuron layer (rates, silent, saturated, r);
 - ``predictions``, ``labels``, ``output_counts``; ``accuracy``: [n] accuracy after each of the
   history's steps (empty without labels); ``r_history``: {layer: [(t, r), ...]} as given by the
@@ -83,6 +86,7 @@ class Snapshot:
     steps_per_second: float = 0.0
     running: bool = False
     history_epoch: int = 0  # equal and nonzero: the histories continue one recording (HistoryCache)
+    neuron_membranes: Mapping[tuple[str, int], np.ndarray] = dataclasses.field(default_factory=dict)
 
     def layer(self, name: str) -> LayerSnapshot:
         for ls in self.layers:
@@ -125,21 +129,28 @@ class HistoryCache:
         self._key = None  # (recorder, clears, layers, membranes, window) the buffers hold
         self._count = 0  # recorder rows copied so far (its ``count`` at the last call)
         self._end = 0  # rows filled in the buffers
-        self._bufs: dict[tuple[str | None, str], np.ndarray] = {}
+        self._bufs: dict[tuple[str | None, str], np.ndarray] = {}  # (layer, field); field "neurons":
+        self._columns: dict[str, np.ndarray] = {}  # the membranes of these flat indices of a layer
+        self.neurons: Mapping[tuple[str, int], np.ndarray] = MappingProxyType({})  # of the last trace()
         self._retired: dict[tuple, list[np.ndarray]] = {}  # (shape, dtype) -> replaced buffers
         self.epoch = 0  # changes whenever the history starts afresh (a view may reuse what it
         # derived from an earlier history of the same epoch for the steps both hold)
 
-    def trace(self, sim, layers=None, membranes=None) -> Trace:
+    def trace(self, sim, layers=None, membranes=None, neurons=()) -> Trace:
         """The history of ``layers`` (names; None = all recorded) of ``sim`` (a Simulator);
         ``membranes``: the layers whose membranes (and currents) to include (None = all of
-        them; the others' are None). Call only from the thread that steps it."""
+        them; the others' are None); ``neurons``: (layer, flat index) pairs of those layers
+        whose membranes to copy alone, handed out as ``self.neurons`` {(layer, index): [T, B]}
+        (indices outside the layer, or layers not recorded with membranes, are left out).
+        Call only from the thread that steps it."""
         rec = sim.recorder
         names = tuple(ls.layer.name for ls in rec.layers if layers is None or ls.layer.name in layers)
         full = names if membranes is None else tuple(n for n in names if n in membranes)
+        columns = self._neuron_columns(sim, names, neurons)
         window = min(self.window, rec.capacity)
-        key = (rec, rec.clears, names, full, window)
+        key = (rec, rec.clears, names, full, tuple(columns.items()), window)
         if key != self._key or rec.count < self._count:
+            self._columns = {name: np.array(idx, dtype=np.intp) for name, idx in columns.items()}
             self._start(rec, names, full, window)
             self._key = key
         new = rec.count - self._count
@@ -149,17 +160,38 @@ class HistoryCache:
         if self._end + new > self._rows():
             self._restart(window - new)
         for (name, field), buf in self._bufs.items():
-            rec.copy_rows(rec.arrays(name)[field], self._count, rec.count, buf[self._end:self._end + new])
+            if field == "neurons":
+                rec.copy_rows(rec.arrays(name)["membrane"], self._count, rec.count, buf[self._end:self._end + new],
+                              columns=self._columns[name])
+            else:
+                rec.copy_rows(rec.arrays(name)[field], self._count, rec.count, buf[self._end:self._end + new])
         self._end += new
         self._count = rec.count
         n = min(rec.count, window)
         view = {key: buf[self._end - n:self._end] for key, buf in self._bufs.items()}
+        single = {}
+        for name, idx in self._columns.items():
+            for j, i in enumerate(idx.tolist()):
+                column = view[(name, "neurons")][:, :, j]
+                column.flags.writeable = False
+                single[(name, i)] = column
+        self.neurons = MappingProxyType(single)
         layer_traces = {
             name: LayerTrace(name, sim.layer(name).layer.output_shape, view[(name, "spikes")],
                              view.get((name, "membrane")), view.get((name, "current")))
             for name in names
         }
         return Trace(layer_traces, view[(None, "steps")], view[(None, "predictions")], sim.labels)
+
+    @staticmethod
+    def _neuron_columns(sim, names, neurons) -> dict[str, tuple[int, ...]]:
+        """{layer: sorted flat indices} of the ``neurons`` whose membranes can be copied."""
+        rec = sim.recorder
+        columns: dict[str, set[int]] = {}
+        for layer, index in neurons or ():
+            if layer in names and "membrane" in rec.arrays(layer) and 0 <= int(index) < sim.layer(layer).layer.size:
+                columns.setdefault(layer, set()).add(int(index))
+        return {name: tuple(sorted(idx)) for name, idx in sorted(columns.items())}
 
     def _rows(self) -> int:
         return next(iter(self._bufs.values())).shape[0]
@@ -211,6 +243,9 @@ class HistoryCache:
                 if name is not None and field != "spikes" and name not in membranes:
                     continue
                 self._bufs[(name, field)] = self._take((rows, *arr.shape[1:]), arr.dtype, touch=True)
+        for name, idx in self._columns.items():
+            ring = rec.arrays(name)["membrane"]
+            self._bufs[(name, "neurons")] = self._take((rows, ring.shape[1], len(idx)), ring.dtype, touch=True)
         self._warm_up()
         self._count = max(0, rec.count - window)
         self._end = 0
@@ -228,7 +263,7 @@ class HistoryCache:
 
 def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_layers=None, window: int = 500,
                   r_history: Mapping | None = None, steps_per_second: float = 0.0, running: bool = False,
-                  cache: HistoryCache | None = None, membrane_layers=None) -> Snapshot:
+                  cache: HistoryCache | None = None, membrane_layers=None, membrane_neurons=()) -> Snapshot:
     """Copy what views need from ``sim`` (a Simulator). Call only from the thread that steps it.
 
     ``history_layers``: names of recorded layers whose newest ``window`` steps to include
@@ -236,7 +271,9 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
     that are already read-only are taken as they are (not copied), the caller does not change
     them. ``cache``: a HistoryCache (of the same ``window``) kept between calls.
     ``membrane_layers``: names of the history layers whose membranes (and currents) to include
-    (None = all; the window asks only for the layers of watched neurons).
+    (None = all). ``membrane_neurons``: (layer, flat index) pairs of history layers whose
+    membranes to include one by one (``Snapshot.neuron_membranes``; the window asks for its
+    watched neurons so, and for no layer's whole membranes).
     """
     ann = ann or {}
     layers = []
@@ -256,9 +293,13 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
     keep = None if history_layers is None else set(history_layers)
     membranes = None if membrane_layers is None else set(membrane_layers)
     if cache is not None:
-        full = cache.trace(sim, keep, membranes)
+        full = cache.trace(sim, keep, membranes, membrane_neurons)
+        singles = cache.neurons
     else:
         full = rec.trace(window, sim.labels, layers=keep)
+        columns = HistoryCache._neuron_columns(sim, tuple(full.layers), membrane_neurons)
+        singles = MappingProxyType({(name, i): _ro(full[name].flat("membrane")[:, :, i])
+                                    for name, idx in columns.items() for i in idx})
         if membranes is not None:
             full = dataclasses.replace(full, layers={
                 name: lt if name in membranes else LayerTrace(lt.name, lt.shape, lt.spikes)
@@ -273,5 +314,5 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
         predictions=_ro(sim.prediction()), labels=_ro(sim.labels), output_counts=_ro(sim.output_counts()),
         accuracy=_ro(acc), r_history=MappingProxyType(dict(r_history or {})),
         steps_per_second=float(steps_per_second), running=running,
-        history_epoch=cache.epoch if cache is not None else 0,
+        history_epoch=cache.epoch if cache is not None else 0, neuron_membranes=singles,
     )

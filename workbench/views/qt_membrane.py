@@ -192,13 +192,17 @@ class QtMembraneView(QtSnapshotView):
                 w.ref.setData(*ref)
             else:
                 clear_data(w.ref)
-            if lt is None or lt.membrane is None or w.index >= size:
+            single = getattr(snapshot, "neuron_membranes", {}).get((w.layer, w.index))
+            if lt is None or (single is None and lt.membrane is None) or w.index >= size:
                 clear_data(w.curve)
                 clear_data(w.marks)
                 w.note = "not in layer" if lt is not None and w.index >= size else "not recorded"
                 continue
             w.note = ""
-            v = lt.membrane.reshape(len(steps), history.batch, size)[:, b, w.index]
+            if single is not None:  # the window's snapshots: the watched neurons' membranes alone
+                v = single[:, b]
+            else:
+                v = lt.membrane.reshape(len(steps), history.batch, size)[:, b, w.index]
             s = lt.spikes.reshape(len(steps), history.batch, size)[:, b, w.index]
             w.curve.setData(steps, v)
             thr = snapshot.layer(w.layer).threshold

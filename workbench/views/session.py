@@ -185,10 +185,12 @@ class Session(QObject):
         names = [self.selected_layer] + [layer for layer, _ in self.watched] + [output]
         return tuple(dict.fromkeys(n for n in names if n))
 
-    def membrane_layers(self) -> tuple[str, ...]:
-        """History layers whose membranes snapshots carry: those of watched neurons (the only
-        ones a view plots; copying every history layer's membranes cost the worker most)."""
-        return tuple(dict.fromkeys(layer for layer, _ in self.watched))
+    def membrane_neurons(self) -> tuple[tuple[str, int], ...]:
+        """Neurons whose membranes snapshots carry (``Snapshot.neuron_membranes``): the watched
+        ones, the only membranes a view plots. Snapshots carry no layer's whole membranes:
+        copying those of a watched neuron's layer (2048 neurons of conv2 for one) was two
+        thirds of the bytes a snapshot copied."""
+        return tuple(dict.fromkeys(self.watched))
 
     def request_trace(self) -> None:
         """Ask the worker for a Trace of what it recorded so far; answered by ``trace_ready``."""
@@ -223,7 +225,7 @@ class Session(QObject):
         self._loop.post("setup", self.network, self.config, x, y)
 
     def _post_history(self) -> None:
-        self._loop.post("history", self.history_layers(), self.membrane_layers())
+        self._loop.post("history", self.history_layers(), (), self.membrane_neurons())
 
     def _adopt_network(self, loaded: loaders.Loaded) -> None:
         self.original, self.network = loaded.original, loaded.network

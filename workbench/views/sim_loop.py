@@ -72,6 +72,7 @@ class SimLoop:
         self._cache = HistoryCache(window)  # snapshots share history rows, only new ones are copied
         self._history_layers: tuple[str, ...] | None = ()
         self._membrane_layers: tuple[str, ...] | None = None  # None: of every history layer
+        self._membrane_neurons: tuple[tuple[str, int], ...] = ()  # membranes of single neurons
         self._play_gen: int | None = None  # generation of the running play, None when idle
         self._target: int | None = None
         self._dirty = False
@@ -137,6 +138,7 @@ class SimLoop:
         elif kind == "history":
             self._history_layers = args[0]
             self._membrane_layers = args[1] if len(args) > 1 else None
+            self._membrane_neurons = tuple(args[2]) if len(args) > 2 else ()
             self._dirty = True
         elif kind == "pause":
             self._set_running(None)
@@ -241,7 +243,8 @@ class SimLoop:
         running = self._play_gen is not None
         snap = make_snapshot(self.sim, self._ann, self._history_layers, self.window,
                              steps_per_second=self._steps_per_second(now) if running else 0.0,
-                             running=running, cache=self._cache, membrane_layers=self._membrane_layers)
+                             running=running, cache=self._cache, membrane_layers=self._membrane_layers,
+                             membrane_neurons=self._membrane_neurons)
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
