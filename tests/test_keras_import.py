@@ -145,6 +145,14 @@ def test_all_supported_kinds_are_covered(saved):
     assert kinds == nw.ALL_KINDS
 
 
+def test_imported_shapes_pass_the_saved_file_check(saved):
+    """The shape rules Network.load applies (shape_check) agree with Keras on every kind."""
+    from workbench.models.shape_check import shape_problems
+
+    for case in CASES:
+        assert shape_problems(load_keras(saved[case][1])) == [], case
+
+
 def test_folding_and_fields(saved):
     net = load_keras(saved["functional", "keras"][1])
     names = [layer.name for layer in net.layers]

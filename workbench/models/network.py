@@ -256,6 +256,12 @@ class Network:
         bad = network.nonfinite()
         if bad:
             raise NetworkFileError(f"{path}: NaN or Inf values in {', '.join(bad)}")
+        from workbench.models.shape_check import shape_problems
+
+        problems = shape_problems(network)
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise NetworkFileError(f"{path}: {problems[0]}{more}")
         return network
 
     def nonfinite(self) -> list[str]:
