@@ -7,7 +7,8 @@ import tempfile
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "snn-workbench-numba-cache"))
+# the base of the engine's content-keyed numba cache (workbench/engine/__init__.py)
+os.environ.setdefault("SNN_WORKBENCH_NUMBA_CACHE", os.path.join(tempfile.gettempdir(), "snn-workbench-numba-cache"))
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ import pytest
 from test_engine_if import dyadic, random_conv_net, random_dense_net
 from workbench.engine import synapses as S
 from workbench.engine.config import SimConfig
+from workbench.engine.flat_kernels import stride1_weights
 from workbench.engine.reference import run_reference
 from workbench.engine.simulator import Simulator
 
@@ -42,6 +43,38 @@ def test_conv_paths_identical(batch, geom, two_threads):
     assert not np.isnan(outs[0]).any()
     assert np.array_equal(outs[0], outs[1])
     assert np.array_equal(outs[0], outs[2])
+
+
+@pytest.mark.parametrize("cin", [5, 20])  # conv_s1, and conv_s1_grouped (>= 16 channels)
+@pytest.mark.parametrize("padding,kernel", [("same", (3, 4)), ("valid", (2, 3)), ("same", (5, 5)), ("same", (1, 1))])
+def test_reorganised_kernels_round_like_the_plain_scatter(cin, padding, kernel, two_threads):
+    """General float32 values (not dyadic: every sum depends on its order): the contiguous-run
+    and grouped stride-1 kernels and the strided flat kernel equal the plain per-spike scatter
+    of the channel-block kernel bit for bit, so they add the same products in the same order."""
+    rng = np.random.default_rng(11)
+    kh, kw = kernel
+    x = (spikes(rng, (2, 9, 11, cin), 0.4) * rng.uniform(0.3, 1.7, (2, 9, 11, cin))).astype(np.float32)
+    w = rng.normal(0, 0.3, (kh, kw, cin, 24)).astype(np.float32)
+    b = rng.normal(0, 0.1, 24).astype(np.float32)
+    pt, pl = S.padding_for(padding, x.shape[1:3], kernel, (1, 1))
+    oh, ow = (9, 11) if padding == "same" else (9 - kh + 1, 11 - kw + 1)
+    plain, s1, flat = (np.full((2, oh, ow, 24), np.nan, np.float32) for _ in range(3))
+    S.run_blocks(S.conv2d_event_block, (x, w, b, 1, 1, pt, pl, plain), 2, 24)
+    S.conv2d_event_s1(x, stride1_weights(w), b, kh, kw, pt, pl, s1)
+    S.conv2d_event(x, w, b, 1, 1, pt, pl, flat)
+    assert not np.isnan(plain).any()
+    assert np.array_equal(plain, s1) and np.array_equal(plain, flat)
+
+
+def test_dense_four_rows_per_pass_rounds_like_one(two_threads):
+    rng = np.random.default_rng(12)
+    y = (spikes(rng, (3, 70), 0.5) * rng.uniform(0.3, 1.7, (3, 70))).astype(np.float32)
+    w, b = rng.normal(0, 0.3, (70, 29)).astype(np.float32), rng.normal(0, 0.1, 29).astype(np.float32)
+    a, c = np.zeros((3, 29), np.float32), np.zeros((3, 29), np.float32)
+    S.dense_event(y, w, b, a)
+    S.run_blocks(S.dense_event_block, (y, w, b, c), 3, 29)
+    assert np.array_equal(a, c)
+    assert not np.array_equal(a, (y.astype(np.float64) @ w + b).astype(np.float32))  # the order matters here
 
 
 def test_conv_blas_chunks_over_samples(monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.engine import synapses
+from workbench.engine import flat_kernels, synapses
 from workbench.engine.encoders import ENCODE
 from workbench.engine.neurons import NeuronModel
 from workbench.models import network as nw
@@ -98,6 +98,16 @@ def _conv_geometry(ls: LayerState, in_shape):
     return geom[1]
 
 
+def _stride1_weights(ls: LayerState):
+    """The conv weights re-laid for the stride-1 kernel (made once per weights array), or None."""
+    if list(ls.layer.config.get("strides", (0, 0))) != [1, 1]:
+        return None
+    cached = getattr(ls, "_wt", None)
+    if cached is None or cached[0] is not ls.weights:
+        cached = ls._wt = (ls.weights, flat_kernels.stride1_weights(ls.weights))
+    return cached[1]
+
+
 def compute_current(ls: LayerState, inputs: list[np.ndarray]) -> None:
     """Synapses of a neuron layer: fill ``ls.J`` from the inbound outputs."""
     layer = ls.layer
@@ -106,7 +116,8 @@ def compute_current(ls: LayerState, inputs: list[np.ndarray]) -> None:
     if kind == nw.DENSE:
         ls.path = synapses.dense_current(x.reshape(x.shape[0], -1), ls.weights, ls.bias, ls.J)
     elif kind == nw.CONV2D:
-        ls.path = synapses.conv_current(x, ls.weights, ls.bias, *_conv_geometry(ls, x.shape), ls.J)
+        ls.path = synapses.conv_current(x, ls.weights, ls.bias, *_conv_geometry(ls, x.shape), ls.J,
+                                        wt=_stride1_weights(ls))
     elif kind == nw.DEPTHWISE_CONV2D:
         synapses.depthwise_event(x, ls.weights, ls.bias, *_conv_geometry(ls, x.shape), ls.J)
         ls.path = "event"

@@ -1,84 +1,48 @@
 """Pooling kernels (numba): Keras average pooling and INIsim's spiking max pooling by count,
-serial over the batch and as per-block variants for the thread pool (``block_pool``)."""
+over the batch and as per-block variants for the thread pool (``block_pool``). They run the
+fused program's kernels (``flat_kernels``) on flat views of the 4-D arrays (which are always
+C-contiguous: layer states, counts and outputs are allocated so)."""
 
 from __future__ import annotations
 
 import numba
 import numpy as np
 
+from workbench.engine import flat_kernels as K
+
 
 @numba.njit(nogil=True, cache=True)
-def _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi):
-    """One sample; the channel loop is innermost (contiguous rows, vectorized), sums in float64."""
+def _avg_pool_range(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1):
+    """Samples ``b0:b1``; float64 sums of each window in row-major order (the tiled kernel when
+    the windows tile the input, as the fused program does)."""
     _, ih, iw, c = x.shape
     oh, ow = out.shape[1], out.shape[2]
-    acc = np.empty(c, np.float64)
-    for oy in range(oh):
-        y0 = oy * sh - pt
-        for ox in range(ow):
-            x0 = ox * sw - pl
-            acc[:] = 0.0
-            n = 0
-            for ky in range(ph):
-                iy = y0 + ky
-                if iy < 0 or iy >= ih:
-                    continue
-                for kx in range(pw):
-                    ix = x0 + kx
-                    if ix < 0 or ix >= iw:
-                        continue
-                    row = x[bi, iy, ix]
-                    for ci in range(c):
-                        acc[ci] += row[ci]
-                    n += 1
-            orow = out[bi, oy, ox]
-            for ci in range(c):
-                orow[ci] = scale * acc[ci] / max(n, 1)
+    acc = np.empty(max(ow * c, 1), np.float64)
+    xf, of = x.reshape(-1), out.reshape(-1)
+    if sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw:
+        K.avg_pool_tiled(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, of, acc)
+    else:
+        K.avg_pool(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, of, acc[:c])
 
 
 @numba.njit(nogil=True, cache=True)
 def avg_pool(x, ph, pw, sh, sw, pt, pl, scale, out):
     """Keras AveragePooling2D: the mean over the window's elements inside the input (padding
     excluded from the count), times ``scale`` (the normalization factor of this join)."""
-    for bi in range(x.shape[0]):
-        _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi)
+    _avg_pool_range(x, ph, pw, sh, sw, pt, pl, scale, out, 0, x.shape[0])
 
 
 @numba.njit(nogil=True, cache=True)
 def avg_pool_block(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1, c0, c1):
     """``avg_pool`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
-    for bi in range(b0, b1):
-        _avg_pool_one(x, ph, pw, sh, sw, pt, pl, scale, out, bi)
+    _avg_pool_range(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1)
 
 
 @numba.njit(nogil=True, cache=True)
-def _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi):
+def _max_pool_range(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1):
     _, ih, iw, c = x.shape
-    oh, ow = out.shape[1], out.shape[2]
-    for iy in range(ih):
-        for ix in range(iw):
-            for ci in range(c):
-                counts[bi, iy, ix, ci] += x[bi, iy, ix, ci]
-    for oy in range(oh):
-        y0 = oy * sh - pt
-        for ox in range(ow):
-            x0 = ox * sw - pl
-            for ci in range(c):
-                best = -np.inf
-                val = 0.0
-                for ky in range(ph):
-                    iy = y0 + ky
-                    if iy < 0 or iy >= ih:
-                        continue
-                    for kx in range(pw):
-                        ix = x0 + kx
-                        if ix < 0 or ix >= iw:
-                            continue
-                        cnt = counts[bi, iy, ix, ci]
-                        if cnt > best:
-                            best = cnt
-                            val = x[bi, iy, ix, ci]
-                out[bi, oy, ox, ci] = val
+    K.max_pool(x.reshape(-1), counts.reshape(-1), b0, b1, ih, iw, c, out.shape[1], out.shape[2], ph, pw, sh, sw,
+               pt, pl, out.reshape(-1))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -86,12 +50,10 @@ def max_pool_by_count(x, counts, ph, pw, sh, sw, pt, pl, out):
     """INIsim-style spiking max pooling: add this step's input to the running ``counts``, then
     each output passes this step's value of the window's input with the highest count so far
     (ties: the first in row-major window order). Padding never wins."""
-    for bi in range(x.shape[0]):
-        _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi)
+    _max_pool_range(x, counts, ph, pw, sh, sw, pt, pl, out, 0, x.shape[0])
 
 
 @numba.njit(nogil=True, cache=True)
 def max_pool_block(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1, c0, c1):
     """``max_pool_by_count`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
-    for bi in range(b0, b1):
-        _max_pool_one(x, counts, ph, pw, sh, sw, pt, pl, out, bi)
+    _max_pool_range(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1)

@@ -30,6 +30,7 @@ import math
 import numba
 import numpy as np
 
+from workbench.engine import flat_kernels as K
 from workbench.engine.block_pool import run_blocks, set_threads, threads  # noqa: F401 - re-exported
 from workbench.engine.pool_kernels import (  # noqa: F401 - re-exported
     avg_pool,
@@ -66,17 +67,11 @@ def padding_for(padding: str, in_hw, kernel, strides) -> tuple[int, int]:
 
 @numba.njit(nogil=True, cache=True)
 def dense_event(y, w, b, out):
-    """out[b] = bias + sum over non-zero y[b, i] of y[b, i] * w[i, :]."""
+    """out[b] = bias + sum over non-zero y[b, i] of y[b, i] * w[i, :] (``flat_kernels.dense``:
+    the non-zero inputs listed first, four rows per pass, the same sums)."""
     nb, nin = y.shape
-    nout = w.shape[1]
-    for bi in range(nb):
-        for o in range(nout):
-            out[bi, o] = b[o]
-        for i in range(nin):
-            yi = y[bi, i]
-            if yi != 0.0:
-                for o in range(nout):
-                    out[bi, o] += yi * w[i, o]
+    idx = np.empty(max(nin, 1), np.int64)
+    K.dense(y.reshape(-1), w.reshape(-1), b, 0, nb, nin, w.shape[1], out.reshape(-1), idx)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -163,9 +158,25 @@ def _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, c0, c1):
 
 @numba.njit(nogil=True, cache=True)
 def conv2d_event(x, w, b, sh, sw, pt, pl, out):
-    """Scatter each non-zero input into the outputs whose receptive field holds it."""
-    for bi in range(x.shape[0]):
-        _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, 0, w.shape[3])
+    """Scatter each non-zero input into the outputs whose receptive field holds it
+    (``flat_kernels.conv``, any strides)."""
+    nb, ih, iw, cin = x.shape
+    kh, kw, _, cout = w.shape
+    K.conv(x.reshape(-1), w.reshape(-1), b, 0, nb, ih, iw, cin, out.shape[1], out.shape[2], cout, kh, kw, sh, sw,
+           pt, pl, out.reshape(-1))
+
+
+@numba.njit(nogil=True, cache=True)
+def conv2d_event_s1(x, wt, b, kh, kw, pt, pl, out):
+    """``conv2d_event`` for strides (1, 1) on re-laid weights ``wt`` (``flat_kernels.stride1_weights``):
+    one contiguous run per kernel row, the grouped kernel for >= 16 input channels."""
+    nb, ih, iw, cin = x.shape
+    oh, ow, cout = out.shape[1], out.shape[2], out.shape[3]
+    idx = np.empty(max(cin, 1), np.int64)
+    if cin >= K.GROUPED_MIN_CHANNELS:
+        K.conv_s1_grouped(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx)
+    else:
+        K.conv_s1(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -216,9 +227,10 @@ def conv2d_blas(x, w, b, sh, sw, pt, pl, out) -> None:
     out += b
 
 
-def conv_current(x, w, b, sh, sw, pt, pl, out, nnz: int | None = None) -> str:
+def conv_current(x, w, b, sh, sw, pt, pl, out, nnz: int | None = None, wt: np.ndarray | None = None) -> str:
     """Fill ``out`` with the convolution of ``x``; returns the path that ran ('event',
-    'event-par' or 'blas'). ``nnz``: non-zero inputs, when the caller knows it."""
+    'event-par' or 'blas'). ``nnz``: non-zero inputs, when the caller knows it; ``wt``: the
+    weights re-laid for stride 1 (``flat_kernels.stride1_weights``), used by the serial path."""
     if nnz is None:
         nnz = np.count_nonzero(x)
     if nnz > CONV_BLAS_DENSITY * x.size and x.size * w.shape[3] >= BLAS_MIN_WORK:
@@ -228,7 +240,10 @@ def conv_current(x, w, b, sh, sw, pt, pl, out, nnz: int | None = None) -> str:
     if threads() > 1 and nnz * kh * kw * cout >= PARALLEL_MIN_WORK * sh * sw:
         run_blocks(conv2d_event_block, (x, w, b, sh, sw, pt, pl, out), x.shape[0], cout)
         return "event-par"
-    conv2d_event(x, w, b, sh, sw, pt, pl, out)
+    if wt is not None and sh == 1 and sw == 1:
+        conv2d_event_s1(x, wt, b, kh, kw, pt, pl, out)
+    else:
+        conv2d_event(x, w, b, sh, sw, pt, pl, out)
     return "event"
 
 
