@@ -15,11 +15,13 @@ mode, ``rate_scale``) or Nengo's LIF (its own numba step, ``lif_step``, on its f
 the encoder is constant or poisson, and every layer is one of input,
 dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
 max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
-generic path. Bit-identity with the generic serial event path: the kernels below are the
-generic ones rewritten over flat arrays with the same summation order (inputs scattered in
-row-major order, zero inputs skipped, bias first; pooling as in ``pool_kernels``; IF and emit as
-``if_step`` and ``synapses.emit``). The generic path may pick BLAS for dense inputs, whose sums
-can differ in the last bit on non-dyadic weights; the fused path is always event-driven.
+generic path. Bit-identity with the generic serial event path: the layer kernels are
+``flat_kernels``, which the generic serial path runs too (dense, stride-1 conv, pooling), with
+the summation order of the plain scatter (inputs in row-major order, zero inputs skipped, bias
+first; IF and emit as ``if_step`` and ``synapses.emit``); the generic block-parallel kernels are
+the plain scatter itself and are compared with them bit for bit. The generic path may pick BLAS
+for dense inputs, whose sums can differ in the last bit on non-dyadic weights; the fused path
+is always event-driven.
 Poisson: the uniform randoms of a chunk are drawn in numpy from the simulator's generator as
 one (K, B, *input) array, the same stream the generic path draws step by step.
 
