@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,10 @@ def test_positions_move_both_ways_and_counts_follow(run):
         assert snap.t == pos and snap.history.n_steps == min(pos, 5)
         want = trace["conv1"].spikes[:pos].sum(axis=0)
         np.testing.assert_array_equal(snap.layer("conv1").counts, want)
-    assert play.snapshot(0).layer("fc1").kind == "unknown"  # no network given
+    assert play.snapshot(0).layer("fc1").kind == "dense"  # no network given: the file's metadata
+    assert trace.metadata["kinds"] == {ls.layer.name: ls.layer.kind for ls in sim.layers}
+    bare = dataclasses.replace(trace, metadata={k: v for k, v in trace.metadata.items() if k != "kinds"})
+    assert TracePlayback(bare).snapshot(3).layer("fc1").kind == "unknown"  # another tool's file
     assert play.snapshot(99).t == 25 and play.position_of(7) == 7
 
 

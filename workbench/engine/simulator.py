@@ -250,6 +250,7 @@ class Simulator:
             "models": {ls.layer.name: {"name": ls.model.name, "params": ls.model.params(),
                                        "signed": ls.model.signed}
                        for ls in self.layers if ls.is_neuron},
+            "kinds": {ls.layer.name: ls.layer.kind for ls in self.layers},
         }
 
     def trace(self, last: int | None = None, ann: dict | None = None) -> "Trace":  # noqa: F821
