@@ -489,6 +489,37 @@ def test_hidden_view_skips_repaint_until_shown(qtbot, snap, cls):
     assert view.repaint_count == 1
 
 
+def test_a_snapshot_a_little_early_is_painted_at_once_not_a_frame_later(qtbot, snap):
+    """The worker sends 30 snapshots a second on a grid that makes up lateness, so one may come
+    up to a tenth of a frame early: a view paints it at once (a full frame's wait, on a coarse
+    timer, made it paint 29.4 of 30 a second); closer to the last paint it waits the rest of
+    ``MIN_GAP`` of a frame, on a precise timer."""
+
+    class Clock:  # stands in for the QElapsedTimer started at the last paint
+        ms = 0
+
+        def isValid(self):
+            return True
+
+        def elapsed(self):
+            return self.ms
+
+        def start(self):
+            self.ms = 0
+
+    view = QtRasterView()
+    qtbot.addWidget(view)
+    view._since = Clock()
+    frame = 1000 / view.MAX_FPS
+    for since, wait in ((frame * 0.92, 0), (frame * 0.5, int(view.MIN_GAP * frame) - int(frame * 0.5))):
+        view._timer.stop()
+        view._since.ms = int(since)
+        view.set_snapshot(snap)
+        assert view._timer.isActive() and view._timer.interval() == wait
+    assert view._timer.timerType() == Qt.TimerType.PreciseTimer
+    assert view.MIN_GAP * frame >= 0.9 * frame - 1e-9  # still at most ~MAX_FPS paints a second
+
+
 def test_bursts_of_snapshots_are_coalesced(qtbot, snap):
     view = shown(qtbot, QtRasterView(), snap)
     before = view.repaint_count
