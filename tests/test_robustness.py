@@ -316,3 +316,28 @@ def test_atomic_path_errors_name_the_target(tmp_path):
                 pass
     finally:
         ro.chmod(0o700)
+
+
+def test_atomic_dir_cleans_up_after_a_killed_writer(tmp_path):
+    """A raw-folder export killed outright leaves its temporary folder (and, if the kill fell
+    between the two renames, the previous export as .<name>.old with no target): the next
+    export to the same target removes the dead writer's folder and never loses the old one."""
+    from workbench.atomic import atomic_dir
+
+    target = tmp_path / "trace_raw"
+    with atomic_dir(target) as tmp:
+        (tmp / "a.bin").write_bytes(b"first")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    leftover = tmp_path / f".trace_raw.{dead.pid}-x1y2.part"
+    leftover.mkdir()
+    (leftover / "a.bin").write_bytes(b"half")
+    assert stale_parts(target, folders=True) == [leftover]
+    # killed between "target -> .old" and "tmp -> target": only .old holds the first export
+    os.replace(target, tmp_path / ".trace_raw.old")
+    with atomic_dir(target) as tmp:
+        assert (target / "a.bin").read_bytes() == b"first"  # put back before anything else
+        assert not leftover.exists()
+        (tmp / "a.bin").write_bytes(b"second")
+    assert (target / "a.bin").read_bytes() == b"second"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trace_raw"]

@@ -27,8 +27,9 @@ def _writer_alive(pid: int) -> bool:
     return True
 
 
-def stale_parts(path: str | os.PathLike) -> list[Path]:
-    """Temporary files left beside ``path`` by writers that died before renaming them."""
+def stale_parts(path: str | os.PathLike, folders: bool = False) -> list[Path]:
+    """Temporary files (or, with ``folders``, temporary folders of ``atomic_dir``) left beside
+    ``path`` by writers that died before renaming them."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     prefix = f".{path.name}."
@@ -39,7 +40,8 @@ def stale_parts(path: str | os.PathLike) -> list[Path]:
         return []
     for part in candidates:
         tag = part.name[len(prefix):].split("-", 1)[0]
-        if tag.isdigit() and int(tag) != os.getpid() and not _writer_alive(int(tag)) and part.is_file():
+        kind_ok = part.is_dir() if folders else part.is_file()
+        if tag.isdigit() and int(tag) != os.getpid() and not _writer_alive(int(tag)) and kind_ok:
             stale.append(part)
     return stale
 
@@ -107,19 +109,34 @@ def _fsync_folder(folder: Path) -> None:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike):
     """Yield a temporary folder beside ``path``; when the block completes, it replaces ``path``
-    (an existing folder is moved aside and removed only after the rename). On any error the
-    temporary folder is removed and ``path`` is left as it was."""
+    (an existing folder is moved aside to ``.<name>.old`` and removed only after the rename). On
+    any error the temporary folder is removed and ``path`` is left as it was.
+
+    A writer killed outright leaves its temporary folder (named, like ``atomic_path``'s files,
+    with its process id) and possibly ``.<name>.old``: the next write to the same target removes
+    the folders of dead writers, and puts a ``.old`` folder back when the kill fell between the
+    two renames (the target missing), so the previous export is never lost."""
     import shutil
 
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise OutputFileError(f"{path}: cannot write: the folder '{folder}' does not exist")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=folder))
+    old = path.with_name(f".{path.name}.old")
+    if old.is_dir():
+        if path.exists():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(old, path)
+    for part in stale_parts(path, folders=True):
+        shutil.rmtree(part, ignore_errors=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".part", dir=folder))
+    except OSError as exc:
+        raise OutputFileError(f"{path}: cannot write here ({exc.strerror})") from None
     try:
         yield tmp
         if path.is_dir():
-            old = path.with_name(f".{path.name}.old")
             os.replace(path, old)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
