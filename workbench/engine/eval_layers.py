@@ -45,6 +45,8 @@ class LayerEval:
     pool_error: float = float("nan")  # max pooling: mean |SNN out - max of SNN inputs| / mean
     pool_r: float = float("nan")
     quantization: dict = dataclasses.field(default_factory=dict)
+    model: str = ""  # the neuron model's name ("" for max pooling and the input)
+    model_params: dict = dataclasses.field(default_factory=dict)
 
     def ann_quantile(self, q: float) -> float:
         """Approximate q-quantile (0..1) of the positive ANN values, in units of max_output."""
@@ -85,6 +87,7 @@ class LayerAccumulator:
     def __init__(self, name: str, kind: str, neurons: int, scale: float, out_scale: float, max_rate: float):
         self.name, self.kind, self.neurons, self.scale = name, kind, neurons, scale
         self.out_scale, self.max_rate = out_scale, max_rate
+        self.model, self.model_params = "", {}
         self.samples = 0
         self.steps = 0
         self.spikes = self.synops = self.neg = 0.0
@@ -148,4 +151,5 @@ class LayerAccumulator:
             hist=tuple(int(c) for c in self.hist),
             pool_error=self.pool_abs / self.pool_ref if self.pool_ref > 0 else float("nan"),
             pool_r=self.pool_pearson.r(), quantization=dict(self.quantization),
+            model=self.model, model_params=dict(self.model_params),
         )

@@ -219,6 +219,7 @@ def _run_batch(run: _Run, sim: Simulator, xb, yb, config: SimConfig, on_step, sh
                                                             out_scales[name], max_rate))
             acc.add_batch(ls.counts, steps, run.fanout.get(name), _ann_reference(layer, acts),
                           neg.get(ls.index, 0.0), abs_counts.get(ls.index))
+            acc.model, acc.model_params = ls.model.name, dict(ls.model.params())
             if hasattr(ls.model, "quantization_report"):
                 acc.quantization = ls.model.quantization_report(ls)
         elif layer.kind == nw.MAX_POOL2D:
