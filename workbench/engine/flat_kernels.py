@@ -35,11 +35,15 @@ def dense(x, w, b, b0, b1, nin, nout, out, idx):
 
 
 @numba.njit(nogil=True, cache=True)
-def conv(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out):
+def conv(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out, c0, c1):
+    """The plain scatter, any strides: bias, then every non-zero input (row-major) adds
+    ``v * w[ky, kx, ci, c0:c1]`` to each output whose receptive field holds it. Output channels
+    ``c0:c1`` only, so blocks of channels can run on different threads (``synapses``)."""
+    nc = c1 - c0
     for bi in range(b0, b1):
         ob = bi * oh * ow * cout
         for p in range(oh * ow):
-            for co in range(cout):
+            for co in range(c0, c1):
                 out[ob + p * cout + co] = b[co]
         xb = bi * ih * iw * cin
         for iy in range(ih):
@@ -51,8 +55,8 @@ def conv(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out
                     for ky in range(kh):
                         ty = iy + pt - ky
                         if ty < 0:
-                            break
-                        if sh == 1:
+                            break  # ty only decreases with ky
+                        if sh == 1:  # no integer division for the common stride 1
                             oy = ty
                         elif ty % sh != 0:
                             continue
@@ -72,11 +76,13 @@ def conv(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl, out
                                 ox = tx // sw
                             if ox >= ow:
                                 continue
-                            o0 = ob + (oy * ow + ox) * cout
-                            w0 = ((ky * kw + kx) * cin + ci) * cout
-                            orow = out[o0:o0 + cout]
-                            wrow = w[w0:w0 + cout]
-                            for k in range(cout):
+                            o0 = ob + (oy * ow + ox) * cout + c0
+                            w0 = ((ky * kw + kx) * cin + ci) * cout + c0
+                            # 1-D views indexed from 0: numba then knows the index is >= 0 and
+                            # drops its negative-index wraparound, so the loop vectorizes
+                            orow = out[o0:o0 + nc]
+                            wrow = w[w0:w0 + nc]
+                            for k in range(nc):
                                 orow[k] += v * wrow[k]
 
 

@@ -80,7 +80,7 @@ def dense_event_block(y, w, b, out, b0, b1, o0, o1):
     nin = y.shape[1]
     n = o1 - o0
     for bi in range(b0, b1):
-        orow = out[bi, o0:o1]  # views indexed from 0 vectorize (see _conv_scatter)
+        orow = out[bi, o0:o1]  # views indexed from 0 vectorize (see flat_kernels.conv)
         for o in range(o0, o1):
             out[bi, o] = b[o]
         for i in range(nin):
@@ -108,62 +108,13 @@ def dense_current(y, w, b, out, nnz: int | None = None) -> str:
 
 
 @numba.njit(nogil=True, cache=True)
-def _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, c0, c1):
-    """Sample ``bi``, output channels ``c0:c1``: bias, then scatter every non-zero input."""
-    _, ih, iw, cin = x.shape
-    kh, kw = w.shape[0], w.shape[1]
-    oh, ow = out.shape[1], out.shape[2]
-    nc = c1 - c0
-    for oy in range(oh):
-        for ox in range(ow):
-            for co in range(c0, c1):
-                out[bi, oy, ox, co] = b[co]
-    for iy in range(ih):
-        for ix in range(iw):
-            for ci in range(cin):
-                v = x[bi, iy, ix, ci]
-                if v == 0.0:
-                    continue
-                for ky in range(kh):
-                    ty = iy + pt - ky
-                    if ty < 0:
-                        break  # ty only decreases with ky
-                    if sh == 1:  # no integer division for the common stride 1
-                        oy = ty
-                    elif ty % sh != 0:
-                        continue
-                    else:
-                        oy = ty // sh
-                    if oy >= oh:
-                        continue
-                    for kx in range(kw):
-                        tx = ix + pl - kx
-                        if tx < 0:
-                            break
-                        if sw == 1:
-                            ox = tx
-                        elif tx % sw != 0:
-                            continue
-                        else:
-                            ox = tx // sw
-                        if ox >= ow:
-                            continue
-                        # 1-D views indexed from 0: numba then knows the index is >= 0 and
-                        # drops its negative-index wraparound, so the loop vectorizes
-                        orow = out[bi, oy, ox, c0:c1]
-                        wrow = w[ky, kx, ci, c0:c1]
-                        for k in range(nc):
-                            orow[k] += v * wrow[k]
-
-
-@numba.njit(nogil=True, cache=True)
 def conv2d_event(x, w, b, sh, sw, pt, pl, out):
     """Scatter each non-zero input into the outputs whose receptive field holds it
     (``flat_kernels.conv``, any strides)."""
     nb, ih, iw, cin = x.shape
     kh, kw, _, cout = w.shape
     K.conv(x.reshape(-1), w.reshape(-1), b, 0, nb, ih, iw, cin, out.shape[1], out.shape[2], cout, kh, kw, sh, sw,
-           pt, pl, out.reshape(-1))
+           pt, pl, out.reshape(-1), 0, cout)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -182,8 +133,10 @@ def conv2d_event_s1(x, wt, b, kh, kw, pt, pl, out):
 @numba.njit(nogil=True, cache=True)
 def conv2d_event_block(x, w, b, sh, sw, pt, pl, out, b0, b1, c0, c1):
     """``conv2d_event`` for samples ``b0:b1`` and output channels ``c0:c1`` only."""
-    for bi in range(b0, b1):
-        _conv_scatter(x, w, b, sh, sw, pt, pl, out, bi, c0, c1)
+    _, ih, iw, cin = x.shape
+    kh, kw, _, cout = w.shape
+    K.conv(x.reshape(-1), w.reshape(-1), b, b0, b1, ih, iw, cin, out.shape[1], out.shape[2], cout, kh, kw, sh, sw,
+           pt, pl, out.reshape(-1), c0, c1)
 
 
 @numba.njit(nogil=True, cache=True)
