@@ -219,34 +219,8 @@ def depthwise_event(x, w, b, sh, sw, pt, pl, out):
     """Depthwise conv: input channel ci feeds outputs ci*mult .. ci*mult+mult-1 (Keras order)."""
     nb, ih, iw, cin = x.shape
     kh, kw, _, mult = w.shape
-    oh, ow, cout = out.shape[1], out.shape[2], out.shape[3]
-    for bi in range(nb):
-        for oy in range(oh):
-            for ox in range(ow):
-                for co in range(cout):
-                    out[bi, oy, ox, co] = b[co]
-        for iy in range(ih):
-            for ix in range(iw):
-                for ci in range(cin):
-                    v = x[bi, iy, ix, ci]
-                    if v == 0.0:
-                        continue
-                    for ky in range(kh):
-                        ty = iy + pt - ky
-                        if ty < 0 or ty % sh != 0:
-                            continue
-                        oy = ty // sh
-                        if oy >= oh:
-                            continue
-                        for kx in range(kw):
-                            tx = ix + pl - kx
-                            if tx < 0 or tx % sw != 0:
-                                continue
-                            ox = tx // sw
-                            if ox >= ow:
-                                continue
-                            for m in range(mult):
-                                out[bi, oy, ox, ci * mult + m] += v * w[ky, kx, ci, m]
+    K.depthwise(x.reshape(-1), w.reshape(-1), b, 0, nb, ih, iw, cin, out.shape[1], out.shape[2], out.shape[3],
+                kh, kw, sh, sw, pt, pl, mult, out.reshape(-1))
 
 
 def pool(kernel, block_kernel, x, args: tuple) -> str:
