@@ -234,6 +234,20 @@ def test_run_reports_progress_and_stops_between_chunks(monkeypatch):
     assert ran == 24 and sim.t == 49  # checked between chunks of CHUNK steps
 
 
+def test_max_chunk_sets_the_steps_per_nogil_call():
+    rng = np.random.default_rng(12)
+    net = random_conv_net(rng)
+    sim = Simulator(net, SimConfig(), x=inputs(rng, net, 1))
+    prog = sim._fused_program()
+    calls, run = [], prog.run
+    prog.run = lambda s, k: (calls.append(k), run(s, k))[1]
+    sim.run(600)
+    assert calls == [F.CHUNK, F.CHUNK, 600 - 2 * F.CHUNK]
+    calls.clear()
+    sim.run(600, max_chunk=600)
+    assert calls == [600] and sim.t == 1200
+
+
 def test_other_models_fall_back_to_the_generic_path(monkeypatch):
     rng = np.random.default_rng(8)
     net = random_conv_net(rng)

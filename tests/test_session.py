@@ -219,6 +219,25 @@ def test_chunks_grow_to_max_chunk_and_a_pause_stops_between_them():
     assert loop.sim.t == t and snapshots()[-1].running is False
 
 
+def test_each_play_chunk_is_one_nogil_call():
+    """The loop sizes its chunks by time and passes them whole to the fused kernel
+    (``max_chunk``): after each nogil call the worker must win the GIL back from the GUI
+    thread, so a chunk split into 256-step calls waited several times per frame."""
+    from workbench.engine import fused
+    from workbench.views import sim_loop
+
+    loop, clock, snapshots = playing_loop(interval=0.1)
+    stepping_clock(loop, 1e-7)
+    prog = loop.sim._fused_program()
+    calls, run = [], prog.run
+    prog.run = lambda sim, k: (calls.append(k), run(sim, k))[1]
+    for _ in range(20):
+        loop._advance()
+        loop.frame_done()
+    assert loop._chunk == sim_loop.MAX_CHUNK > fused.CHUNK
+    assert max(calls) == sim_loop.MAX_CHUNK
+
+
 def test_steps_per_second_comes_from_the_clock():
     loop, clock, snapshots = playing_loop(interval=0.0)
     for _ in range(50):

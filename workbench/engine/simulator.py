@@ -179,8 +179,13 @@ class Simulator:
         self._finish_step()
 
     def run(self, n: int, on_progress: Callable[[int, int], None] | None = None,
-            should_stop: Callable[[], bool] | None = None, progress_every: int = 10) -> int:
-        """Advance ``n`` timesteps; returns how many ran (fewer when ``should_stop`` said so)."""
+            should_stop: Callable[[], bool] | None = None, progress_every: int = 10,
+            max_chunk: int | None = None) -> int:
+        """Advance ``n`` timesteps; returns how many ran (fewer when ``should_stop`` said so).
+        The fused path advances up to ``max_chunk`` steps (default ``fused.CHUNK``) per nogil
+        call; ``should_stop`` and ``on_progress`` are looked at between calls. A caller that
+        sizes ``n`` by time itself (the window's worker) passes ``max_chunk=n``: one call, one
+        hand-over of the GIL."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ConfigError("steps", f"must be a whole number >= 0, got {n!r}")
         n = int(n)
@@ -194,7 +199,7 @@ class Simulator:
                 self.step()
                 k = 1
             else:
-                k = min(_fused.CHUNK, n - i)
+                k = min(max_chunk or _fused.CHUNK, n - i)
                 if on_progress is not None:
                     k = min(k, progress_every - i % progress_every)
                 prog.run(self, k)

@@ -12,19 +12,19 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
   ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
 
-While playing, the loop steps the simulator in chunks (``Simulator.run(k)``; with the fused
-path nogil numba calls of up to 256 steps, so the GUI thread gets the GIL meanwhile): ``k`` is
+While playing, the loop steps the simulator in chunks (``Simulator.run(k)``: with
+the fused path each chunk is ONE nogil numba call, so the GUI thread has the GIL meanwhile and
+the worker waits for it back once per chunk, not once per 256 steps): ``k`` is
 adapted so a chunk takes about ``CHUNK_SECONDS`` by the loop's clock (unchanged while the clock
 shows no time passing, as a test's fake clock), at most ``MAX_CHUNK`` steps, never past a
 play's target, and, while the GUI waits for a frame, ending when the next frame is due (by the
 measured time per step). Frames are due on a grid of ``frame_interval``: a snapshot sent a
 little late (up to ``FRAME_JITTER`` of an interval) does not push the next one back, so a play
 sends ``1 / frame_interval`` snapshots a second, not fewer by the average lateness.
-Pausing does not wait in the queue: ``pause()`` bumps a generation counter that
-``Simulator.run`` checks between its nogil calls, so a pause takes effect within 256 steps
-(~5-8 ms on the demo; a chunk of a slow network is at most ~10 ms). (Longer chunks mean fewer
-hand-overs of the GIL: after each nogil call the worker waits for the GUI thread to let go of
-it, up to the 5 ms switch interval.)
+Pausing does not wait in the queue: ``pause()`` bumps a generation counter that the loop
+checks before each chunk, so a pause takes effect within one chunk (~``CHUNK_SECONDS``, 10 ms).
+(Longer chunks mean fewer hand-overs of the GIL: after each nogil call the worker waits for the
+GUI thread to let go of it, up to the 5 ms switch interval.)
 Exceptions never end the loop: they are reported and the loop stays usable.
 """
 
@@ -198,7 +198,7 @@ class SimLoop:
             start = self._clock()
             k = self._chunk_steps(start)
             gen = self._play_gen
-            ran = sim.run(k, should_stop=lambda: self._pause_gen != gen)
+            ran = sim.run(k, should_stop=lambda: self._pause_gen != gen, max_chunk=k)
             self._adapt_chunk(ran, self._clock() - start)
             if self._target is not None and sim.t >= self._target:
                 self._set_running(None)
