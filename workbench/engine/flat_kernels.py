@@ -137,7 +137,7 @@ def conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, id
 @numba.njit(nogil=True, cache=True, inline="always")
 def axpy_list(orow, xr, idx, m, w, stride, off):
     """``orow += xr[i] * w[i * stride + off:][:n]`` for i = idx[0..m), one after another, four
-    at a time: ``orow[k] = (((orow[k] + a*wa[k]) + b*wb[k]) + c*wc[k]) + d*wd[k]`` rounds exactly
+    (then two) at a time: ``orow[k] = (((orow[k] + a*wa[k]) + b*wb[k]) + c*wc[k]) + d*wd[k]`` rounds exactly
     as four separate passes (no fused multiply-add) but loads and stores ``orow`` once, not four
     times, and sets up one vector loop instead of four."""
     n = orow.size
@@ -152,6 +152,14 @@ def axpy_list(orow, xr, idx, m, w, stride, off):
         for k in range(n):
             orow[k] = (((orow[k] + a * wa[k]) + b * wb[k]) + c * wc[k]) + d * wd[k]
         j += 4
+    if j + 2 <= m:
+        i0, i1 = idx[j], idx[j + 1]
+        a, b = xr[i0], xr[i1]
+        wa = w[i0 * stride + off:i0 * stride + off + n]
+        wb = w[i1 * stride + off:i1 * stride + off + n]
+        for k in range(n):
+            orow[k] = (orow[k] + a * wa[k]) + b * wb[k]
+        j += 2
     for j in range(j, m):
         i0 = idx[j]
         a = xr[i0]
