@@ -295,6 +295,47 @@ def avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc):
 
 
 @numba.njit(nogil=True, cache=True)
+def _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out):
+    """``max_pool`` for 2x2 windows tiling the input: per output, the four inputs' counts are
+    updated and compared channel by channel in registers (no running-best arrays), in window
+    order with the same strict comparisons from -inf: the same result, one pass."""
+    n_in = ih * iw * c
+    rs = iw * c
+    for bi in range(b0, b1):
+        xb = bi * n_in
+        cb, xv = counts[xb:xb + n_in], x[xb:xb + n_in]
+        for oy in range(oh):
+            for ox in range(ow):
+                j0 = (2 * oy * iw + 2 * ox) * c
+                c0, x0 = cb[j0:j0 + c], xv[j0:j0 + c]
+                c1, x1 = cb[j0 + c:j0 + 2 * c], xv[j0 + c:j0 + 2 * c]
+                c2, x2 = cb[j0 + rs:j0 + rs + c], xv[j0 + rs:j0 + rs + c]
+                c3, x3 = cb[j0 + rs + c:j0 + rs + 2 * c], xv[j0 + rs + c:j0 + rs + 2 * c]
+                o0 = ((bi * oh + oy) * ow + ox) * c
+                orow = out[o0:o0 + c]
+                for ci in range(c):
+                    best = -np.inf
+                    val = np.float32(0.0)
+                    n = c0[ci] + x0[ci]
+                    c0[ci] = n
+                    if n > best:
+                        best, val = n, x0[ci]
+                    n = c1[ci] + x1[ci]
+                    c1[ci] = n
+                    if n > best:
+                        best, val = n, x1[ci]
+                    n = c2[ci] + x2[ci]
+                    c2[ci] = n
+                    if n > best:
+                        best, val = n, x2[ci]
+                    n = c3[ci] + x3[ci]
+                    c3[ci] = n
+                    if n > best:
+                        val = x3[ci]
+                    orow[ci] = val
+
+
+@numba.njit(nogil=True, cache=True)
 def max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
     """INIsim's spiking max pooling as ``pool_kernels``: counts += x, then per window and
     channel the input with the largest count (the first on ties, window in row-major order)
@@ -303,6 +344,9 @@ def max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
     updated in the same pass. Same comparisons in the same order: the same result."""
     n_in = ih * iw * c
     tiled = sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw
+    if tiled and ph == 2 and pw == 2:
+        _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out)
+        return
     best = np.empty(c, np.float64)
     val = np.empty(c, np.float32)
     for bi in range(b0, b1):
