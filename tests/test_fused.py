@@ -234,6 +234,35 @@ def test_run_reports_progress_and_stops_between_chunks(monkeypatch):
     assert ran == 24 and sim.t == 49  # checked between chunks of CHUNK steps
 
 
+@pytest.mark.parametrize("builder", BUILDERS)
+@pytest.mark.parametrize("model,encoder", [("if", "constant"), ("if", "poisson"), ("lif", "constant")])
+def test_batch1_step_split_over_two_threads_equals_generic(builder, model, encoder, monkeypatch):
+    """A batch-1 step divided between two threads that meet at a barrier after every layer
+    (rows of stride-1 convs and tiled pooling, columns of dense layers, element-wise ranges;
+    other layers whole on part 0) gives exactly what the generic path gives."""
+    from workbench.engine import block_pool
+
+    monkeypatch.setattr(F, "SPLIT_MIN_WORK", 0)
+    monkeypatch.setattr(block_pool, "threads", lambda: 2)
+    rng = np.random.default_rng(21)
+    net = builder(rng)
+    x = inputs(rng, net, 1)
+    neuron = IF(threshold=0.8) if model == "if" else make_neuron("lif")
+    cfg = SimConfig(neuron=neuron, steps=40, batch=1, encoder=encoder, rate_scale=1.0 if model == "if" else 20.0,
+                    dt=1.0 if model == "if" else 0.001, record_current=True, seed=5)
+    fast, slow = pair(net, cfg, x, capacity=13)
+    assert fast.run(40, max_chunk=40) == 40
+    assert fast._fused_prog.parts == 2
+    slow.run(40)
+    assert_same(fast, slow)
+    assert sum(int(ls.counts.sum()) for ls in fast.layers if ls.is_neuron) > 20  # not vacuous
+    fast.split_steps = False  # and back to one thread mid-run
+    fast.run(7)
+    slow.run(7)
+    assert fast._fused_prog.parts == 1
+    assert_same(fast, slow)
+
+
 def test_max_chunk_sets_the_steps_per_nogil_call():
     rng = np.random.default_rng(12)
     net = random_conv_net(rng)

@@ -236,6 +236,7 @@ def test_each_play_chunk_is_one_nogil_call():
         loop.frame_done()
     assert loop._chunk == sim_loop.MAX_CHUNK > fused.CHUNK
     assert max(calls) == sim_loop.MAX_CHUNK
+    assert loop.sim.split_steps is False and prog.parts == 1  # the GUI thread keeps a core
 
 
 def test_steps_per_second_comes_from_the_clock():

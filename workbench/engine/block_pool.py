@@ -115,3 +115,27 @@ def run_blocks(kernel, args: tuple, batch: int, channels: int) -> int:
     if job.error is not None:
         raise job.error
     return len(job.blocks)
+
+
+def run_parts(kernel, args: tuple, n: int, sync) -> int:
+    """Call ``kernel(*args, part, n, sync)`` for part = 0 .. n-1 AT ONCE: parts 1.. on pool
+    threads, part 0 on the calling thread; returns n when all are done (exceptions propagate).
+    Unlike ``run_blocks`` the parts wait for each other (a barrier on ``sync`` inside the
+    kernel), so every part must get a thread: callers use it only while ``threads()`` >= n,
+    and the pool has ``threads() - 1`` threads for the other parts."""
+    global _POOL
+    if _POOL is None:
+        with _POOL_LOCK:
+            if _POOL is None:
+                _POOL = ThreadPoolExecutor(max(1, _THREADS - 1), thread_name_prefix="snn-synapses")
+    futures = [_POOL.submit(kernel, *args, part, n, sync) for part in range(1, n)]
+    error = None
+    try:
+        kernel(*args, 0, n, sync)
+    except BaseException as exc:  # pragma: no cover - the kernels raise nothing
+        error = exc
+    for f in futures:
+        f.result()
+    if error is not None:
+        raise error
+    return n

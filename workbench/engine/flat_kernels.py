@@ -18,20 +18,21 @@ import numpy as np
 GROUPED_MIN_CHANNELS = 16
 
 @numba.njit(nogil=True, cache=True)
-def dense(x, w, b, b0, b1, nin, nout, out, idx):
-    """Bias, then the weight rows of the non-zero inputs in input order. The non-zero inputs
-    are listed first without branches (a branch per input mispredicts on random spikes)."""
+def dense(x, w, b, b0, b1, nin, nout, out, idx, o0, o1):
+    """Bias, then the weight rows of the non-zero inputs in input order, for outputs
+    ``o0:o1``. The non-zero inputs are listed first without branches (a branch per input
+    mispredicts on random spikes)."""
     for bi in range(b0, b1):
         ob = bi * nout
-        orow = out[ob:ob + nout]
-        for o in range(nout):
-            orow[o] = b[o]
+        orow = out[ob + o0:ob + o1]
+        for o in range(o1 - o0):
+            orow[o] = b[o0 + o]
         xr = x[bi * nin:(bi + 1) * nin]
         m = 0
         for i in range(nin):
             idx[m] = i
             m += xr[i] != 0.0
-        axpy_list(orow, xr, idx, m, w, nout, 0)
+        axpy_list(orow, xr, idx, m, w, nout, o0)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -94,7 +95,7 @@ def stride1_weights(w: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(nogil=True, cache=True)
-def conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx):
+def conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx, oy0, oy1):
     """``conv`` for stride 1 with ``stride1_weights``: an input spike at (iy, ix, ci) adds, for
     each kernel row ky, ``v * wt[ci, ky, kx1..kx0]`` to outputs (iy + pt - ky, ix + pl - kx1 ..)
     in one contiguous axpy of (kx1 - kx0 + 1) * cout floats instead of kw axpys of cout
@@ -102,13 +103,13 @@ def conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, id
     spike, spikes in row-major order: the same sums, bit for bit."""
     for bi in range(b0, b1):
         ob = bi * oh * ow * cout
-        for p in range(oh * ow):
+        for p in range(oy0 * ow, oy1 * ow):
             for co in range(cout):
                 out[ob + p * cout + co] = b[co]
         xb = bi * ih * iw * cin
-        for iy in range(ih):
-            ky0 = max(0, iy + pt - oh + 1)
-            ky1 = min(kh - 1, iy + pt)
+        for iy in range(max(0, oy0 - pt), min(ih, oy1 - pt + kh - 1)):
+            ky0 = max(0, iy + pt - oy1 + 1)  # output rows oy0..oy1-1 only
+            ky1 = min(kh - 1, iy + pt - oy0)
             for ix in range(iw):
                 kx0 = max(0, ix + pl - ow + 1)
                 kx1 = min(kw - 1, ix + pl)
@@ -169,20 +170,20 @@ def axpy_list(orow, xr, idx, m, w, stride, off):
 
 
 @numba.njit(nogil=True, cache=True)
-def conv_s1_grouped(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx):
+def conv_s1_grouped(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx, oy0, oy1):
     """``conv_s1`` for many input channels: the non-zero channels of one input pixel are listed
     first (without branches), then each kernel row's output run gets their products one channel
     after another while it stays in L1 (1.2-1.5x on 32-64 channels at 7-15 % spikes). Per
     output element the products still come in row-major (pixel, channel) order: the same sums."""
     for bi in range(b0, b1):
         ob = bi * oh * ow * cout
-        for p in range(oh * ow):
+        for p in range(oy0 * ow, oy1 * ow):
             for co in range(cout):
                 out[ob + p * cout + co] = b[co]
         xb = bi * ih * iw * cin
-        for iy in range(ih):
-            ky0 = max(0, iy + pt - oh + 1)
-            ky1 = min(kh - 1, iy + pt)
+        for iy in range(max(0, oy0 - pt), min(ih, oy1 - pt + kh - 1)):
+            ky0 = max(0, iy + pt - oy1 + 1)  # output rows oy0..oy1-1 only
+            ky1 = min(kh - 1, iy + pt - oy0)
             for ix in range(iw):
                 kx0 = max(0, ix + pl - ow + 1)
                 kx1 = min(kw - 1, ix + pl)
@@ -268,7 +269,7 @@ def avg_pool(x, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, a
 
 
 @numba.njit(nogil=True, cache=True)
-def avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc):
+def avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc, oy0, oy1):
     """``avg_pool`` when the windows tile the input (stride = pool size, no padding, the usual
     2x2): a whole output row is summed at once in ``acc`` (ow * c float64), window elements in
     the same (ky, kx) order, then scaled and divided as there: the same values, ~1.7x faster."""
@@ -277,7 +278,7 @@ def avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc):
     for bi in range(b0, b1):
         xv = x[bi * ih * iw * c:(bi + 1) * ih * iw * c]
         ov = out[bi * oh * m:(bi + 1) * oh * m]
-        for oy in range(oh):
+        for oy in range(oy0, oy1):
             for j in range(m):
                 acc[j] = 0.0
             for ky in range(ph):
@@ -295,7 +296,7 @@ def avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc):
 
 
 @numba.njit(nogil=True, cache=True)
-def _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out):
+def _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out, oy0, oy1):
     """``max_pool`` for 2x2 windows tiling the input: per output, the four inputs' counts are
     updated and compared channel by channel in registers (no running-best arrays), in window
     order with the same strict comparisons from -inf: the same result, one pass."""
@@ -304,7 +305,7 @@ def _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out):
     for bi in range(b0, b1):
         xb = bi * n_in
         cb, xv = counts[xb:xb + n_in], x[xb:xb + n_in]
-        for oy in range(oh):
+        for oy in range(oy0, oy1):
             for ox in range(ow):
                 j0 = (2 * oy * iw + 2 * ox) * c
                 c0, x0 = cb[j0:j0 + c], xv[j0:j0 + c]
@@ -336,7 +337,7 @@ def _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
+def max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out, oy0, oy1):
     """INIsim's spiking max pooling as ``pool_kernels``: counts += x, then per window and
     channel the input with the largest count (the first on ties, window in row-major order)
     passes its value. Channels innermost (contiguous, vectorized) with a running best per
@@ -345,8 +346,10 @@ def max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
     n_in = ih * iw * c
     tiled = sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw
     if tiled and ph == 2 and pw == 2:
-        _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out)
+        _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out, oy0, oy1)
         return
+    if oy1 - oy0 < oh:  # other geometries: only whole (callers split 2x2 tiled pooling alone)
+        raise ValueError("max_pool: output rows can be split only for 2x2 tiled pooling")
     best = np.empty(c, np.float64)
     val = np.empty(c, np.float32)
     for bi in range(b0, b1):

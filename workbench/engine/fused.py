@@ -43,6 +43,7 @@ from numba.typed import List
 
 from workbench.engine import block_pool, synapses
 from workbench.engine import flat_kernels as K
+from workbench.engine.atomics import barrier
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.engine.neurons.lif import LIF, lif_step
@@ -53,6 +54,10 @@ CHUNK = 256
 # Below this many neuron updates (batch x neurons x steps) a call runs serially: handing blocks
 # to the pool costs tens of microseconds (a single step() of a small net at batch 2).
 PARALLEL_MIN_WORK = 200_000
+# At batch 1, networks with at least this many neurons split each step over two threads (each
+# layer's outputs divided, a barrier between layers, ~0.3 us each): the VGG-style benchmark
+# net (~100,000), not LeNet-5 (~8,500) or the demo (~4,000), whose layers are too small.
+SPLIT_MIN_WORK = 50_000
 
 OP_INPUT, OP_DENSE, OP_CONV, OP_DW, OP_AVG, OP_GAP, OP_MAX, OP_COPY, OP_PAD, OP_ADD, OP_CAT = range(11)
 _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE_CONV2D: OP_DW,
@@ -63,8 +68,10 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 # int64 program columns
 (C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
- C_OUTER, C_SIZE, C_WT, C_MODEL, C_REF) = range(36)
-NCOL = 36
+ C_OUTER, C_SIZE, C_WT, C_MODEL, C_REF, C_SPLIT) = range(37)
+NCOL = 37
+# how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
+SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 MODEL_IF, MODEL_LIF = 0, 1
 # float32 parameter columns
 F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
@@ -238,6 +245,8 @@ class FusedProgram:
             if layer.kind == nw.CONCATENATE:
                 axis = int(layer.config["axis"])
                 row[C_OUTER] = int(np.prod(layer.output_shape[:axis], dtype=np.int64))
+        for row in prog:
+            row[C_SPLIT] = _split_kind(row)
         if len(i16) == 0:
             i16.append(np.zeros(1, np.int16))  # typed lists need one element to have a type
         if len(f64) == 0:
@@ -250,8 +259,10 @@ class FusedProgram:
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
         self.no_rand = np.zeros((1, 1), np.float32)
+        self.sync = np.zeros(2, np.int64)  # the barrier's counters (unused by a serial call)
         self.work = B * sum(ls.layer.size for ls in sim.layers)  # neuron updates a step, roughly
         self.blocks = 0  # sample blocks of the last run (1: serial)
+        self.parts = 0  # threads that shared each step of the last run (batch 1; 1: serial)
 
     def run(self, sim, k: int) -> None:
         """Advance ``k`` timesteps (cursor must be 0)."""
@@ -285,10 +296,15 @@ class FusedProgram:
         args = (prog, self.fp, self.fp64, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
                 self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
                 arrays["predictions"], self.pred)
+        self.parts = 1
         if self.batch >= 2 and k * self.work >= PARALLEL_MIN_WORK and block_pool.threads() > 1:
             self.blocks = block_pool.run_blocks(_fused_block, args, self.batch, 1)
+        elif (self.batch == 1 and sim.split_steps and self.work >= SPLIT_MIN_WORK
+              and block_pool.threads() > 1):
+            self.parts = block_pool.run_parts(_fused_part, (*args, 0, 1), 2, np.zeros(2, np.int64))
+            self.blocks = 1
         else:
-            run_fused(*args, 0, self.batch)
+            run_fused(*args, 0, self.batch, 0, 1, self.sync)
             self.blocks = 1
         sim.t += k
         rec.count += k
@@ -301,13 +317,39 @@ class FusedProgram:
                 ls.path = "fused"
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _span(row, b0, b1, part, nparts):
+    """(lo, hi, r0, r1): the flat range of a layer's outputs this part computes, and its output
+    rows (r0, r1: all rows when the layer is not split by rows)."""
+    size, oh = row[C_SIZE], row[C_OH]
+    if nparts == 1:
+        return b0 * size, b1 * size, 0, oh
+    split = row[C_SPLIT]
+    if split == SPLIT_ROWS:
+        r0, r1 = oh * part // nparts, oh * (part + 1) // nparts
+        per = size // oh
+        return r0 * per, r1 * per, r0, r1
+    if split == SPLIT_FLAT:
+        return size * part // nparts, size * (part + 1) // nparts, 0, oh
+    if part == 0:
+        return 0, size, 0, oh
+    return 0, 0, 0, 0
+
+
 @numba.njit(nogil=True, cache=True)
 def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
-              capacity, steps_ring, pred_ring, pred, b0, b1):
+              capacity, steps_ring, pred_ring, pred, b0, b1, part, nparts, sync):
     """Advance samples [b0, b1) of the batch by ``nsteps`` timesteps. Every sample's arithmetic
     is independent of the others', so disjoint sample ranges may run at once on different
     threads: the kernel writes only its samples' slices (and the step ring when b0 == 0) and
-    never writes ``prog`` (the constant-current flags are copied; the caller sets them)."""
+    never writes ``prog`` (the constant-current flags are copied; the caller sets them).
+
+    ``nparts`` > 1 (batch 1 only): ``nparts`` threads run this same call with ``part`` 0, 1, ..
+    and share ``sync`` (two int64 zeros). Each layer's outputs are divided between them
+    (``_span``: output rows of stride-1 convs and tiled pooling, output columns of dense
+    layers, ranges of element-wise layers; other layers whole by part 0); they meet at a
+    barrier before each layer and before the prediction, which part 0 makes. Every output
+    element is still computed by one thread in the serial order: the same results."""
     L = prog.shape[0]
     acc = np.empty(4096, np.float64)
     idx = np.empty(256, np.int64)
@@ -319,8 +361,11 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
             row = prog[li]
             op = row[C_OP]
             y = f32[row[C_Y]]
-            size = row[C_SIZE]
-            lo, hi = b0 * size, b1 * size
+            if li > 0:
+                barrier(sync, nparts)  # every part's share of the layers before is done
+            lo, hi, r0, r1 = _span(row, b0, b1, part, nparts)
+            if nparts > 1 and hi <= lo:
+                continue  # nothing of this layer for this part
             if op == OP_INPUT:
                 x = f32[x_idx]
                 if encoder == 0:
@@ -362,7 +407,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                                 d += chunk
                 else:  # OP_MAX
                     K.max_pool(x, f64[row[C_PC]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH], row[C_OW],
-                              row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], y)
+                               row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], y, r0, r1)
                 continue
             # ---- neuron layer: current, then IF and emit
             J = f32[row[C_J]]
@@ -373,16 +418,15 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                     J[lo:hi] = f32[row[C_CACHE]][lo:hi]
             else:
                 if op == OP_DENSE:
-                    if idx.size < row[C_IC]:
-                        idx = np.empty(row[C_IC], np.int64)
-                    K.dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J, idx)
+                    o0, o1 = (lo, hi) if nparts > 1 else (0, row[C_OC])
+                    K.dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J, idx, o0, o1)
                 elif op == OP_CONV and row[C_WT] >= 0 and row[C_IC] >= K.GROUPED_MIN_CHANNELS:
                     K.conv_s1_grouped(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC],
-                                     row[C_OH], row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J,
-                                     idx)
+                                      row[C_OH], row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J,
+                                      idx, r0, r1)
                 elif op == OP_CONV and row[C_WT] >= 0:
                     K.conv_s1(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
-                             row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J, idx)
+                              row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J, idx, r0, r1)
                 elif op == OP_CONV:
                     K.conv(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                           row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], J, 0, row[C_OC])
@@ -398,7 +442,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                     if (row[C_SH] == ph and row[C_SW] == pw and row[C_PT] == 0 and row[C_PL] == 0
                             and oh * ph == row[C_IH] and ow * pw == row[C_IW]):
                         K.avg_pool_tiled(x, b0, b1, row[C_IH], row[C_IW], c, oh, ow, ph, pw, fp[li, F_SCALE], J,
-                                        acc[:ow * c])
+                                         acc[:ow * c], r0, r1)
                     else:
                         K.avg_pool(x, b0, b1, row[C_IH], row[C_IW], c, row[C_OH], row[C_OW], row[C_KH], row[C_KW],
                                   row[C_SH], row[C_SW], row[C_PT], row[C_PL], fp[li, F_SCALE], J, acc[:c])
@@ -430,9 +474,10 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                 K.if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi],
                          f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
         # ---- end of the timestep: prediction, then the recorder's row
+        barrier(sync, nparts)
         last = prog[L - 1]
         n_out = last[C_SIZE]
-        for bi in range(b0, b1):
+        for bi in range(b0, b1 if part == 0 else b0):
             best = 0
             nonzero = False
             for j in range(n_out):
@@ -448,16 +493,16 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                     best = j
             pred[bi] = best if nonzero else -1
         r = (count0 + k) % capacity
-        if b0 == 0:
+        if b0 == 0 and part == 0:
             steps_ring[r] = t0 + k + 1
-        for bi in range(b0, b1):
+        for bi in range(b0, b1 if part == 0 else b0):
             pred_ring[r, bi] = pred[bi]
         for li in range(L):
             row = prog[li]
             if row[C_RS] < 0:
                 continue
             n = f32[row[C_S]].size
-            lo, hi = b0 * row[C_SIZE], b1 * row[C_SIZE]
+            lo, hi, r0, r1 = _span(row, b0, b1, part, nparts)  # the share this part computed
             s = f32[row[C_S]][lo:hi]
             rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
             for i in range(hi - lo):
@@ -475,4 +520,26 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
 def _fused_block(*args):
     """``run_fused`` on one block of ``block_pool.run_blocks``: (b0, b1) the samples; the
     channel range (c0, c1) it appends is dropped (blocks are over samples only)."""
-    run_fused(*args[:-2])
+    run_fused(*args[:-2], 0, 1, np.zeros(2, np.int64))
+
+
+def _fused_part(*args):
+    """``run_fused`` as part ``part`` of ``nparts`` (``block_pool.run_parts`` appends them and
+    the shared barrier counters)."""
+    run_fused(*args)
+
+
+def _split_kind(row) -> int:
+    """How the threads of a split batch-1 step divide this layer (``_span``)."""
+    op = row[C_OP]
+    tiled = (row[C_SH] == row[C_KH] and row[C_SW] == row[C_KW] and row[C_PT] == 0 and row[C_PL] == 0
+             and row[C_OH] * row[C_KH] == row[C_IH] and row[C_OW] * row[C_KW] == row[C_IW])
+    if op in (OP_INPUT, OP_COPY, OP_ADD, OP_DENSE):
+        return SPLIT_FLAT
+    if op == OP_CONV and row[C_WT] >= 0 and row[C_OH] > 0:
+        return SPLIT_ROWS
+    if op == OP_AVG and tiled:
+        return SPLIT_ROWS
+    if op == OP_MAX and tiled and row[C_KH] == 2 and row[C_KW] == 2:
+        return SPLIT_ROWS
+    return SPLIT_WHOLE

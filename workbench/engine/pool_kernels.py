@@ -20,7 +20,7 @@ def _avg_pool_range(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1):
     acc = np.empty(max(ow * c, 1), np.float64)
     xf, of = x.reshape(-1), out.reshape(-1)
     if sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw:
-        K.avg_pool_tiled(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, of, acc)
+        K.avg_pool_tiled(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, of, acc, 0, oh)
     else:
         K.avg_pool(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, of, acc[:c])
 
@@ -42,7 +42,7 @@ def avg_pool_block(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1, c0, c1):
 def _max_pool_range(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1):
     _, ih, iw, c = x.shape
     K.max_pool(x.reshape(-1), counts.reshape(-1), b0, b1, ih, iw, c, out.shape[1], out.shape[2], ph, pw, sh, sw,
-               pt, pl, out.reshape(-1))
+               pt, pl, out.reshape(-1), 0, out.shape[1])
 
 
 @numba.njit(nogil=True, cache=True)

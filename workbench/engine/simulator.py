@@ -85,6 +85,9 @@ class Simulator:
         # layer and the neuron model allow it; False (or SNN_WORKBENCH_FUSED=0) forces the
         # generic per-layer path. ``fused_reason`` says why it does not apply (None: it does).
         self.fused = _fused.enabled_by_env()
+        # batch 1, large networks: split each fused step over two threads (fused.SPLIT_MIN_WORK);
+        # the window turns it off (its GUI thread needs the other core)
+        self.split_steps = True
         self.fused_reason = _fused.reason(self)
         self._fused_prog: _fused.FusedProgram | None = None
         if x is not None:

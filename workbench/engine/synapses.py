@@ -71,7 +71,7 @@ def dense_event(y, w, b, out):
     the non-zero inputs listed first, four rows per pass, the same sums)."""
     nb, nin = y.shape
     idx = np.empty(max(nin, 1), np.int64)
-    K.dense(y.reshape(-1), w.reshape(-1), b, 0, nb, nin, w.shape[1], out.reshape(-1), idx)
+    K.dense(y.reshape(-1), w.reshape(-1), b, 0, nb, nin, w.shape[1], out.reshape(-1), idx, 0, w.shape[1])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -125,9 +125,10 @@ def conv2d_event_s1(x, wt, b, kh, kw, pt, pl, out):
     oh, ow, cout = out.shape[1], out.shape[2], out.shape[3]
     idx = np.empty(max(cin, 1), np.int64)
     if cin >= K.GROUPED_MIN_CHANNELS:
-        K.conv_s1_grouped(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx)
+        K.conv_s1_grouped(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx,
+                          0, oh)
     else:
-        K.conv_s1(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx)
+        K.conv_s1(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx, 0, oh)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -178,6 +178,7 @@ class SimLoop:
             arr.flags.writeable = False  # snapshots then share them instead of copying each time
         self._emit("ann_accuracy", ann_accuracy(network, self._ann, labels))
         self.sim = Simulator(network, config, x, labels, record_capacity=self.window)
+        self.sim.split_steps = False  # the GUI thread needs the other core
 
     def _set_running(self, gen: int | None) -> None:
         was = self._play_gen is not None
