@@ -253,6 +253,7 @@ def test_batch1_step_split_over_two_threads_equals_generic(builder, model, encod
     fast, slow = pair(net, cfg, x, capacity=13)
     assert fast.run(40, max_chunk=40) == 40
     assert fast._fused_prog.parts == 2
+    assert {ls.path for ls in fast.layers if ls.is_neuron} == {"fused-split"}
     slow.run(40)
     assert_same(fast, slow)
     assert sum(int(ls.counts.sum()) for ls in fast.layers if ls.is_neuron) > 20  # not vacuous

@@ -314,7 +314,7 @@ class FusedProgram:
                 sim.layers[i].const_current = cache
         for ls in sim.layers[1:]:
             if ls.is_neuron or ls.layer.kind == nw.MAX_POOL2D:
-                ls.path = "fused"
+                ls.path = "fused" if self.parts == 1 else "fused-split"  # split: batch 1 on two threads
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
