@@ -150,7 +150,9 @@ def random_dense_net(rng):
         Layer("add", "add", (32,), ("d2", "d3"), config={"input_scales": [1.0, 0.5]}),
         Layer("cat", "concatenate", (64,), ("add", "d2"), config={"axis": 0}),
         Layer("gap_in", "reshape", (4, 4, 4), ("cat",), config={"target_shape": [4, 4, 4]}),
-        Layer("gap", "global_avg_pool2d", (4,), ("gap_in",), config={"input_scales": [1.0]}),
+        Layer("ap", "avg_pool2d", (2, 2, 4), ("gap_in",), config={"pool_size": [2, 2], "strides": [2, 2],
+                                                                   "padding": "valid", "input_scales": [0.75]}),
+        Layer("gap", "global_avg_pool2d", (4,), ("ap",), config={"input_scales": [1.0]}),
         Layer("out", "dense", (3,), ("gap",), dyadic(rng, (4, 3), 0.8), dyadic(rng, (3,), 0.05), "softmax"),
     ])
 
