@@ -70,6 +70,10 @@ class _Keras:
 
 
 MIN_SECONDS = 0.25  # each timing lasts at least this long: a 2 ms window is mostly noise
+# Pause before each timing: TensorFlow's and OpenBLAS's worker threads spin for a while after
+# their last op and would take a core from whichever engine is timed next (ours followed Keras
+# in every round and read 5-15 % slower than the same code timed later in the round).
+SETTLE_SECONDS = 0.1
 
 
 def _timed(fn, n: int) -> float:
@@ -124,6 +128,7 @@ def measure(bn: BenchNet, batch: int, steps: int, rounds: int = 3, keras: bool =
     best = {k: float("inf") for k in engines}
     for _ in range(rounds):
         for name, fn in engines.items():
+            time.sleep(SETTLE_SECONDS)
             best[name] = min(best[name], _timed(fn, steps))
     synapses.set_threads(cores)
     ours.run(1)
