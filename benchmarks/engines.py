@@ -71,9 +71,10 @@ class _Keras:
 
 MIN_SECONDS = 0.25  # each timing lasts at least this long: a 2 ms window is mostly noise
 # Pause before each timing: TensorFlow's and OpenBLAS's worker threads spin for a while after
-# their last op and would take a core from whichever engine is timed next (ours followed Keras
-# in every round and read 5-15 % slower than the same code timed later in the round).
-SETTLE_SECONDS = 0.1
+# their last op (OpenBLAS: up to ~0.1 s) and would take a core from whichever engine is timed
+# next (ours followed Keras in every round and read 5-15 % slower than the same code timed
+# later in the round).
+SETTLE_SECONDS = 0.3
 
 
 def _timed(fn, n: int) -> float:
