@@ -45,7 +45,7 @@ def test_conv_paths_identical(batch, geom, two_threads):
     assert np.array_equal(outs[0], outs[2])
 
 
-@pytest.mark.parametrize("cin", [5, 20])  # conv_s1, and conv_s1_grouped (>= 16 channels)
+@pytest.mark.parametrize("cin", [5, 20])  # one spike per pixel mostly, and several per pass
 @pytest.mark.parametrize("padding,kernel", [("same", (3, 4)), ("valid", (2, 3)), ("same", (5, 5)), ("same", (1, 1))])
 def test_reorganised_kernels_round_like_the_plain_scatter(cin, padding, kernel, two_threads):
     """General float32 values (not dyadic: every sum depends on its order): the contiguous-run

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# Stride-1 convs with at least this many input channels take ``conv_s1_grouped``.
-GROUPED_MIN_CHANNELS = 16
+from workbench.engine.neurons.if_neuron import if_update
+
 
 @numba.njit(nogil=True, cache=True)
 def dense(x, w, b, b0, b1, nin, nout, out, idx, o0, o1):
@@ -94,47 +94,6 @@ def stride1_weights(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w[:, ::-1].transpose(2, 0, 1, 3), dtype=np.float32).reshape(-1)
 
 
-@numba.njit(nogil=True, cache=True)
-def conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx, oy0, oy1):
-    """``conv`` for stride 1 with ``stride1_weights``: an input spike at (iy, ix, ci) adds, for
-    each kernel row ky, ``v * wt[ci, ky, kx1..kx0]`` to outputs (iy + pt - ky, ix + pl - kx1 ..)
-    in one contiguous axpy of (kx1 - kx0 + 1) * cout floats instead of kw axpys of cout
-    (2-2.5x faster for small cout). Each output element still receives one product per input
-    spike, spikes in row-major order: the same sums, bit for bit."""
-    for bi in range(b0, b1):
-        ob = bi * oh * ow * cout
-        for p in range(oy0 * ow, oy1 * ow):
-            for co in range(cout):
-                out[ob + p * cout + co] = b[co]
-        xb = bi * ih * iw * cin
-        for iy in range(max(0, oy0 - pt), min(ih, oy1 - pt + kh - 1)):
-            ky0 = max(0, iy + pt - oy1 + 1)  # output rows oy0..oy1-1 only
-            ky1 = min(kh - 1, iy + pt - oy0)
-            for ix in range(iw):
-                kx0 = max(0, ix + pl - ow + 1)
-                kx1 = min(kw - 1, ix + pl)
-                if kx1 < kx0 or ky1 < ky0:
-                    continue
-                n = (kx1 - kx0 + 1) * cout
-                ox0 = ix + pl - kx1
-                x0 = xb + (iy * iw + ix) * cin
-                xr = x[x0:x0 + cin]
-                m = 0
-                for ci in range(cin):  # the non-zero channels, listed without branches
-                    idx[m] = ci
-                    m += xr[ci] != 0.0
-                for j in range(m):
-                    ci = idx[j]
-                    v = xr[ci]
-                    for ky in range(ky0, ky1 + 1):
-                        o0 = ob + ((iy + pt - ky) * ow + ox0) * cout
-                        w0 = ((ci * kh + ky) * kw + (kw - 1 - kx1)) * cout
-                        orow = out[o0:o0 + n]  # views from 0: the axpy vectorizes
-                        wrow = wt[w0:w0 + n]
-                        for k in range(n):
-                            orow[k] += v * wrow[k]
-
-
 @numba.njit(nogil=True, cache=True, inline="always")
 def axpy_list(orow, xr, idx, m, w, stride, off):
     """``orow += xr[i] * w[i * stride + off:][:n]`` for i = idx[0..m), one after another, four
@@ -170,11 +129,14 @@ def axpy_list(orow, xr, idx, m, w, stride, off):
 
 
 @numba.njit(nogil=True, cache=True)
-def conv_s1_grouped(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx, oy0, oy1):
-    """``conv_s1`` for many input channels: the non-zero channels of one input pixel are listed
-    first (without branches), then each kernel row's output run gets their products one channel
-    after another while it stays in L1 (1.2-1.5x on 32-64 channels at 7-15 % spikes). Per
-    output element the products still come in row-major (pixel, channel) order: the same sums."""
+def conv_s1(x, wt, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out, idx, oy0, oy1):
+    """``conv`` for stride 1 with ``stride1_weights``, output rows ``oy0:oy1``. An input spike at
+    (iy, ix, ci) adds, for each kernel row ky, ``v * wt[ci, ky, kx1..kx0]`` to outputs
+    (iy + pt - ky, ix + pl - kx1 ..) in ONE contiguous axpy of (kx1 - kx0 + 1) * cout floats
+    instead of kw axpys of cout (2-2.5x faster for small cout). The non-zero channels of a pixel
+    are listed first (without branches) and each kernel row's output run gets their products
+    several at a time (``axpy_list``; 1.2-1.5x on 32-64 channels). Per output element the
+    products still come one per spike in row-major (pixel, channel) order: the same sums."""
     for bi in range(b0, b1):
         ob = bi * oh * ow * cout
         for p in range(oy0 * ow, oy1 * ow):
@@ -240,6 +202,13 @@ def depthwise(x, w, b, b0, b1, ih, iw, cin, oh, ow, cout, kh, kw, sh, sw, pt, pl
 
 
 @numba.njit(nogil=True, cache=True)
+def windows_tile(ih, iw, oh, ow, ph, pw, sh, sw, pt, pl):
+    """Whether pooling windows tile the input exactly (stride = pool size, no padding, nothing
+    left over): each input is in one window, which the tiled kernels rely on."""
+    return sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw
+
+
+@numba.njit(nogil=True, cache=True)
 def avg_pool(x, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, out, acc):
     for bi in range(b0, b1):
         xb = bi * ih * iw * c
@@ -296,11 +265,11 @@ def avg_pool_tiled(x, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, out, acc, oy0, o
     """``avg_pool`` when the windows tile the input (stride = pool size, no padding, the usual
     2x2): a whole output row is summed at once in ``acc`` (ow * c float64), window elements in
     the same (ky, kx) order, then scaled and divided as there: the same values, ~1.7x faster."""
-    n = ph * pw
-    m = ow * c
     if ph == 2 and pw == 2:
         _avg_pool_2x2(x, b0, b1, ih, iw, c, oh, ow, scale, out, oy0, oy1)
         return
+    n = ph * pw
+    m = ow * c
     for bi in range(b0, b1):
         xv = x[bi * ih * iw * c:(bi + 1) * ih * iw * c]
         ov = out[bi * oh * m:(bi + 1) * oh * m]
@@ -370,7 +339,7 @@ def max_pool(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out, 
     channel; when the windows tile the input exactly (the usual 2x2 stride 2) the counts are
     updated in the same pass. Same comparisons in the same order: the same result."""
     n_in = ih * iw * c
-    tiled = sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw
+    tiled = windows_tile(ih, iw, oh, ow, ph, pw, sh, sw, pt, pl)
     if tiled and ph == 2 and pw == 2:
         _max_pool_2x2(x, counts, b0, b1, ih, iw, c, oh, ow, out, oy0, oy1)
         return
@@ -434,30 +403,11 @@ def global_avg(x, b0, b1, hw, c, scale, out):
 
 
 @numba.njit(nogil=True, cache=True)
-def emit(spikes, scale, y, counts):
-    """``synapses.emit`` without the count of spikes (after a model's own step)."""
-    for i in range(spikes.size):
-        s = spikes[i]
-        y[i] = s * scale
-        counts[i] += s
-
-
-@numba.njit(nogil=True, cache=True)
 def if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
     """``if_step`` then ``synapses.emit``, in one pass (callers pass views of their samples:
     loops from 0 let LLVM drop numba's negative-index checks and vectorize)."""
     for i in range(v.size):
-        vi = v[i] + dt32 * J[i]
-        if vi >= thr:
-            if reset_code == 0:
-                vi = vi - thr
-            elif reset_code == 1:
-                vi = np.float32(0.0)
-            else:
-                vi = vi - thr * np.floor(vi / thr)
-            s = np.float32(1.0)
-        else:
-            s = np.float32(0.0)
+        vi, s = if_update(v[i], J[i], dt32, thr, reset_code)
         spikes[i] = s
         v[i] = vi
         y[i] = s * scale

@@ -58,6 +58,7 @@ PARALLEL_MIN_WORK = 200_000
 # layer's outputs divided, a barrier between layers, ~0.3 us each): the VGG-style benchmark
 # net (~100,000), not LeNet-5 (~8,500) or the demo (~4,000), whose layers are too small.
 SPLIT_MIN_WORK = 50_000
+_NO_SYNC = np.zeros(2, np.int64)  # barrier counters for one-part calls (the barrier is a no-op)
 
 OP_INPUT, OP_DENSE, OP_CONV, OP_DW, OP_AVG, OP_GAP, OP_MAX, OP_COPY, OP_PAD, OP_ADD, OP_CAT = range(11)
 _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE_CONV2D: OP_DW,
@@ -259,7 +260,7 @@ class FusedProgram:
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
         self.no_rand = np.zeros((1, 1), np.float32)
-        self.sync = np.zeros(2, np.int64)  # the barrier's counters (unused by a serial call)
+        self.sync = np.zeros(2, np.int64)  # the barrier's counters of a split step (back to 0 count after each)
         self.work = B * sum(ls.layer.size for ls in sim.layers)  # neuron updates a step, roughly
         self.blocks = 0  # sample blocks of the last run (1: serial)
         self.parts = 0  # threads that shared each step of the last run (batch 1; 1: serial)
@@ -301,10 +302,10 @@ class FusedProgram:
             self.blocks = block_pool.run_blocks(_fused_block, args, self.batch, 1)
         elif (self.batch == 1 and sim.split_steps and self.work >= SPLIT_MIN_WORK
               and block_pool.threads() > 1):
-            self.parts = block_pool.run_parts(_fused_part, (*args, 0, 1), 2, np.zeros(2, np.int64))
+            self.parts = block_pool.run_parts(run_fused, (*args, 0, 1), 2, self.sync)
             self.blocks = 1
         else:
-            run_fused(*args, 0, self.batch, 0, 1, self.sync)
+            run_fused(*args, 0, self.batch, 0, 1, _NO_SYNC)
             self.blocks = 1
         sim.t += k
         rec.count += k
@@ -420,10 +421,6 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                 if op == OP_DENSE:
                     o0, o1 = (lo, hi) if nparts > 1 else (0, row[C_OC])
                     K.dense(x, f32[row[C_W]], f32[row[C_B]], b0, b1, row[C_IC], row[C_OC], J, idx, o0, o1)
-                elif op == OP_CONV and row[C_WT] >= 0 and row[C_IC] >= K.GROUPED_MIN_CHANNELS:
-                    K.conv_s1_grouped(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC],
-                                      row[C_OH], row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J,
-                                      idx, r0, r1)
                 elif op == OP_CONV and row[C_WT] >= 0:
                     K.conv_s1(x, f32[row[C_WT]], f32[row[C_B]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
                               row[C_OW], row[C_OC], row[C_KH], row[C_KW], row[C_PT], row[C_PL], J, idx, r0, r1)
@@ -439,8 +436,8 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                     ph, pw, oh, ow = row[C_KH], row[C_KW], row[C_OH], row[C_OW]
                     if acc.size < ow * c:
                         acc = np.empty(ow * c, np.float64)
-                    if (row[C_SH] == ph and row[C_SW] == pw and row[C_PT] == 0 and row[C_PL] == 0
-                            and oh * ph == row[C_IH] and ow * pw == row[C_IW]):
+                    if K.windows_tile(row[C_IH], row[C_IW], oh, ow, ph, pw, row[C_SH], row[C_SW], row[C_PT],
+                                      row[C_PL]):
                         K.avg_pool_tiled(x, b0, b1, row[C_IH], row[C_IW], c, oh, ow, ph, pw, fp[li, F_SCALE], J,
                                          acc[:ow * c], r0, r1)
                     else:
@@ -469,7 +466,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
             if row[C_MODEL] == MODEL_LIF:
                 lif_step(J[lo:hi], fp64[li, P_DT], fp64[li, P_TAU_RC], fp64[li, P_TAU_REF], fp64[li, P_MINV], True,
                          f64[row[C_V]][lo:hi], f64[row[C_REF]][lo:hi], f32[row[C_S]][lo:hi])
-                K.emit(f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+                synapses.emit(f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
             else:
                 K.if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi],
                          f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
@@ -520,20 +517,14 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
 def _fused_block(*args):
     """``run_fused`` on one block of ``block_pool.run_blocks``: (b0, b1) the samples; the
     channel range (c0, c1) it appends is dropped (blocks are over samples only)."""
-    run_fused(*args[:-2], 0, 1, np.zeros(2, np.int64))
-
-
-def _fused_part(*args):
-    """``run_fused`` as part ``part`` of ``nparts`` (``block_pool.run_parts`` appends them and
-    the shared barrier counters)."""
-    run_fused(*args)
+    run_fused(*args[:-2], 0, 1, _NO_SYNC)
 
 
 def _split_kind(row) -> int:
     """How the threads of a split batch-1 step divide this layer (``_span``)."""
     op = row[C_OP]
-    tiled = (row[C_SH] == row[C_KH] and row[C_SW] == row[C_KW] and row[C_PT] == 0 and row[C_PL] == 0
-             and row[C_OH] * row[C_KH] == row[C_IH] and row[C_OW] * row[C_KW] == row[C_IW])
+    tiled = K.windows_tile(row[C_IH], row[C_IW], row[C_OH], row[C_OW], row[C_KH], row[C_KW], row[C_SH], row[C_SW],
+                           row[C_PT], row[C_PL])
     if op in (OP_INPUT, OP_COPY, OP_ADD, OP_DENSE):
         return SPLIT_FLAT
     if op == OP_CONV and row[C_WT] >= 0 and row[C_OH] > 0:

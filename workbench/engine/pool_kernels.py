@@ -19,7 +19,7 @@ def _avg_pool_range(x, ph, pw, sh, sw, pt, pl, scale, out, b0, b1):
     oh, ow = out.shape[1], out.shape[2]
     acc = np.empty(max(ow * c, 1), np.float64)
     xf, of = x.reshape(-1), out.reshape(-1)
-    if sh == ph and sw == pw and pt == 0 and pl == 0 and oh * ph == ih and ow * pw == iw:
+    if K.windows_tile(ih, iw, oh, ow, ph, pw, sh, sw, pt, pl):
         K.avg_pool_tiled(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, scale, of, acc, 0, oh)
     else:
         K.avg_pool(xf, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, scale, of, acc[:c])

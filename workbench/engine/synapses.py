@@ -119,16 +119,12 @@ def conv2d_event(x, w, b, sh, sw, pt, pl, out):
 
 @numba.njit(nogil=True, cache=True)
 def conv2d_event_s1(x, wt, b, kh, kw, pt, pl, out):
-    """``conv2d_event`` for strides (1, 1) on re-laid weights ``wt`` (``flat_kernels.stride1_weights``):
-    one contiguous run per kernel row, the grouped kernel for >= 16 input channels."""
+    """``conv2d_event`` for strides (1, 1) on re-laid weights ``wt`` (``flat_kernels.conv_s1``:
+    one contiguous run per kernel row, several spikes per pass)."""
     nb, ih, iw, cin = x.shape
     oh, ow, cout = out.shape[1], out.shape[2], out.shape[3]
     idx = np.empty(max(cin, 1), np.int64)
-    if cin >= K.GROUPED_MIN_CHANNELS:
-        K.conv_s1_grouped(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx,
-                          0, oh)
-    else:
-        K.conv_s1(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx, 0, oh)
+    K.conv_s1(x.reshape(-1), wt, b, 0, nb, ih, iw, cin, oh, ow, cout, kh, kw, pt, pl, out.reshape(-1), idx, 0, oh)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -29,22 +29,29 @@ RESET_MODES = ("subtract", "zero", "modulo")
 _RESET_CODE = {name: i for i, name in enumerate(RESET_MODES)}
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def if_update(v, j, dt32, thr, reset_code):
+    """One neuron's IF step in float32: (new v, spike 0/1). Shared by ``if_step`` and the fused
+    kernel (``flat_kernels.if_emit``)."""
+    vi = v + dt32 * j
+    if vi >= thr:
+        if reset_code == 0:
+            vi = vi - thr
+        elif reset_code == 1:
+            vi = np.float32(0.0)
+        else:
+            vi = vi - thr * np.floor(vi / thr)
+        return vi, np.float32(1.0)
+    return vi, np.float32(0.0)
+
+
 @numba.njit(nogil=True, cache=True)
 def if_step(J, dt, threshold, reset_code, v, spikes):
     dt32 = np.float32(dt)
     thr = np.float32(threshold)
     for i in range(v.size):
-        vi = v[i] + dt32 * J[i]
-        if vi >= thr:
-            spikes[i] = 1.0
-            if reset_code == 0:
-                vi = vi - thr
-            elif reset_code == 1:
-                vi = np.float32(0.0)
-            else:
-                vi = vi - thr * np.floor(vi / thr)
-        else:
-            spikes[i] = 0.0
+        vi, s = if_update(v[i], J[i], dt32, thr, reset_code)
+        spikes[i] = s
         v[i] = vi
 
 
