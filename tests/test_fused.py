@@ -3,11 +3,14 @@ event kernels, and against the numpy reference: spikes, membranes, currents, cou
 predictions and the recorder's rings must be identical, and the LayerState arrays after a fused
 chunk must be what the generic path leaves (so step_layer, snapshots and stats go on)."""
 
+import threading
+
 import numpy as np
 import pytest
 
 from test_engine_if import dyadic, random_conv_net, random_dense_net
 from workbench.engine import fused as F
+from workbench.engine import stop_flag
 from workbench.engine import synapses as S
 from workbench.engine.config import SimConfig
 from workbench.engine.neurons import IF, make_neuron
@@ -270,12 +273,83 @@ def test_max_chunk_sets_the_steps_per_nogil_call():
     sim = Simulator(net, SimConfig(), x=inputs(rng, net, 1))
     prog = sim._fused_program()
     calls, run = [], prog.run
-    prog.run = lambda s, k: (calls.append(k), run(s, k))[1]
+    prog.run = lambda s, k, stop: (calls.append(k), run(s, k, stop))[1]
     sim.run(600)
     assert calls == [F.CHUNK, F.CHUNK, 600 - 2 * F.CHUNK]
     calls.clear()
     sim.run(600, max_chunk=600)
     assert calls == [600] and sim.t == 1200
+
+
+def run_until_stopped(sim, after: int, most: int) -> int:
+    """``sim.run(most)`` as ONE nogil call, stopped through a ``StopWhenChanged`` by another
+    thread once the kernel's step ring shows step ``after`` (the kernel writes it each step)."""
+    flag = stop_flag.new_flag()
+    ring = sim.recorder.arrays()["steps"]
+    t0 = sim.t
+
+    def watch():
+        while ring.max() < t0 + after:
+            pass
+        stop_flag.request(flag)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        return sim.run(most, should_stop=stop_flag.StopWhenChanged(flag, 0), max_chunk=most)
+    finally:
+        watcher.join()
+
+
+@pytest.mark.parametrize("encoder", ["constant", "poisson"])
+def test_a_stop_from_another_thread_ends_a_chunk_between_steps(encoder):
+    """A pause lands inside a long fused call: the kernel stops before its next step, and the
+    state, the recorder and the Poisson generator are those of a run of exactly the steps that
+    ran (the continuation is bit-identical to a run never stopped)."""
+    rng = np.random.default_rng(13)
+    net = random_dense_net(rng)
+    x = inputs(rng, net, 1)
+    fast, slow = pair(net, SimConfig(encoder=encoder, seed=5), x, capacity=64)
+    most = 10**7  # ~20 s if the stop were not seen: the test would fail, slowly
+    ran = run_until_stopped(fast, 100, most)
+    assert 100 <= ran < most and fast.t == ran and fast.recorder.count == ran
+    for _ in range(ran):
+        slow.step()
+    assert_same(fast, slow)
+    fast.run(40)
+    for _ in range(40):
+        slow.step()
+    assert_same(fast, slow)
+    assert np.array_equal(fast.rng.random(4), slow.rng.random(4))
+
+
+def test_a_stop_asked_before_the_call_runs_nothing_and_draws_nothing():
+    rng = np.random.default_rng(14)
+    net = random_dense_net(rng)
+    sim = Simulator(net, SimConfig(encoder="poisson", seed=3), x=inputs(rng, net, 1))
+    sim.run(5)
+    before = sim.rng.bit_generator.state
+    flag = stop_flag.new_flag()
+    token = stop_flag.request(flag) - 1  # the run's token is already out of date
+    assert sim._fused_program().run(sim, 50, stop_flag.StopWhenChanged(flag, token)) == 0
+    assert sim.t == 5 and sim.recorder.count == 5 and sim.rng.bit_generator.state == before
+
+
+def test_poisson_calls_are_split_to_bound_the_random_buffer(monkeypatch):
+    monkeypatch.setattr(F, "RAND_ELEMENTS", 100)
+    rng = np.random.default_rng(15)
+    net = random_dense_net(rng)
+    x = inputs(rng, net, 2)
+    fast, slow = pair(net, SimConfig(encoder="poisson", batch=2, seed=8), x)
+    prog = fast._fused_program()
+    assert prog.max_steps == 100 // x.size
+    calls, run = [], prog.run
+    prog.run = lambda s, k, stop: (calls.append(k), run(s, k, stop))[1]
+    fast.run(30, max_chunk=30)
+    assert max(calls) == prog.max_steps and sum(calls) == 30
+    for _ in range(30):
+        slow.step()
+    assert_same(fast, slow)
 
 
 def test_other_models_fall_back_to_the_generic_path(monkeypatch):

@@ -230,7 +230,7 @@ def test_each_play_chunk_is_one_nogil_call():
     stepping_clock(loop, 1e-7)
     prog = loop.sim._fused_program()
     calls, run = [], prog.run
-    prog.run = lambda sim, k: (calls.append(k), run(sim, k))[1]
+    prog.run = lambda sim, k, stop: (calls.append(k), run(sim, k, stop))[1]
     for _ in range(20):
         loop._advance()
         loop.frame_done()

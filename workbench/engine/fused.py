@@ -43,7 +43,7 @@ from numba.typed import List
 
 from workbench.engine import block_pool, synapses
 from workbench.engine import flat_kernels as K
-from workbench.engine.atomics import barrier
+from workbench.engine.atomics import atomic_load, barrier
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.engine.neurons.lif import LIF, lif_step
@@ -58,7 +58,9 @@ PARALLEL_MIN_WORK = 200_000
 # layer's outputs divided, a barrier between layers, ~0.3 us each): the VGG-style benchmark
 # net (~100,000), not LeNet-5 (~8,500) or the demo (~4,000), whose layers are too small.
 SPLIT_MIN_WORK = 50_000
+RAND_ELEMENTS = 1 << 20  # Poisson randoms drawn for one call at most (4 MB): Simulator.run splits
 _NO_SYNC = np.zeros(2, np.int64)  # barrier counters for one-part calls (the barrier is a no-op)
+_NO_STOP = np.zeros(1, np.int64)  # a stop flag nobody changes (token 0): calls that must run whole
 
 OP_INPUT, OP_DENSE, OP_CONV, OP_DW, OP_AVG, OP_GAP, OP_MAX, OP_COPY, OP_PAD, OP_ADD, OP_CAT = range(11)
 _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE_CONV2D: OP_DW,
@@ -260,13 +262,18 @@ class FusedProgram:
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
         self.no_rand = np.zeros((1, 1), np.float32)
+        # Poisson: one call's uniform randoms are (steps, batch x inputs) float32, at most
+        # RAND_ELEMENTS of them (a long chunk of a big input would allocate hundreds of MB).
+        self.max_steps = max(1, RAND_ELEMENTS // sim.x.size) if self.encoder == 1 else 1 << 62
         self.sync = np.zeros(2, np.int64)  # the barrier's counters of a split step (back to 0 count after each)
         self.work = B * sum(ls.layer.size for ls in sim.layers)  # neuron updates a step, roughly
         self.blocks = 0  # sample blocks of the last run (1: serial)
         self.parts = 0  # threads that shared each step of the last run (batch 1; 1: serial)
 
-    def run(self, sim, k: int) -> None:
-        """Advance ``k`` timesteps (cursor must be 0)."""
+    def run(self, sim, k: int, stop=None) -> int:
+        """Advance ``k`` timesteps (cursor must be 0); returns how many ran: fewer when ``stop``
+        (a ``stop_flag.StopWhenChanged``) changed during the call. Only a single serial call
+        stops early; sample blocks and split parts, which must stay in step, run all ``k``."""
         x = sim.x.reshape(-1)
         if self.encoder == 0:
             np.copyto(self.x_buf, x)
@@ -289,6 +296,7 @@ class FusedProgram:
                 np.copyto(counts, ls.pool_counts)
             ls.pool_counts = counts
         if self.encoder == 1:
+            drawn_from = sim.rng.bit_generator.state
             rand = sim.rng.random((k, *sim.x.shape), dtype=np.float32).reshape(k, -1)
         else:
             rand = self.no_rand
@@ -298,24 +306,30 @@ class FusedProgram:
                 self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
                 arrays["predictions"], self.pred)
         self.parts = 1
+        ran = k
         if self.batch >= 2 and k * self.work >= PARALLEL_MIN_WORK and block_pool.threads() > 1:
-            self.blocks = block_pool.run_blocks(_fused_block, args, self.batch, 1)
+            self.blocks = block_pool.run_blocks(_fused_block, (*args, _NO_STOP, 0), self.batch, 1)
         elif (self.batch == 1 and sim.split_steps and self.work >= SPLIT_MIN_WORK
               and block_pool.threads() > 1):
-            self.parts = block_pool.run_parts(run_fused, (*args, 0, 1), 2, self.sync)
+            self.parts = block_pool.run_parts(run_fused, (*args, _NO_STOP, 0, 0, 1), 2, self.sync)
             self.blocks = 1
         else:
-            run_fused(*args, 0, self.batch, 0, 1, _NO_SYNC)
+            flag, token = (_NO_STOP, 0) if stop is None else (stop.flag, stop.token)
+            ran = run_fused(*args, flag, token, 0, self.batch, 0, 1, _NO_SYNC)
             self.blocks = 1
-        sim.t += k
-        rec.count += k
+        if ran < k and self.encoder == 1:  # the generator as if only the steps that ran drew
+            sim.rng.bit_generator.state = drawn_from
+            sim.rng.random((ran, *sim.x.shape), dtype=np.float32)
+        sim.t += ran
+        rec.count += ran
         for i, cache in self.const_cache.items():
-            if k > 0 or prog[i, C_VALID]:  # the kernel computed the current in its first step
+            if ran > 0 or prog[i, C_VALID]:  # the kernel computed the current in its first step
                 prog[i, C_VALID] = 1
                 sim.layers[i].const_current = cache
         for ls in sim.layers[1:]:
             if ls.is_neuron or ls.layer.kind == nw.MAX_POOL2D:
                 ls.path = "fused" if self.parts == 1 else "fused-split"  # split: batch 1 on two threads
+        return ran
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -339,7 +353,7 @@ def _span(row, b0, b1, part, nparts):
 
 @numba.njit(nogil=True, cache=True)
 def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
-              capacity, steps_ring, pred_ring, pred, b0, b1, part, nparts, sync):
+              capacity, steps_ring, pred_ring, pred, stop, token, b0, b1, part, nparts, sync):
     """Advance samples [b0, b1) of the batch by ``nsteps`` timesteps. Every sample's arithmetic
     is independent of the others', so disjoint sample ranges may run at once on different
     threads: the kernel writes only its samples' slices (and the step ring when b0 == 0) and
@@ -350,7 +364,11 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
     (``_span``: output rows of stride-1 convs and tiled pooling, output columns of dense
     layers, ranges of element-wise layers; other layers whole by part 0); they meet at a
     barrier before each layer and before the prediction, which part 0 makes. Every output
-    element is still computed by one thread in the serial order: the same results."""
+    element is still computed by one thread in the serial order: the same results.
+
+    Returns the steps that ran: ``nsteps``, or fewer when a one-part call sees ``stop[0]`` (read
+    atomically before each step) no longer equal to ``token`` (``stop_flag``: a pause asked for
+    from another thread while this call holds no GIL)."""
     L = prog.shape[0]
     acc = np.empty(4096, np.float64)
     idx = np.empty(256, np.int64)
@@ -358,6 +376,8 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
     for li in range(L):
         valid[li] = prog[li, C_VALID]
     for k in range(nsteps):
+        if nparts == 1 and atomic_load(stop, 0) != token:
+            return k  # stop requested from another thread (a pause): k steps ran
         for li in range(L):
             row = prog[li]
             op = row[C_OP]
@@ -512,6 +532,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                 f32[row[C_RM]][r * n + lo:r * n + hi] = f32[row[C_V]][lo:hi]
             if row[C_RJ] >= 0:
                 f32[row[C_RJ]][r * n + lo:r * n + hi] = f32[row[C_J]][lo:hi]
+    return nsteps
 
 
 def _fused_block(*args):

@@ -23,6 +23,7 @@ from workbench.engine import fused as _fused
 from workbench.engine.config import SimConfig
 from workbench.engine.layer_state import LayerState, advance
 from workbench.engine.recording import Recorder, estimate_bytes
+from workbench.engine.stop_flag import StopWhenChanged
 from workbench.errors import ConfigError, DataFileError
 from workbench.models import network as nw
 
@@ -188,7 +189,9 @@ class Simulator:
         The fused path advances up to ``max_chunk`` steps (default ``fused.CHUNK``) per nogil
         call; ``should_stop`` and ``on_progress`` are looked at between calls. A caller that
         sizes ``n`` by time itself (the window's worker) passes ``max_chunk=n``: one call, one
-        hand-over of the GIL."""
+        hand-over of the GIL. A ``should_stop`` that is a ``stop_flag.StopWhenChanged`` is also
+        read by the fused kernel before every step (when it runs as one serial call), so a stop
+        asked for by another thread ends even a long chunk within one step."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
             raise ConfigError("steps", f"must be a whole number >= 0, got {n!r}")
         n = int(n)
@@ -202,10 +205,12 @@ class Simulator:
                 self.step()
                 k = 1
             else:
-                k = min(max_chunk or _fused.CHUNK, n - i)
+                k = min(max_chunk or _fused.CHUNK, n - i, prog.max_steps)
                 if on_progress is not None:
                     k = min(k, progress_every - i % progress_every)
-                prog.run(self, k)
+                ran = prog.run(self, k, should_stop if isinstance(should_stop, StopWhenChanged) else None)
+                if ran < k:
+                    return i + ran
             i += k
             if on_progress is not None and (i % progress_every == 0 or i == n):
                 on_progress(i, n)

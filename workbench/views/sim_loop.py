@@ -12,19 +12,18 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
   ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
 
-While playing, the loop steps the simulator in chunks (``Simulator.run(k)``: with
-the fused path each chunk is ONE nogil numba call, so the GUI thread has the GIL meanwhile and
-the worker waits for it back once per chunk, not once per 256 steps): ``k`` is
-adapted so a chunk takes about ``CHUNK_SECONDS`` by the loop's clock (unchanged while the clock
-shows no time passing, as a test's fake clock), at most ``MAX_CHUNK`` steps, never past a
-play's target, and, while the GUI waits for a frame, ending when the next frame is due (by the
-measured time per step). Frames are due on a grid of ``frame_interval``: a snapshot sent a
+While playing, the loop steps the simulator in chunks (``Simulator.run(k)``: with the fused
+path each chunk is ONE nogil numba call, so the GUI thread has the GIL meanwhile; after each
+call the worker must win the GIL back from the GUI thread, which costs it time while the GUI
+paints, so chunks are as long as the frames allow). A chunk runs until the next frame is due
+(by the measured time per step), at most ``CHUNK_SECONDS`` and ``MAX_CHUNK`` steps, never past a
+play's target; while a due frame waits for the GUI to take the last one, chunks are
+``OVERDUE_CHUNK_SECONDS`` long. Frames are due on a grid of ``frame_interval``: a snapshot sent a
 little late (up to ``FRAME_JITTER`` of an interval) does not push the next one back, so a play
 sends ``1 / frame_interval`` snapshots a second, not fewer by the average lateness.
-Pausing does not wait in the queue: ``pause()`` bumps a generation counter that the loop
-checks before each chunk, so a pause takes effect within one chunk (~``CHUNK_SECONDS``, 10 ms).
-(Longer chunks mean fewer hand-overs of the GIL: after each nogil call the worker waits for the
-GUI thread to let go of it, up to the 5 ms switch interval.)
+Pausing does not wait in the queue nor for the chunk: ``pause()`` bumps a generation counter
+held in an int64 array (``stop_flag``) that the fused kernel reads before every timestep and
+the loop before each chunk, so a pause takes effect within one timestep.
 Exceptions never end the loop: they are reported and the loop stays usable.
 """
 
@@ -36,6 +35,7 @@ import time
 import traceback
 from types import MappingProxyType
 
+from workbench.engine import stop_flag
 from workbench.engine.simulator import Simulator
 from workbench.engine.snapshot import HistoryCache, make_snapshot
 from workbench.errors import WorkbenchError
@@ -43,8 +43,9 @@ from workbench.models.forward import forward
 from workbench.views.loaders import ann_accuracy
 
 R_HISTORY_POINTS = 2000  # per layer; older points are thinned by half when exceeded
-CHUNK_SECONDS = 0.010  # a play steps this long between looks at commands and frames (was 5 ms)
-MAX_CHUNK = 1024
+CHUNK_SECONDS = 0.05  # the longest chunk of a play (frames usually end them sooner: 1/30 s)
+OVERDUE_CHUNK_SECONDS = 0.002  # chunks while a due frame waits for the GUI to take the last one
+MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
 
 
@@ -64,7 +65,7 @@ class SimLoop:
         self.window = window
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._pause_gen = 0  # bumped by pause() from any thread; a play runs while it matches
+        self._stop = stop_flag.new_flag()  # pause generation; a play runs while it matches
         self._frame_wanted = True  # the GUI took the last snapshot
         self.sim: Simulator | None = None
         self._ann: dict = {}
@@ -81,19 +82,23 @@ class SimLoop:
         self._chunk = 1  # steps per chunk while playing, adapted to CHUNK_SECONDS
         self._step_seconds = 0.0  # time per step of the last chunk (0: unknown)
 
+    @property
+    def _pause_gen(self) -> int:
+        return int(self._stop[0])
+
     # ---- called from the GUI thread --------------------------------------------------------
     def post(self, *command) -> None:
         self._queue.put(command)
 
     def pause(self) -> None:
-        self._pause_gen += 1
+        stop_flag.request(self._stop)
         self.post("pause")
 
     def play(self, target: int | None = None) -> None:
         self.post("play", self._pause_gen, target)
 
     def quit(self) -> None:
-        self._pause_gen += 1
+        stop_flag.request(self._stop)
         self.post("quit")
 
     def frame_done(self) -> None:
@@ -199,7 +204,7 @@ class SimLoop:
             start = self._clock()
             k = self._chunk_steps(start)
             gen = self._play_gen
-            ran = sim.run(k, should_stop=lambda: self._pause_gen != gen, max_chunk=k)
+            ran = sim.run(k, should_stop=stop_flag.StopWhenChanged(self._stop, gen), max_chunk=k)
             self._adapt_chunk(ran, self._clock() - start)
             if self._target is not None and sim.t >= self._target:
                 self._set_running(None)
@@ -211,13 +216,17 @@ class SimLoop:
             self._send_snapshot(now)
 
     def _chunk_steps(self, now: float) -> int:
-        """Steps of the next chunk: the adapted chunk, not past the target nor (while the GUI
-        waits for a frame) much past the time the next frame is due."""
+        """Steps of the next chunk: the adapted chunk, not past the target nor much past the
+        time the next frame is due (a short one when that has passed: the GUI has not yet taken
+        the last frame, and the next is sent as soon as it has)."""
         k = self._chunk
         if self._target is not None:
             k = min(k, self._target - self.sim.t)
-        if self._frame_wanted and self._step_seconds > 0:
-            k = min(k, int((self._due - now) / self._step_seconds) + 1)
+        if self._step_seconds > 0:
+            until = self._due - now
+            if until <= 0:
+                until = OVERDUE_CHUNK_SECONDS
+            k = min(k, int(until / self._step_seconds) + 1)
         return max(1, k)
 
     def _adapt_chunk(self, ran: int, elapsed: float) -> None:
