@@ -6,6 +6,7 @@ network, config and input: the window shows exactly what the engine holds.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import astuple
 
 import numpy as np
@@ -215,6 +216,24 @@ def test_chunks_grow_to_max_chunk_and_a_pause_stops_between_them():
     assert loop._chunk == sim_loop.MAX_CHUNK
     t = loop.sim.t
     loop.pause()  # from the GUI thread: the generation changes before the next chunk
+    loop._advance()
+    assert loop.sim.t == t and snapshots()[-1].running is False
+
+
+def test_a_pause_from_the_gui_thread_ends_a_chunk_inside_the_kernel():
+    """Chunks last until the next frame (~33 ms): ``pause()`` must not wait for the chunk to end.
+    It changes the loop's stop flag, which the fused kernel reads before every step."""
+    loop, clock, snapshots = playing_loop(interval=0.1)
+    loop._chunk, loop._step_seconds = 10**7, 0.0  # one nogil call of 10^7 steps (~10 s)
+    ring = loop.sim.recorder.arrays()["steps"]
+    worker = threading.Thread(target=loop._advance)
+    worker.start()
+    while ring.max() < 50:  # the kernel is inside the chunk
+        pass
+    loop.pause()
+    worker.join()
+    t = loop.sim.t
+    assert 50 <= t < 10**7
     loop._advance()
     assert loop.sim.t == t and snapshots()[-1].running is False
 
