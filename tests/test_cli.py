@@ -77,3 +77,14 @@ def test_python_m_workbench_runs_the_same_cli():
 def test_evaluate_checks_the_output_folder_before_running(capsys, tmp_path):
     code, _, err = run_cli(capsys, "evaluate", "--demo", "--out", str(tmp_path / "missing" / "res"))
     assert code == 2 and "out: the folder" in err and "missing" in err
+
+
+def test_prepare_reports_the_normalization_layer_by_layer():
+    """What the commands' "normalizing" bar follows (on a terminal)."""
+    from workbench.models.prepare import prepare
+
+    seen = []
+    prep = prepare(None, demo=True, on_progress=lambda done, total: seen.append((done, total)))
+    total = len(prep.original.layers) + len(prep.original.neuron_layers)
+    assert seen == [(i, total) for i in range(1, total + 1)] and prep.network.scales
+

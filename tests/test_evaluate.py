@@ -154,7 +154,7 @@ def test_evaluate_command_ctrl_c_keeps_finished_batches(mlp_files, capsys, monke
     from workbench.cli import main
 
     model, data, folder = mlp_files
-    real = cli_eval._progress
+    real = cli_eval.progress_bar
 
     def progress(total, unit, enabled):
         def update(done, _total=None):
@@ -162,7 +162,7 @@ def test_evaluate_command_ctrl_c_keeps_finished_batches(mlp_files, capsys, monke
                 signal.raise_signal(signal.SIGINT)
         return update, (lambda: None)
 
-    monkeypatch.setattr(cli_eval, "_progress", progress)
+    monkeypatch.setattr(cli_eval, "progress_bar", progress)
     out = folder / "part"
     assert main(["evaluate", model, "--data", data, "--steps", "20", "--batch", "32", "--no-plot",
                  "--out", str(out)]) == 0

@@ -196,3 +196,28 @@ def test_activation_functions():
     np.testing.assert_allclose(activation_fn("sigmoid")(np.zeros(1)), [0.5])
     with pytest.raises(ValueError):
         activation_fn("elu")
+
+
+def test_progress_counts_every_layer_and_then_every_percentile(net, x):
+    seen = []
+    normalize(net, x, 99.0, on_progress=lambda done, total: seen.append((done, total)))
+    total = len(net.layers) + len(net.neuron_layers)
+    assert seen == [(i, total) for i in range(1, total + 1)]
+
+
+def test_a_progress_report_that_raises_cancels_and_changes_nothing(net, x):
+    before = [(l.weights.copy() if l.weights is not None else None, dict(l.config)) for l in net.layers]
+
+    class Cancel(Exception):
+        pass
+
+    def stop_at_the_percentiles(done, total):
+        if done > len(net.layers):
+            raise Cancel
+
+    with pytest.raises(Cancel):
+        normalize(net, x, 99.0, on_progress=stop_at_the_percentiles)
+    assert not net.scales and not net.normalization
+    for layer, (w, config) in zip(net.layers, before):
+        assert (w is None and layer.weights is None) or np.array_equal(layer.weights, w)
+        assert layer.config == config

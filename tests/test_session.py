@@ -326,11 +326,62 @@ def test_engine_exception_reaches_window_and_session_stays_usable(qtbot, session
     wait_t(qtbot, session, 1)
 
 
-def test_percentile_renormalizes_off_the_gui_thread(qtbot, session):
+def test_percentile_renormalizes_off_the_gui_thread_with_progress(qtbot, session):
     open_demo(qtbot, session)
+    seen = []
+    session.job_progress.connect(seen.append)
     with qtbot.waitSignal(session.network_changed, timeout=LONG):
         session.set_percentile(99.0)
     assert session.network.normalization["percentile"] == 99.0
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+
+
+def test_cancelling_a_normalization_keeps_the_network_and_its_percentile(qtbot, session):
+    open_demo(qtbot, session)
+    network, messages, changes = session.network, [], []
+    session.status.connect(messages.append)
+    session.network_changed.connect(lambda: changes.append(1))
+    session.set_percentile(95.0)
+    assert session.percentile == 95.0  # what was asked, until the job answers
+    session.cancel_jobs()  # the job was posted before: cancelled wherever it is by now
+    qtbot.waitUntil(lambda: any(m.startswith("Cancelled: Normalizing") for m in messages), timeout=LONG)
+    assert session.network is network and not changes and session.percentile == 99.9
+    assert not session.busy
+    with qtbot.waitSignal(session.network_changed, timeout=LONG):  # later jobs run
+        session.set_percentile(95.0)
+    assert session.network.normalization["percentile"] == 95.0
+
+
+def test_a_job_cancelled_while_it_runs_stops_at_its_next_progress_report():
+    from workbench.views.sim_loop import SimLoop
+
+    sent = []
+    loop = SimLoop(lambda kind, payload: sent.append((kind, payload)), window=10)
+    reports = []
+
+    def job(n, on_progress):
+        for i in range(1, n + 1):
+            on_progress(i, n)
+            reports.append(i)
+            if i == 3:
+                loop.cancel_jobs()  # what the GUI thread does meanwhile
+        return "done"
+
+    loop._execute(("job", "work", "Working…", job, (10,), loop.job_token()))
+    assert reports == [1, 2, 3]
+    assert ("cancelled", ("work", "Working…")) in sent and "result" not in [k for k, _ in sent]
+    assert [p for k, p in sent if k == "status"] == ["Working…", ""]
+    assert [p for k, p in sent if k == "progress"][0] == 0.1
+
+    def quiet(on_progress):  # no progress report: cancelled during it, its result is dropped
+        loop.cancel_jobs()
+        return "late"
+
+    sent.clear()
+    loop._execute(("job", "work", "Quiet…", quiet, (), loop.job_token()))
+    assert sent[-1] == ("cancelled", ("work", "Quiet…"))
+    loop._execute(("job", "work", "Again", lambda on_progress: 7, (), loop.job_token()))
+    assert sent[-1] == ("result", ("work", 7))
 
 
 def test_hand_built_model_is_normalized_once_data_arrives(qtbot, session, tmp_path):

@@ -93,7 +93,7 @@ def test_closing_during_an_export_keeps_the_finished_file(qtbot, session, tmp_pa
     qtbot.waitUntil(lambda: session.snapshot.t == 1, timeout=LONG)
     target = tmp_path / "export.npz"
 
-    def export(n):
+    def export(n, on_progress=None):
         sim = session._loop.sim
         sim.run(n)
         save_trace(sim.trace(), target)

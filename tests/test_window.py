@@ -290,3 +290,40 @@ def test_batch_larger_than_the_data_is_refused_naming_batch(qtbot, window, error
     panel.batch.setValue(n)
     panel.validate()
     assert panel.batch.styleSheet() == "" and panel.message.text() == ""
+
+
+def test_normalizing_shows_a_percentage_and_cancel_keeps_the_settings(qtbot, window, monkeypatch):
+    """The status bar's bar turns into a percentage as the job reports, with a Cancel button
+    (Esc); cancelling leaves the network and puts the percentile field back."""
+    import threading
+
+    from workbench.views import loaders
+
+    s, status = window.session, window.statusBar()
+    shown = []
+    s.job_progress.connect(lambda f: shown.append((status.progress.maximum(), status.progress.value(),
+                                                   status.cancel_button.isVisible())))
+    with qtbot.waitSignal(s.network_changed, timeout=LONG):
+        window.settings_panel.percentile.setValue(99.0)
+        window.settings_panel.apply()
+    assert shown and shown[-1] == (100, 100, True)
+    qtbot.waitUntil(lambda: not status.progress.isVisible() and not status.cancel_button.isVisible(), timeout=LONG)
+
+    go_on, original = threading.Event(), loaders.normalized
+
+    def held(*args, on_progress):  # the worker waits here until the test has clicked Cancel
+        on_progress(0, 1)
+        go_on.wait(30)
+        return original(*args, on_progress=on_progress)
+
+    monkeypatch.setattr(loaders, "normalized", held)
+    network = s.network
+    window.settings_panel.percentile.setValue(97.0)
+    window.settings_panel.apply()
+    qtbot.waitUntil(lambda: status.cancel_button.isVisible() and status.progress.maximum() == 100, timeout=LONG)
+    assert status.progress.value() == 0 and status.progress.isTextVisible()
+    qtbot.mouseClick(status.cancel_button, Qt.MouseButton.LeftButton)
+    go_on.set()
+    qtbot.waitUntil(lambda: "Cancelled" in status.currentMessage(), timeout=LONG)
+    assert s.network is network and window.settings_panel.percentile.value() == 99.0
+    qtbot.waitUntil(lambda: not status.cancel_button.isVisible(), timeout=LONG)

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 
 from workbench.cli import is_default
+from workbench.cli_progress import normalizing, progress_bar
 from workbench.errors import ConfigError, DataFileError
 
 
@@ -26,19 +27,6 @@ def make_config(args, batch: int):
                      seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False)
 
 
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit="step", file=sys.stderr, leave=False, dynamic_ncols=True)
-
-    def update(done, _total):
-        bar.update(done - bar.n)
-
-    return update, bar.close
-
-
 def cmd_run(args) -> int:
     from workbench.engine.analysis import format_table
     from workbench.engine.evaluate import evaluate
@@ -46,7 +34,9 @@ def cmd_run(args) -> int:
 
     if args.model is None and not args.demo:
         raise ConfigError("model", "name a model file or use --demo")
-    prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo)
+    with normalizing(not args.no_progress) as bar:
+        prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo,
+                       on_progress=bar)
     if prep.samples is None:
         raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")
     x, y = prep.samples.x, prep.samples.y
@@ -65,7 +55,7 @@ def cmd_run(args) -> int:
         _record_trace(args, prep.network, config, x, y)
     total = -(-len(x) // config.batch) * config.steps
     show = not args.no_progress and total >= 200
-    update, close = _progress_bar(total, show)
+    update, close = progress_bar(total, "step", show)
     try:
         result = evaluate(prep.network, config, x, y, on_progress=update)
     finally:
@@ -161,7 +151,9 @@ def cmd_verify(args) -> int:
 def cmd_convert(args) -> int:
     from workbench.models.prepare import prepare
 
-    prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None)
+    with normalizing(True) as bar:
+        prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None,
+                       on_progress=bar)
     prep.network.save(args.output)
     what = "normalized " if prep.network.scales else ""
     print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {args.output}")

@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from workbench.cli_progress import normalizing, progress_bar
 from workbench.errors import ConfigError, DataFileError
 
 
@@ -101,7 +102,8 @@ def _prepare(args):
     from workbench.models.prepare import prepare
 
     model, data, calibration = _paths(args)
-    prep = prepare(model, data, calibration, args.normalize or None)
+    with normalizing(not args.no_progress) as bar:
+        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar)
     x, y = prep.samples.x, prep.samples.y
     if args.samples is not None:
         if args.samples < 1:
@@ -145,15 +147,6 @@ def _json_text(obj) -> str:
     return json.dumps(clean(obj), indent=1)
 
 
-def _progress(total: int, unit: str, enabled: bool):
-    if not enabled:
-        return (lambda done, _total=None: None), (lambda: None)
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, unit=unit, file=sys.stderr, leave=False, dynamic_ncols=True)
-    return (lambda done, _total=None: bar.update(done - bar.n)), bar.close
-
-
 def _plot(kind: str, path: Path, *args) -> str:
     """Write a PNG through the Qt views (imported only here); a note instead when Qt is missing."""
     try:
@@ -181,7 +174,7 @@ def cmd_evaluate(args) -> int:
     prep, x, y, config = _prepare(args)
     prefix = _prefix(args, _paths(args)[0], "eval")
     total = -(-len(x) // config.batch) * config.steps
-    update, close = _progress(total, "step", not args.no_progress and total >= 200)
+    update, close = progress_bar(total, "step", not args.no_progress and total >= 200)
     with _interruptible() as stop:
         try:
             result = evaluate(prep.network, config, x, y, on_progress=update, should_stop=stop,
@@ -216,7 +209,7 @@ def cmd_diagnose(args) -> int:
 
     prep, x, y, config = _prepare(args)
     total = -(-len(x) // config.batch) * config.steps
-    update, close = _progress(total, "step", not args.no_progress and total >= 200)
+    update, close = progress_bar(total, "step", not args.no_progress and total >= 200)
     try:
         d = diagnose(prep.network, config, x, y, on_progress=update)
     finally:
@@ -273,7 +266,7 @@ def cmd_sweep(args) -> int:
     where = "this process" if args.serial else args.scheduler or f"a local Dask cluster of {args.workers} processes"
     print(f"sweep     {len(pts)} point{'' if len(pts) == 1 else 's'} on {where}", file=sys.stderr)
     done = {"n": 0}
-    update, close = _progress(len(pts), "point", not args.no_progress)
+    update, close = progress_bar(len(pts), "point", not args.no_progress)
 
     def on_result(_i, _row):
         done["n"] += 1

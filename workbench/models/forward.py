@@ -131,10 +131,12 @@ def _check_input(network: nw.Network, x) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def forward(network: nw.Network, x, upto: str | None = None) -> dict[str, np.ndarray]:
+def forward(network: nw.Network, x, upto: str | None = None, on_layer=None) -> dict[str, np.ndarray]:
     """Every layer's post-activation output for the batch ``x`` (B, *input_shape), as float32.
 
     With ``upto`` the pass stops after that layer (the returned dict ends there).
+    ``on_layer(name)`` is called after each layer (progress of a long pass; it may raise to
+    abandon the pass).
     """
     if upto is not None:
         network.index(upto)  # KeyError early for a wrong name
@@ -145,6 +147,8 @@ def forward(network: nw.Network, x, upto: str | None = None) -> dict[str, np.nda
         else:
             z = preactivation(layer, [acts[s] for s in layer.inbound])
             acts[layer.name] = activation_fn(layer.activation, layer.activation_params)(z)
+        if on_layer is not None:
+            on_layer(layer.name)
         if layer.name == upto:
             break
     return {name: a.astype(np.float32) for name, a in acts.items()}

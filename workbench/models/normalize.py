@@ -60,14 +60,17 @@ class _Groups:
             self.parent[rb] = ra
 
 
-def compute_scales(network: nw.Network, acts: dict, percentile: float, warnings: list) -> dict:
-    """lambda per layer name: percentiles for neuron layers, shared across tied groups."""
+def compute_scales(network: nw.Network, acts: dict, percentile: float, warnings: list, on_layer=None) -> dict:
+    """lambda per layer name: percentiles for neuron layers, shared across tied groups.
+    ``on_layer(name)`` after each neuron layer's percentile (as ``forward``'s)."""
     raw, groups, input_name = {}, _Groups(), network.input_layer.name
     for layer in network.layers:
         if layer.kind == nw.INPUT:
             raw[layer.name] = 1.0
         elif layer.is_neuron_layer:
             raw[layer.name] = _layer_lambda(layer, acts, percentile, warnings)
+            if on_layer is not None:
+                on_layer(layer.name)
         else:  # pass-through or concatenate: tie to every inbound
             for src in layer.inbound:
                 groups.union(src, layer.name)
@@ -100,8 +103,13 @@ def apply_scales(network: nw.Network, scales: dict) -> None:
             layer.activation_params["max_value"] = float(layer.activation_params["max_value"]) / lam
 
 
-def normalize(network: nw.Network, x_sample, percentile: float = 99.9) -> nw.Network:
-    """A new, normalized copy of ``network``; lambdas taken from its activations on ``x_sample``."""
+def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progress=None) -> nw.Network:
+    """A new, normalized copy of ``network``; lambdas taken from its activations on ``x_sample``.
+
+    ``on_progress(done, total)`` is called after each layer of the forward pass and after each
+    neuron layer's percentile (``total``: layers + neuron layers; the percentiles of a big
+    layer take as long as its forward pass). It may raise to cancel: ``network`` is never
+    changed, the copy is made at the end."""
     if network.scales or network.normalization:
         raise ConfigError("normalize", "the network is already normalized; normalize the original "
                           "(un-normalized) network instead of re-scaling stale scales")
@@ -110,9 +118,18 @@ def normalize(network: nw.Network, x_sample, percentile: float = 99.9) -> nw.Net
     x_sample = np.asarray(x_sample)
     if x_sample.ndim == 0 or len(x_sample) == 0:
         raise DataFileError("the sample data for normalization holds no samples")
-    acts = forward(network, x_sample)
+    total = len(network.layers) + sum(layer.is_neuron_layer for layer in network.layers)
+    done = 0
+
+    def tick(_name):
+        nonlocal done
+        done += 1
+        if on_progress is not None:
+            on_progress(done, total)
+
+    acts = forward(network, x_sample, on_layer=tick)
     warnings: list[str] = []
-    scales = compute_scales(network, acts, percentile, warnings)
+    scales = compute_scales(network, acts, percentile, warnings, on_layer=tick)
     out = network.copy()
     apply_scales(out, scales)
     out.scales = scales

@@ -31,9 +31,10 @@ class Prepared:
 
 
 def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
-            percentile: float | None = 99.9, demo: bool = False) -> Prepared:
+            percentile: float | None = 99.9, demo: bool = False, on_progress=None) -> Prepared:
     """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
-    sets unless others are named). ``percentile`` None or 0 skips normalization."""
+    sets unless others are named). ``percentile`` None or 0 skips normalization;
+    ``on_progress(done, total)`` follows it (``normalize``)."""
     notes = []
     if model is None:
         if not demo:
@@ -61,5 +62,5 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
             cal_x = None
             notes.append("no data to normalize with: the network runs un-normalized")
         if cal_x is not None:
-            network = normalize(original, cal_x[:MAX_CALIBRATION], percentile)
+            network = normalize(original, cal_x[:MAX_CALIBRATION], percentile, on_progress)
     return Prepared(original, network, samples, source, tuple(notes))

@@ -3,6 +3,8 @@
 Plain functions of immutable arguments (no Qt, no session state), so they run on the worker
 thread without locks and can be called directly in tests and scripts. Each returns a ``Loaded``
 record saying what was read and, in ``message``, anything a person should know about it.
+Each takes ``on_progress(done, total)`` for its normalization (``normalize``), which may raise
+to cancel the job.
 """
 
 from __future__ import annotations
@@ -34,14 +36,14 @@ def n_classes(network: Network) -> int | None:
     return int(shape[0]) if len(shape) == 1 else None
 
 
-def normalized(original: Network, calib_x, percentile: float) -> Network:
+def normalized(original: Network, calib_x, percentile: float, on_progress=None) -> Network:
     """The network to run: ``original`` normalized on ``calib_x``; unchanged when it already is
     normalized (a saved, converted network) or when there is no data to normalize with."""
     from workbench.models.normalize import normalize
 
     if original.scales or original.normalization or calib_x is None:
         return original
-    return normalize(original, calib_x, percentile)
+    return normalize(original, calib_x, percentile, on_progress)
 
 
 def ann_accuracy(network: Network, ann, labels) -> float:
@@ -63,7 +65,7 @@ def _note(original: Network, network: Network, percentile: float) -> str:
     return note + (f" Warnings: {'; '.join(warnings)}" if warnings else "")
 
 
-def open_model(path: Path, data_path: Path | None, percentile: float) -> Loaded:
+def open_model(path: Path, data_path: Path | None, percentile: float, on_progress=None) -> Loaded:
     """Open a model file; re-read the current data file (if any) to fit it and normalize on it."""
     original = loading.open_model(path)
     samples, message = None, ""
@@ -73,27 +75,28 @@ def open_model(path: Path, data_path: Path | None, percentile: float) -> Loaded:
         except Exception as exc:  # the model still opens; the data is reported as dropped
             message = f"The open data does not fit this model and was closed ({exc}). "
     calib = None if samples is None else samples.x[:CALIBRATION_SAMPLES]
-    network = normalized(original, calib, percentile)
+    network = normalized(original, calib, percentile, on_progress)
     return Loaded(original, network, samples, None, Path(path), message + _note(original, network, percentile))
 
 
-def open_data(path: Path, original: Network, current: Network | None, percentile: float) -> Loaded:
+def open_data(path: Path, original: Network, current: Network | None, percentile: float,
+              on_progress=None) -> Loaded:
     """Read samples shaped for ``original``; normalize on them when ``current`` is None (the
     network has not been normalized yet)."""
     samples = load_samples(path, original.input_shape, n_classes(original))
     message = f"{len(samples)} samples from {Path(path).name}" + ("" if samples.y is not None else " (no labels)")
     if current is not None:
         return Loaded(original, None, samples, None, None, message + ".")
-    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile)
+    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile, on_progress)
     return Loaded(original, network, samples, None, None, f"{message}. {_note(original, network, percentile)}")
 
 
-def open_demo(percentile: float) -> Loaded:
+def open_demo(percentile: float, on_progress=None) -> Loaded:
     """The bundled digits CNN (saved Network, no TensorFlow), its test set, normalized on the
     calibration set."""
     path = loading.DEMO_NETWORK if loading.DEMO_NETWORK.exists() else loading.DEMO_KERAS
     original = loading.open_model(path)
     test = load_samples(loading.DEMO_TEST, original.input_shape, n_classes(original))
     calib = load_samples(loading.DEMO_CALIBRATION, original.input_shape).x
-    network = normalized(original, calib, percentile)
+    network = normalized(original, calib, percentile, on_progress)
     return Loaded(original, network, test, calib, path, "Demo: " + _note(original, network, percentile))

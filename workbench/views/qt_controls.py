@@ -3,8 +3,9 @@
 Toolbar actions turn into Session intents; nothing here steps anything:
 Play/Pause (Space), Step (Right, S), Step layer (L, Shift+Right), Run to T (with its spin box,
 Ctrl+T), Reset (R, Ctrl+R). The status bar shows the timestep, steps per second, the predicted
-against the true class (accuracy for a batch), the next layer while mid-step, and a busy
-indicator while the session works on something long (opening, normalizing).
+against the true class (accuracy for a batch), the next layer while mid-step, and, while the
+session works on something long (opening, normalizing), a progress bar (busy until the job
+reports how far its normalization is, then a percentage) and a Cancel button (Esc).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import QLabel, QProgressBar, QSpinBox, QStatusBar, QStyle, QToolBar
+from PyQt6.QtWidgets import QLabel, QProgressBar, QPushButton, QSpinBox, QStatusBar, QStyle, QToolBar
 
 SHORTCUTS = {
     "play": ("Space",),
@@ -102,13 +103,20 @@ class QtStatus(QStatusBar):
         self.speed_label.setMinimumWidth(self.speed_label.fontMetrics().horizontalAdvance("000,000 steps/s") + 24)
         self.progress = QProgressBar(maximum=0, maximumWidth=120, textVisible=False)
         self.progress.hide()
-        for w in (self.cursor_label, self.prediction_label, self.speed_label, self.time_label, self.progress):
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setShortcut(QKeySequence("Esc"))
+        self.cancel_button.setToolTip("Stop opening or normalizing; nothing is changed (Esc)")
+        self.cancel_button.clicked.connect(session.cancel_jobs)
+        self.cancel_button.hide()
+        for w in (self.cursor_label, self.prediction_label, self.speed_label, self.time_label, self.progress,
+                  self.cancel_button):
             if isinstance(w, QLabel):
                 w.setContentsMargins(10, 0, 10, 0)
             self.addPermanentWidget(w)
         session.snapshot_ready.connect(self.set_snapshot)
         session.status.connect(self._on_status)
-        session.busy_changed.connect(self.progress.setVisible)
+        session.busy_changed.connect(self._on_busy)
+        session.job_progress.connect(self._on_progress)
         self.set_snapshot(None)
 
     @pyqtSlot(object)
@@ -121,6 +129,17 @@ class QtStatus(QStatusBar):
         self.speed_label.setText(f"{snapshot.steps_per_second:,.0f} steps/s" if snapshot.running else "paused")
         self.prediction_label.setText(prediction_text(snapshot))
         self.cursor_label.setText(f"mid-step: next layer {snapshot.cursor_layer}" if snapshot.cursor_layer else "")
+
+    def _on_busy(self, busy: bool) -> None:
+        self.progress.setRange(0, 0)  # busy until the job says how far it is
+        self.progress.setTextVisible(False)
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+
+    def _on_progress(self, fraction: float) -> None:
+        self.progress.setRange(0, 100)
+        self.progress.setValue(round(100 * fraction))
+        self.progress.setTextVisible(True)
 
     def _on_status(self, message: str) -> None:
         if message:

@@ -42,6 +42,7 @@ class Session(QObject):
     config_changed = pyqtSignal()
     status = pyqtSignal(str)
     busy_changed = pyqtSignal(bool)
+    job_progress = pyqtSignal(float)  # 0..1 of the running job's normalization
     running_changed = pyqtSignal(bool)
     layer_selected = pyqtSignal(str)
     ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
@@ -206,7 +207,18 @@ class Session(QObject):
     # ---- internals --------------------------------------------------------------------------
     def _job(self, tag: str, label: str, fn, *args) -> None:
         self._loop.pause()
-        self._loop.post("job", tag, label, fn, args)
+        self._loop.post("job", tag, label, fn, args, self._loop.job_token())
+
+    def cancel_jobs(self) -> None:
+        """Cancel the running job (opening, normalizing) and those waiting: the network, data and
+        percentile stay as they were; a job that already finished is not undone."""
+        self._loop.cancel_jobs()
+
+    def _on_cancelled(self, tag: str, label: str) -> None:
+        if tag == "normalized" and self.network is not None:  # the field shows the percentile in use
+            self.percentile = float(self.network.normalization.get("percentile", self.percentile))
+            self.config_changed.emit()
+        self.status.emit(f"Cancelled: {label.rstrip('…')}. Nothing was changed.")
 
     def _calibration_x(self, samples):
         if self.calibration is not None:
@@ -281,6 +293,10 @@ class Session(QObject):
             self.error.emit(*payload)
         elif kind == "result":
             self._on_result(*payload)
+        elif kind == "progress":
+            self.job_progress.emit(float(payload))
+        elif kind == "cancelled":
+            self._on_cancelled(*payload)
         elif kind == "trace":
             self.trace_ready.emit(payload)
         elif kind == "ann_accuracy":

@@ -8,7 +8,10 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   queued commands) and, while playing, at most once per ``frame_interval`` and only after the
   GUI said it took the previous one (``frame_done``). Between frames, steps run flat out.
 - ``("running", bool)``, ``("status", str)``, ``("error", (message, details))``,
-  ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread;
+  ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread, with
+  ``("progress", fraction)`` while they normalize (at most every ``PROGRESS_SECONDS``) and
+  ``("cancelled", (tag, label))`` instead of a result when ``cancel_jobs()`` came after the job
+  was posted (it stops at the job's next progress report, or its result is dropped);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
   ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
 
@@ -47,6 +50,11 @@ CHUNK_SECONDS = 0.05  # the longest chunk of a play (frames usually end them soo
 OVERDUE_CHUNK_SECONDS = 0.002  # chunks while a due frame waits for the GUI to take the last one
 MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
+PROGRESS_SECONDS = 0.05  # a job's progress reports go out at most this often (and at 100 %)
+
+
+class JobCancelled(Exception):
+    """Raised inside a job by its progress report once the job was cancelled."""
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
@@ -66,6 +74,7 @@ class SimLoop:
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = stop_flag.new_flag()  # pause generation; a play runs while it matches
+        self._cancel = stop_flag.new_flag()  # cancel generation; a job posted with it runs while it matches
         self._frame_wanted = True  # the GUI took the last snapshot
         self.sim: Simulator | None = None
         self._ann: dict = {}
@@ -104,6 +113,13 @@ class SimLoop:
     def frame_done(self) -> None:
         self._frame_wanted = True
 
+    def job_token(self) -> int:
+        """What a job posted now carries: ``cancel_jobs()`` cancels every job posted before."""
+        return int(self._cancel[0])
+
+    def cancel_jobs(self) -> None:
+        stop_flag.request(self._cancel)
+
     # ---- the worker thread ------------------------------------------------------------------
     def run(self) -> None:
         while True:
@@ -134,12 +150,7 @@ class SimLoop:
         if kind == "setup":
             self._setup(*args)
         elif kind == "job":
-            tag, label, fn, fn_args = args
-            self._emit("status", label)
-            try:
-                self._emit("result", (tag, fn(*fn_args)))
-            finally:
-                self._emit("status", "")
+            self._run_job(*args)
         elif kind == "history":
             self._history_layers = args[0]
             self._membrane_layers = args[1] if len(args) > 1 else None
@@ -168,6 +179,35 @@ class SimLoop:
             self._dirty = True
         else:
             raise ValueError(f"unknown command {kind!r}")
+
+    def _run_job(self, tag, label, fn, fn_args, token) -> None:
+        """``fn(*fn_args, on_progress=...)``; its result, or ``cancelled`` when the job was
+        cancelled before, during (its next progress report raises) or after it ran."""
+        cancelled = stop_flag.StopWhenChanged(self._cancel, token)
+        last = [0.0]
+
+        def on_progress(done, total):
+            if cancelled():
+                raise JobCancelled
+            now = self._clock()
+            if done >= total or now - last[0] >= PROGRESS_SECONDS:
+                last[0] = now
+                self._emit("progress", done / total if total else 1.0)
+
+        if cancelled():
+            self._emit("cancelled", (tag, label))
+            return
+        self._emit("status", label)
+        try:
+            value = fn(*fn_args, on_progress=on_progress)
+        except JobCancelled:
+            value = None
+        finally:
+            self._emit("status", "")
+        if cancelled():
+            self._emit("cancelled", (tag, label))
+        else:
+            self._emit("result", (tag, value))
 
     def _setup(self, network, config, x, labels) -> None:
         self._set_running(None)
