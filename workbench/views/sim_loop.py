@@ -9,7 +9,7 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   GUI said it took the previous one (``frame_done``). Between frames, steps run flat out.
 - ``("running", bool)``, ``("status", str)``, ``("error", (message, details))``,
   ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread, with
-  ``("progress", fraction)`` while they normalize (at most every ``PROGRESS_SECONDS``) and
+  ``("progress", fraction)`` while they normalize (when the whole percent changes) and
   ``("cancelled", (tag, label))`` instead of a result when ``cancel_jobs()`` came after the job
   was posted (it stops at the job's next progress report, or its result is dropped);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
@@ -50,7 +50,6 @@ CHUNK_SECONDS = 0.05  # the longest chunk of a play (frames usually end them soo
 OVERDUE_CHUNK_SECONDS = 0.002  # chunks while a due frame waits for the GUI to take the last one
 MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
-PROGRESS_SECONDS = 0.05  # a job's progress reports go out at most this often (and at 100 %)
 
 
 class JobCancelled(Exception):
@@ -184,15 +183,15 @@ class SimLoop:
         """``fn(*fn_args, on_progress=...)``; its result, or ``cancelled`` when the job was
         cancelled before, during (its next progress report raises) or after it ran."""
         cancelled = stop_flag.StopWhenChanged(self._cancel, token)
-        last = [0.0]
+        shown = [-1]  # the last whole percent sent: at most 101 reports, each one up to date
 
         def on_progress(done, total):
             if cancelled():
                 raise JobCancelled
-            now = self._clock()
-            if done >= total or now - last[0] >= PROGRESS_SECONDS:
-                last[0] = now
-                self._emit("progress", done / total if total else 1.0)
+            percent = 100 * done // total if total else 100
+            if percent != shown[0]:
+                shown[0] = percent
+                self._emit("progress", percent / 100)
 
         if cancelled():
             self._emit("cancelled", (tag, label))
