@@ -148,32 +148,42 @@ def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, enco
 
 
 @pytest.mark.parametrize("builder", BUILDERS)
-@pytest.mark.parametrize("batch,encoder,params,mixed", [
-    (1, "constant", {}, False),
-    (3, "poisson", {"tau_rc": 0.05, "tau_ref": 0.004, "min_voltage": -0.5}, False),
-    (2, "constant", {}, True),  # IF everywhere but the first neuron layer
+@pytest.mark.parametrize("model,batch,encoder,params,mixed", [
+    ("lif", 1, "constant", {}, False),
+    ("lif", 3, "poisson", {"tau_rc": 0.05, "tau_ref": 0.004, "min_voltage": -0.5}, False),
+    ("lif", 2, "constant", {}, True),  # IF everywhere but the first neuron layer
+    ("loihi_lif", 1, "constant", {"tau_ref": 0.0032}, False),  # tau_ref rounds to 3 steps
+    ("loihi_lif", 2, "poisson", {"tau_rc": 0.03}, True),
+    ("loihi_relu", 2, "constant", {"rate_scale": 200.0}, False),
+    ("regular_spiking", 1, "constant", {"rate_fn": "relu", "rate_scale": 500.0}, False),
+    ("regular_spiking", 2, "poisson", {"rate_fn": "tanh", "gain": 3.0}, False),  # signed, several a step
+    ("regular_spiking", 1, "constant", {"rate_fn": "lif_rate", "tau_ref": 0.003, "rate_scale": 200.0}, True),
+    ("regular_spiking", 1, "constant", {"rate_fn": "sigmoid"}, False),
 ])
-def test_fused_lif_equals_generic(builder, batch, encoder, params, mixed):
-    """Nengo's LIF in the fused program: the same ``lif_step`` on the same float64 state, so
-    spikes, voltages, refractory times, counts and the recorded (float32) membranes match."""
+def test_fused_float64_models_equal_generic(builder, model, batch, encoder, params, mixed):
+    """Nengo's LIF, nengo-loihi's LoihiLIF and LoihiReLU and Nengo's RegularSpiking in the fused
+    program: the same numba step on the same float64 state, so spikes, voltages, the second
+    state (refractory time, rate), counts and the recorded (float32) membranes match."""
     rng = np.random.default_rng(7)
     net = builder(rng)
     x = inputs(rng, net, batch)
-    lif = make_neuron("lif", **params)
+    params = dict(params)
+    rate_scale = params.pop("rate_scale", 20.0)
+    neuron = make_neuron(model, **params)
     first = next(layer.name for layer in net.layers if layer.kind in ("conv2d", "dense"))
-    models = {"neuron": IF(), "overrides": {first: lif}} if mixed else {"neuron": lif}
-    cfg = SimConfig(**models, dt=0.001, steps=60, batch=batch, encoder=encoder, rate_scale=20.0,
+    models = {"neuron": IF(), "overrides": {first: neuron}} if mixed else {"neuron": neuron}
+    cfg = SimConfig(**models, dt=0.001, steps=60, batch=batch, encoder=encoder, rate_scale=rate_scale,
                     record_current=True, seed=11)
     fast, slow = pair(net, cfg, x, capacity=17)
     assert fast.run(60) == 60
     slow.run(60)
     assert_same(fast, slow)
     for a, b in zip(fast.layers, slow.layers):
-        if a.is_neuron and a.model.name == "lif":
-            assert np.array_equal(a.state["refractory_time"], b.state["refractory_time"]), a.layer.name
+        for key in (a.state if a.is_neuron else {}):
+            assert np.array_equal(a.state[key], b.state[key]), (a.layer.name, key)
     assert {ls.path for ls in fast.layers if ls.is_neuron} == {"fused"}
-    lif_layers = [ls for ls in fast.layers if ls.is_neuron and ls.model.name == "lif"]
-    assert sum(int(ls.counts.sum()) for ls in lif_layers) > 20  # not vacuous
+    ours = [ls for ls in fast.layers if ls.is_neuron and ls.model.name == model]
+    assert sum(int(np.abs(ls.counts).sum()) for ls in ours) > 20  # not vacuous
 
 
 @pytest.mark.parametrize("builder", BUILDERS)
@@ -238,7 +248,8 @@ def test_run_reports_progress_and_stops_between_chunks(monkeypatch):
 
 
 @pytest.mark.parametrize("builder", BUILDERS)
-@pytest.mark.parametrize("model,encoder", [("if", "constant"), ("if", "poisson"), ("lif", "constant")])
+@pytest.mark.parametrize("model,encoder", [("if", "constant"), ("if", "poisson"), ("lif", "constant"),
+                                           ("regular_spiking", "constant")])
 def test_batch1_step_split_over_two_threads_equals_generic(builder, model, encoder, monkeypatch):
     """A batch-1 step divided between two threads that meet at a barrier after every layer
     (rows of stride-1 convs and tiled pooling, columns of dense layers, element-wise ranges;
@@ -250,8 +261,9 @@ def test_batch1_step_split_over_two_threads_equals_generic(builder, model, encod
     rng = np.random.default_rng(21)
     net = builder(rng)
     x = inputs(rng, net, 1)
-    neuron = IF(threshold=0.8) if model == "if" else make_neuron("lif")
-    cfg = SimConfig(neuron=neuron, steps=40, batch=1, encoder=encoder, rate_scale=1.0 if model == "if" else 20.0,
+    neuron = IF(threshold=0.8) if model == "if" else make_neuron(model)
+    cfg = SimConfig(neuron=neuron, steps=40, batch=1, encoder=encoder,
+                    rate_scale={"if": 1.0, "lif": 20.0}.get(model, 300.0),
                     dt=1.0 if model == "if" else 0.001, record_current=True, seed=5)
     fast, slow = pair(net, cfg, x, capacity=13)
     assert fast.run(40, max_chunk=40) == 40
@@ -356,11 +368,11 @@ def test_other_models_fall_back_to_the_generic_path(monkeypatch):
     rng = np.random.default_rng(8)
     net = random_conv_net(rng)
     x = inputs(rng, net, 1)
-    lif = Simulator(net, SimConfig(neuron=make_neuron("loihi_lif"), rate_scale=10.0), x=x)
-    assert "loihi_lif" in lif.fused_reason
-    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("regular_spiking")}, dt=0.001), x=x)
+    cuba = Simulator(net, SimConfig(neuron=make_neuron("loihi_cuba")), x=x)
+    assert "loihi_cuba" in cuba.fused_reason
+    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("stochastic_spiking")}, dt=0.001), x=x)
     assert "c2" in mixed.fused_reason
-    for sim in (lif, mixed):
+    for sim in (cuba, mixed):
         sim.run(5)
         assert sim.t == 5 and "fused" not in {ls.path for ls in sim.layers}
     monkeypatch.setenv("SNN_WORKBENCH_FUSED", "0")

@@ -11,7 +11,9 @@ program's arrays, so after a fused chunk they hold exactly what the generic path
 ``step_layer()``, snapshots and statistics go on from there.
 
 Eligible (``reason(sim)`` is None): every neuron layer runs the IF model (any threshold, reset
-mode, ``rate_scale``) or Nengo's LIF (its own numba step, ``lif_step``, on its float64 state),
+mode, ``rate_scale``), Nengo's LIF or nengo-loihi's LoihiLIF (``lif_step`` on their float64
+state), LoihiReLU (``loihi_relu_step``) or RegularSpiking (``regular_step``): each the same numba
+step the generic path calls, on the same arrays,
 the encoder is constant or poisson, and every layer is one of input,
 dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
 max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
@@ -47,6 +49,8 @@ from workbench.engine.atomics import atomic_load, barrier
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.engine.neurons.lif import LIF, lif_step
+from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU, discretize_tau_rc, discretize_tau_ref, loihi_relu_step
+from workbench.engine.neurons.spiking import RegularSpiking, regular_step
 from workbench.models import network as nw
 
 # Largest chunk one call advances: Simulator.run checks should_stop / on_progress in between.
@@ -71,16 +75,19 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 # int64 program columns
 (C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
- C_OUTER, C_SIZE, C_WT, C_MODEL, C_REF, C_SPLIT) = range(37)
+ C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT) = range(37)
 NCOL = 37
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
-MODEL_IF, MODEL_LIF = 0, 1
+# C_MODEL. Every model but IF keeps float64 state: C_V its voltage, C_V2 a second array (LIF's
+# refractory time, RegularSpiking's rate); C_RESET holds IF's reset mode or the rate function.
+MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR = range(5)
+_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking)
 # float32 parameter columns
 F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
 NFCOL = 5
-# float64 parameter columns (LIF: Nengo's step takes dt and its constants as Python floats)
-P_DT, P_TAU_RC, P_TAU_REF, P_MINV = range(4)
+# float64 parameter columns (the float64 models' steps take dt and their constants as Python floats)
+P_DT, P_TAU_RC, P_TAU_REF, P_MINV, P_GAIN = range(5)
 
 
 def enabled_by_env() -> bool:
@@ -104,7 +111,7 @@ def reason(sim) -> str | None:
             return f"layer {layer.name}: kind {layer.kind}"
         if ls.index == 0 and layer.kind != nw.INPUT:
             return "the first layer is not the input"
-        if ls.model is not None and type(ls.model) not in (IF, LIF):
+        if ls.model is not None and type(ls.model) not in _MODELS:
             return f"layer {layer.name}: neuron model {ls.model.name}"
         if layer.kind in (nw.ADD, nw.ACTIVATION, nw.GLOBAL_AVG_POOL2D):
             scales = layer.config.get("input_scales") or [1.0] * len(ls.inbound)
@@ -159,7 +166,7 @@ class FusedProgram:
 
         prog = np.full((len(sim.layers), NCOL), -1, np.int64)
         fp = np.zeros((len(sim.layers), NFCOL), np.float32)
-        fp64 = np.zeros((len(sim.layers), 4), np.float64)
+        fp64 = np.zeros((len(sim.layers), 5), np.float64)
         inb, insc = [], []
         self.const_cache = {}  # layer index -> (cache array)
         self.pool_counts = {}  # layer index -> array
@@ -189,12 +196,25 @@ class FusedProgram:
                 row[C_J] = add(f32, ls.J)
                 row[C_S] = add(f32, ls.spikes)
                 row[C_CNT] = add(f64, ls.counts)
-                if type(ls.model) is LIF:
-                    row[C_MODEL] = MODEL_LIF
+                m, kind = ls.model, type(ls.model)
+                if kind is not IF:
                     row[C_V] = add(f64, ls.state["v"])
-                    row[C_REF] = add(f64, ls.state["refractory_time"])
-                    m = ls.model
-                    fp64[ls.index] = (ls.dt, m.tau_rc, m.tau_ref, m.min_voltage)
+                    fp64[ls.index, P_DT] = ls.dt
+                if kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
+                    row[C_MODEL] = MODEL_LIF if kind is LIF else MODEL_LOIHI_LIF
+                    row[C_V2] = add(f64, ls.state["refractory_time"])
+                    tau_rc, tau_ref = m.tau_rc, m.tau_ref
+                    if kind is LoihiLIF:
+                        tau_rc, tau_ref = discretize_tau_rc(tau_rc, ls.dt), discretize_tau_ref(tau_ref, ls.dt)
+                    fp64[ls.index, P_TAU_RC:P_MINV + 1] = (tau_rc, tau_ref, m.min_voltage)
+                elif kind is LoihiReLU:
+                    row[C_MODEL] = MODEL_LOIHI_RELU
+                elif kind is RegularSpiking:
+                    row[C_MODEL] = MODEL_REGULAR
+                    row[C_V2] = add(f64, ls.state["rate"])
+                    code, gain, tau_ref, tau_rc = m._args()
+                    row[C_RESET] = code
+                    fp64[ls.index, P_TAU_RC], fp64[ls.index, P_TAU_REF], fp64[ls.index, P_GAIN] = tau_rc, tau_ref, gain
                 else:
                     row[C_MODEL] = MODEL_IF
                     row[C_V] = add(f32, ls.state["v"])
@@ -483,10 +503,18 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                 if row[C_CONST] == 1:
                     f32[row[C_CACHE]][lo:hi] = J[lo:hi]
                     valid[li] = 1
-            if row[C_MODEL] == MODEL_LIF:
-                lif_step(J[lo:hi], fp64[li, P_DT], fp64[li, P_TAU_RC], fp64[li, P_TAU_REF], fp64[li, P_MINV], True,
-                         f64[row[C_V]][lo:hi], f64[row[C_REF]][lo:hi], f32[row[C_S]][lo:hi])
-                synapses.emit(f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            model = row[C_MODEL]
+            if model != MODEL_IF:
+                s, v, dt = f32[row[C_S]][lo:hi], f64[row[C_V]][lo:hi], fp64[li, P_DT]
+                if model == MODEL_LIF or model == MODEL_LOIHI_LIF:
+                    lif_step(J[lo:hi], dt, fp64[li, P_TAU_RC], fp64[li, P_TAU_REF], fp64[li, P_MINV],
+                             model == MODEL_LIF, v, f64[row[C_V2]][lo:hi], s)
+                elif model == MODEL_LOIHI_RELU:
+                    loihi_relu_step(J[lo:hi], dt, v, s)
+                else:
+                    regular_step(row[C_RESET], J[lo:hi], dt, fp64[li, P_GAIN], fp64[li, P_TAU_REF],
+                                 fp64[li, P_TAU_RC], v, f64[row[C_V2]][lo:hi], s)
+                synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
             else:
                 K.if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi],
                          f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
@@ -524,7 +552,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
             rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
             for i in range(hi - lo):
                 rs[i] = np.int16(s[i])
-            if row[C_RM] >= 0 and row[C_MODEL] == MODEL_LIF:  # float64 state into the float32 ring
+            if row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF:  # float64 state into the float32 ring
                 rm, vm = f32[row[C_RM]][r * n + lo:r * n + hi], f64[row[C_V]][lo:hi]
                 for i in range(hi - lo):
                     rm[i] = np.float32(vm[i])
