@@ -45,3 +45,6 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e ".[test]"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+# numba compiles the engine's kernels once per machine and engine version (~20 s); do it here
+# so the first window opens on warm kernels (quiet and ~1 s when the cache is already filled)
+.venv/bin/python -m workbench.engine.warmup

@@ -88,3 +88,15 @@ def test_prepare_reports_the_normalization_layer_by_layer():
     total = len(prep.original.layers) + len(prep.original.neuron_layers)
     assert seen == [(i, total) for i in range(1, total + 1)] and prep.network.scales
 
+
+
+def test_a_first_run_says_it_compiles_before_the_bar_moves(capsys, monkeypatch):
+    from workbench.engine import warmup
+
+    monkeypatch.setattr(warmup, "_WARM", [False])
+    monkeypatch.setattr(warmup, "kernels_cached", lambda: False)
+    code, _, err = run_cli(capsys, "run", "--demo", "--steps", "5", "--samples", "2", "--no-progress")
+    assert code == 0 and "Compiling the engine's kernels" in err
+    monkeypatch.setattr(warmup, "kernels_cached", lambda: True)  # filled: nothing said
+    code, _, err = run_cli(capsys, "run", "--demo", "--steps", "5", "--samples", "2", "--no-progress")
+    assert code == 0 and "Compiling" not in err

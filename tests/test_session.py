@@ -418,3 +418,25 @@ def test_shutdown_while_running(qtbot, session):
     qtbot.waitUntil(lambda: session.running, timeout=LONG)
     assert session.shutdown(5000)
     assert not session._thread.isRunning()
+
+
+def test_the_first_setup_says_it_compiles_the_kernels_and_cannot_be_cancelled(monkeypatch):
+    """On a machine whose kernel cache is empty the first step compiled for ~20 s in silence;
+    the worker now warms the kernels up when a network arrives, saying so in the status bar."""
+    from tests.view_data import small_network
+    from workbench.engine import warmup
+    from workbench.engine.config import SimConfig
+    from workbench.views.sim_loop import SimLoop
+
+    monkeypatch.setattr(warmup, "_WARM", [False])
+    monkeypatch.setattr(warmup, "kernels_cached", lambda: False)
+    sent = []
+    loop = SimLoop(lambda kind, payload: sent.append((kind, payload)), window=10)
+    x = np.random.default_rng(1).uniform(0, 1, (1, 4, 4, 1)).astype(np.float32)
+    loop._execute(("setup", small_network(), SimConfig(), x, None))
+    statuses = [p for k, p in sent if k == "status"]
+    assert statuses[0].startswith("Compiling the engine's kernels") and statuses[-1] == ""
+    assert warmup.is_warm() and "cancellable" not in [k for k, _ in sent]
+    sent.clear()
+    loop._execute(("setup", small_network(), SimConfig(), x, None))  # once per process
+    assert [p for k, p in sent if k == "status"] == []

@@ -9,6 +9,7 @@ import numpy as np
 
 from workbench.cli import is_default
 from workbench.cli_progress import normalizing, progress_bar
+from workbench.engine import warmup
 from workbench.errors import ConfigError, DataFileError
 
 
@@ -51,6 +52,7 @@ def cmd_run(args) -> int:
         raise ConfigError("batch", f"{args.batch} is more than the {len(x)} sample(s) in the data; "
                                    f"use --batch {len(x)} or less")
     config = make_config(args, min(args.batch, len(x)))
+    warmup.announce()  # a first run on this machine compiles for ~20 s before the bar moves
     if getattr(args, "record_trace", None):
         _record_trace(args, prep.network, config, x, y)
     total = -(-len(x) // config.batch) * config.steps

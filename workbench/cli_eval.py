@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 
 from workbench.cli_progress import normalizing, progress_bar
+from workbench.engine import warmup
 from workbench.errors import ConfigError, DataFileError
 
 
@@ -111,7 +112,9 @@ def _prepare(args):
         x, y = x[: args.samples], None if y is None else y[: args.samples]
     if args.batch < 1:
         raise ConfigError("batch", f"must be >= 1, got {args.batch}")
-    return prep, x, y, make_config(args, min(args.batch, len(x)))
+    config = make_config(args, min(args.batch, len(x)))
+    warmup.announce()  # a first run on this machine compiles for ~20 s before the bar moves
+    return prep, x, y, config
 
 
 def _prefix(args, model: str, what: str) -> Path:
@@ -266,6 +269,7 @@ def cmd_sweep(args) -> int:
     where = "this process" if args.serial else args.scheduler or f"a local Dask cluster of {args.workers} processes"
     print(f"sweep     {len(pts)} point{'' if len(pts) == 1 else 's'} on {where}", file=sys.stderr)
     done = {"n": 0}
+    warmup.announce()
     update, close = progress_bar(len(pts), "point", not args.no_progress)
 
     def on_result(_i, _row):

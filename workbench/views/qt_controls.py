@@ -4,8 +4,9 @@ Toolbar actions turn into Session intents; nothing here steps anything:
 Play/Pause (Space), Step (Right, S), Step layer (L, Shift+Right), Run to T (with its spin box,
 Ctrl+T), Reset (R, Ctrl+R). The status bar shows the timestep, steps per second, the predicted
 against the true class (accuracy for a batch), the next layer while mid-step, and, while the
-session works on something long (opening, normalizing), a progress bar (busy until the job
-reports how far its normalization is, then a percentage) and a Cancel button (Esc).
+session works on something long (opening, normalizing, the first compile of the kernels), a
+progress bar (busy until the job reports how far its normalization is, then a percentage) and,
+for opening and normalizing, a Cancel button (Esc).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class QtStatus(QStatusBar):
         session.snapshot_ready.connect(self.set_snapshot)
         session.status.connect(self._on_status)
         session.busy_changed.connect(self._on_busy)
+        session.cancellable_changed.connect(self.cancel_button.setVisible)
         session.job_progress.connect(self._on_progress)
         self.set_snapshot(None)
 
@@ -134,7 +136,6 @@ class QtStatus(QStatusBar):
         self.progress.setRange(0, 0)  # busy until the job says how far it is
         self.progress.setTextVisible(False)
         self.progress.setVisible(busy)
-        self.cancel_button.setVisible(busy)
 
     def _on_progress(self, fraction: float) -> None:
         self.progress.setRange(0, 100)

@@ -43,6 +43,7 @@ class Session(QObject):
     status = pyqtSignal(str)
     busy_changed = pyqtSignal(bool)
     job_progress = pyqtSignal(float)  # 0..1 of the running job's normalization
+    cancellable_changed = pyqtSignal(bool)  # a job (opening, normalizing) that cancel_jobs() stops is running
     running_changed = pyqtSignal(bool)
     layer_selected = pyqtSignal(str)
     ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
@@ -295,6 +296,8 @@ class Session(QObject):
             self._on_result(*payload)
         elif kind == "progress":
             self.job_progress.emit(float(payload))
+        elif kind == "cancellable":
+            self.cancellable_changed.emit(bool(payload))
         elif kind == "cancelled":
             self._on_cancelled(*payload)
         elif kind == "trace":

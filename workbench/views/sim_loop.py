@@ -11,7 +11,9 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread, with
   ``("progress", fraction)`` while they normalize (when the whole percent changes) and
   ``("cancelled", (tag, label))`` instead of a result when ``cancel_jobs()`` came after the job
-  was posted (it stops at the job's next progress report, or its result is dropped);
+  was posted (it stops at the job's next progress report, or its result is dropped), and
+  ``("cancellable", bool)`` around each job (a status without it, such as the first setup's
+  compiling of the kernels, cannot be cancelled);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
   ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
 
@@ -38,7 +40,7 @@ import time
 import traceback
 from types import MappingProxyType
 
-from workbench.engine import stop_flag
+from workbench.engine import stop_flag, warmup
 from workbench.engine.simulator import Simulator
 from workbench.engine.snapshot import HistoryCache, make_snapshot
 from workbench.errors import WorkbenchError
@@ -196,6 +198,7 @@ class SimLoop:
         if cancelled():
             self._emit("cancelled", (tag, label))
             return
+        self._emit("cancellable", True)
         self._emit("status", label)
         try:
             value = fn(*fn_args, on_progress=on_progress)
@@ -203,6 +206,7 @@ class SimLoop:
             value = None
         finally:
             self._emit("status", "")
+            self._emit("cancellable", False)
         if cancelled():
             self._emit("cancelled", (tag, label))
         else:
@@ -217,6 +221,12 @@ class SimLoop:
         if network is None or x is None:
             self._emit("ann_accuracy", float("nan"))
             return
+        if not warmup.is_warm():  # ~20 s on a machine whose kernel cache is empty: say so
+            self._emit("status", warmup.message())
+            try:
+                warmup.warm_up()
+            finally:
+                self._emit("status", "")
         self._ann = forward(network, x)
         for arr in self._ann.values():
             arr.flags.writeable = False  # snapshots then share them instead of copying each time
