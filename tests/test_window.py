@@ -327,3 +327,17 @@ def test_normalizing_shows_a_percentage_and_cancel_keeps_the_settings(qtbot, win
     qtbot.waitUntil(lambda: "Cancelled" in status.currentMessage(), timeout=LONG)
     assert s.network is network and window.settings_panel.percentile.value() == 99.0
     qtbot.waitUntil(lambda: not status.cancel_button.isVisible(), timeout=LONG)
+
+
+def test_a_busy_message_stays_until_the_work_is_done_then_goes(window):
+    """The first compile takes ~20 s: its message must not time out (15 s for notes) while the
+    bar still runs, and must not stay once the work is done."""
+    s, status = window.session, window.statusBar()
+    s._on_message("status", "Compiling the engine's kernels…")
+    assert status.currentMessage() == "Compiling the engine's kernels…" and status.progress.isVisible()
+    assert not status.cancel_button.isVisible()  # not a job: nothing to cancel
+    s._on_message("status", "")
+    assert status.currentMessage() == "" and not status.progress.isVisible()
+    s.status.emit("A note.")  # notes (not busy) are left to their timeout
+    s._on_message("status", "")
+    assert status.currentMessage() == "A note."

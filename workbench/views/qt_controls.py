@@ -114,6 +114,8 @@ class QtStatus(QStatusBar):
             if isinstance(w, QLabel):
                 w.setContentsMargins(10, 0, 10, 0)
             self.addPermanentWidget(w)
+        self.session = session
+        self._busy_message = None
         session.snapshot_ready.connect(self.set_snapshot)
         session.status.connect(self._on_status)
         session.busy_changed.connect(self._on_busy)
@@ -143,5 +145,9 @@ class QtStatus(QStatusBar):
         self.progress.setTextVisible(True)
 
     def _on_status(self, message: str) -> None:
+        """A note shows for 15 s; what the session is busy with stays until it is done."""
         if message:
-            self.showMessage(message, 15_000)
+            self.showMessage(message, 0 if self.session.busy else 15_000)
+        elif self.currentMessage() == self._busy_message:
+            self.clearMessage()
+        self._busy_message = message if self.session.busy else None
