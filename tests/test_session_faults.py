@@ -8,22 +8,7 @@ import time
 
 import pytest
 
-from workbench.views.session import Session
-
-LONG = 60_000  # ms; the first demo open may compile numba kernels
-
-
-@pytest.fixture
-def session(qtbot):
-    s = Session(window=100)
-    yield s
-    assert s.shutdown()
-
-
-def open_demo(qtbot, s):
-    with qtbot.waitSignal(s.network_changed, timeout=LONG):
-        s.open_demo()
-    qtbot.waitUntil(lambda: s.snapshot is not None and s.snapshot.t == 0, timeout=LONG)
+from test_session import LONG, open_demo, session  # noqa: F401 (session: the fixture)
 
 
 def test_kernel_exception_reaches_the_window_and_the_session_recovers(qtbot, session, monkeypatch):

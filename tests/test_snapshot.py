@@ -90,20 +90,26 @@ def test_membranes_only_for_the_layers_asked(cached):
     np.testing.assert_array_equal(snap.history["fc1"].membrane, full["fc1"].membrane)
 
 
+def count_buffers(monkeypatch, rows: int) -> list:
+    """The shapes of the history buffers (``rows`` = slack x window) allocated from now on."""
+    allocated = []
+    empty = np.empty
+
+    def counting(shape, *args, **kwargs):
+        if isinstance(shape, tuple) and shape and shape[0] == rows:
+            allocated.append(shape)
+        return empty(shape, *args, **kwargs)
+
+    monkeypatch.setattr(np, "empty", counting)
+    return allocated
+
+
 def test_history_cache_reuses_buffers_nobody_holds(monkeypatch):
     """New buffers are allocated only while handed-out histories still hold the old ones (fresh
     memory faults every page in on first write); what was handed out never changes."""
     sim, _ = make_run(0, capacity=25)
     cache = HistoryCache(window=25, slack=2, spare=2)
-    allocated = []
-    empty = np.empty
-
-    def counting(shape, *args, **kwargs):
-        if isinstance(shape, tuple) and shape and shape[0] == 50:  # slack * window rows
-            allocated.append(shape)
-        return empty(shape, *args, **kwargs)
-
-    monkeypatch.setattr(np, "empty", counting)
+    allocated = count_buffers(monkeypatch, rows=50)
     held = []
     for _ in range(12):  # every history held: each restart needs new buffers
         sim.run(20)
@@ -131,15 +137,7 @@ def test_history_cache_warms_its_buffers_when_starting_so_a_play_allocates_none(
     newest history, takes those instead of allocating (fresh memory faults in on first write)."""
     sim, _ = make_run(0, capacity=25)
     cache = HistoryCache(window=25, slack=2, spare=3, warm=2)
-    allocated = []
-    empty = np.empty
-
-    def counting(shape, *args, **kwargs):
-        if isinstance(shape, tuple) and shape and shape[0] == 50:  # slack * window rows
-            allocated.append(shape)
-        return empty(shape, *args, **kwargs)
-
-    monkeypatch.setattr(np, "empty", counting)
+    allocated = count_buffers(monkeypatch, rows=50)
     held = cache.trace(sim, None)  # starts afresh: active buffers + warm spares
     buffers = len(cache._bufs)
     assert len(allocated) == buffers * 3
