@@ -159,6 +159,9 @@ def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, enco
     ("regular_spiking", 2, "poisson", {"rate_fn": "tanh", "gain": 3.0}, False),  # signed, several a step
     ("regular_spiking", 1, "constant", {"rate_fn": "lif_rate", "tau_ref": 0.003, "rate_scale": 200.0}, True),
     ("regular_spiking", 1, "constant", {"rate_fn": "sigmoid"}, False),
+    ("stochastic_spiking", 2, "constant", {"rate_fn": "relu", "rate_scale": 300.0}, False),  # one draw a chunk
+    ("stochastic_spiking", 1, "poisson", {"rate_fn": "tanh", "gain": 2.0}, False),  # interleaved with the input's
+    ("stochastic_spiking", 3, "poisson", {"rate_fn": "sigmoid"}, True),
 ])
 def test_fused_float64_models_equal_generic(builder, model, batch, encoder, params, mixed):
     """Nengo's LIF, nengo-loihi's LoihiLIF and LoihiReLU and Nengo's RegularSpiking in the fused
@@ -313,15 +316,17 @@ def run_until_stopped(sim, after: int, most: int) -> int:
         watcher.join()
 
 
-@pytest.mark.parametrize("encoder", ["constant", "poisson"])
-def test_a_stop_from_another_thread_ends_a_chunk_between_steps(encoder):
+@pytest.mark.parametrize("encoder,neuron", [("constant", "if"), ("poisson", "if"),
+                                            ("poisson", "stochastic_spiking")])
+def test_a_stop_from_another_thread_ends_a_chunk_between_steps(encoder, neuron):
     """A pause lands inside a long fused call: the kernel stops before its next step, and the
     state, the recorder and the Poisson generator are those of a run of exactly the steps that
     ran (the continuation is bit-identical to a run never stopped)."""
     rng = np.random.default_rng(13)
     net = random_dense_net(rng)
     x = inputs(rng, net, 1)
-    fast, slow = pair(net, SimConfig(encoder=encoder, seed=5), x, capacity=64)
+    model = {} if neuron == "if" else {"neuron": make_neuron(neuron), "dt": 0.001, "rate_scale": 300.0}
+    fast, slow = pair(net, SimConfig(encoder=encoder, seed=5, **model), x, capacity=64)
     most = 10**7  # ~20 s if the stop were not seen: the test would fail, slowly
     ran = run_until_stopped(fast, 100, most)
     assert 100 <= ran < most and fast.t == ran and fast.recorder.count == ran
@@ -370,7 +375,7 @@ def test_other_models_fall_back_to_the_generic_path(monkeypatch):
     x = inputs(rng, net, 1)
     cuba = Simulator(net, SimConfig(neuron=make_neuron("loihi_cuba")), x=x)
     assert "loihi_cuba" in cuba.fused_reason
-    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("stochastic_spiking")}, dt=0.001), x=x)
+    mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("poisson_spiking")}, dt=0.001), x=x)
     assert "c2" in mixed.fused_reason
     for sim in (cuba, mixed):
         sim.run(5)

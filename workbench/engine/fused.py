@@ -12,8 +12,8 @@ program's arrays, so after a fused chunk they hold exactly what the generic path
 
 Eligible (``reason(sim)`` is None): every neuron layer runs the IF model (any threshold, reset
 mode, ``rate_scale``), Nengo's LIF or nengo-loihi's LoihiLIF (``lif_step`` on their float64
-state), LoihiReLU (``loihi_relu_step``) or RegularSpiking (``regular_step``): each the same numba
-step the generic path calls, on the same arrays,
+state), LoihiReLU (``loihi_relu_step``), RegularSpiking (``regular_step``) or StochasticSpiking
+(``stochastic_step``): each the same numba step the generic path calls, on the same arrays;
 the encoder is constant or poisson, and every layer is one of input,
 dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
 max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
@@ -24,8 +24,10 @@ first; IF and emit as ``if_step`` and ``synapses.emit``); the generic block-para
 the plain scatter itself and are compared with them bit for bit. The generic path may pick BLAS
 for dense inputs, whose sums can differ in the last bit on non-dyadic weights; the fused path
 is always event-driven.
-Poisson: the uniform randoms of a chunk are drawn in numpy from the simulator's generator as
-one (K, B, *input) array, the same stream the generic path draws step by step.
+Poisson input and StochasticSpiking: the uniform randoms of a chunk are drawn in numpy from the
+simulator's generator before the call, in the generic path's order (per step: the input's
+float32 values, then each stochastic layer's float64 values in layer order; one (K, ...) draw
+when only one kind is drawn, which is the same stream), so the streams are identical.
 
 Parallel: ``run_fused`` advances a sample range [b0, b1); at batch >= 2 ``FusedProgram.run``
 hands sample blocks to ``block_pool.run_blocks`` (the event-par pool and its back-off: serial
@@ -50,7 +52,7 @@ from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.engine.neurons.lif import LIF, lif_step
 from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU, discretize_tau_rc, discretize_tau_ref, loihi_relu_step
-from workbench.engine.neurons.spiking import RegularSpiking, regular_step
+from workbench.engine.neurons.spiking import RegularSpiking, StochasticSpiking, regular_step, stochastic_step
 from workbench.models import network as nw
 
 # Largest chunk one call advances: Simulator.run checks should_stop / on_progress in between.
@@ -75,14 +77,16 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 # int64 program columns
 (C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
- C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT) = range(37)
-NCOL = 37
+ C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT, C_ROFF) = range(38)
+NCOL = 38
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
-# C_MODEL. Every model but IF keeps float64 state: C_V its voltage, C_V2 a second array (LIF's
-# refractory time, RegularSpiking's rate); C_RESET holds IF's reset mode or the rate function.
-MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR = range(5)
-_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking)
+# C_MODEL. Every model but IF keeps float64 state: C_V its membrane variable (the voltage;
+# StochasticSpiking's rate), C_V2 a second array (LIF's refractory time, RegularSpiking's rate);
+# C_RESET holds IF's reset mode or the rate function; C_ROFF a stochastic layer's first column
+# in the chunk's float64 randoms.
+MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC = range(6)
+_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking)
 # float32 parameter columns
 F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
 NFCOL = 5
@@ -168,6 +172,7 @@ class FusedProgram:
         fp = np.zeros((len(sim.layers), NFCOL), np.float32)
         fp64 = np.zeros((len(sim.layers), 5), np.float64)
         inb, insc = [], []
+        sto_size = 0  # float64 randoms a step draws for StochasticSpiking layers
         self.const_cache = {}  # layer index -> (cache array)
         self.pool_counts = {}  # layer index -> array
         recorded = {ls.index for ls in sim.recorder.layers}
@@ -198,7 +203,7 @@ class FusedProgram:
                 row[C_CNT] = add(f64, ls.counts)
                 m, kind = ls.model, type(ls.model)
                 if kind is not IF:
-                    row[C_V] = add(f64, ls.state["v"])
+                    row[C_V] = add(f64, ls.state[m.membrane_var])
                     fp64[ls.index, P_DT] = ls.dt
                 if kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
                     row[C_MODEL] = MODEL_LIF if kind is LIF else MODEL_LOIHI_LIF
@@ -209,9 +214,14 @@ class FusedProgram:
                     fp64[ls.index, P_TAU_RC:P_MINV + 1] = (tau_rc, tau_ref, m.min_voltage)
                 elif kind is LoihiReLU:
                     row[C_MODEL] = MODEL_LOIHI_RELU
-                elif kind is RegularSpiking:
-                    row[C_MODEL] = MODEL_REGULAR
-                    row[C_V2] = add(f64, ls.state["rate"])
+                elif kind is RegularSpiking or kind is StochasticSpiking:
+                    if kind is RegularSpiking:
+                        row[C_MODEL] = MODEL_REGULAR
+                        row[C_V2] = add(f64, ls.state["rate"])
+                    else:
+                        row[C_MODEL] = MODEL_STOCHASTIC
+                        row[C_ROFF] = sto_size
+                        sto_size += B * layer.size
                     code, gain, tau_ref, tau_rc = m._args()
                     row[C_RESET] = code
                     fp64[ls.index, P_TAU_RC], fp64[ls.index, P_TAU_REF], fp64[ls.index, P_GAIN] = tau_rc, tau_ref, gain
@@ -282,13 +292,34 @@ class FusedProgram:
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
         self.no_rand = np.zeros((1, 1), np.float32)
-        # Poisson: one call's uniform randoms are (steps, batch x inputs) float32, at most
-        # RAND_ELEMENTS of them (a long chunk of a big input would allocate hundreds of MB).
-        self.max_steps = max(1, RAND_ELEMENTS // sim.x.size) if self.encoder == 1 else 1 << 62
+        self.sto_size = sto_size
+        self.no_sto = np.zeros((1, 1), np.float64)
+        # One call's uniform randoms are (steps, batch x inputs) float32 and (steps, sto_size)
+        # float64, at most RAND_ELEMENTS a call (a long chunk of a big input would allocate
+        # hundreds of MB).
+        per_step = (sim.x.size if self.encoder == 1 else 0) + sto_size
+        self.max_steps = max(1, RAND_ELEMENTS // per_step) if per_step else 1 << 62
         self.sync = np.zeros(2, np.int64)  # the barrier's counters of a split step (back to 0 count after each)
         self.work = B * sum(ls.layer.size for ls in sim.layers)  # neuron updates a step, roughly
         self.blocks = 0  # sample blocks of the last run (1: serial)
         self.parts = 0  # threads that shared each step of the last run (batch 1; 1: serial)
+
+    def _draw(self, sim, k: int):
+        """(input float32 randoms, StochasticSpiking float64 randoms) of ``k`` steps, drawn from
+        the simulator's generator in the generic path's order."""
+        rng, shape = sim.rng, sim.x.shape
+        if self.sto_size == 0:
+            if self.encoder == 0:
+                return self.no_rand, self.no_sto
+            return rng.random((k, *shape), dtype=np.float32).reshape(k, sim.x.size), self.no_sto
+        if self.encoder == 0:
+            return self.no_rand, rng.random((k, self.sto_size))
+        rand = np.empty((k, sim.x.size), np.float32)  # both kinds: interleaved step by step
+        sto = np.empty((k, self.sto_size))
+        for i in range(k):
+            rand[i] = rng.random(shape, dtype=np.float32).reshape(-1)
+            sto[i] = rng.random(self.sto_size)
+        return rand, sto
 
     def run(self, sim, k: int, stop=None) -> int:
         """Advance ``k`` timesteps (cursor must be 0); returns how many ran: fewer when ``stop``
@@ -315,15 +346,12 @@ class FusedProgram:
             elif ls.pool_counts is not counts:
                 np.copyto(counts, ls.pool_counts)
             ls.pool_counts = counts
-        if self.encoder == 1:
-            drawn_from = sim.rng.bit_generator.state
-            rand = sim.rng.random((k, *sim.x.shape), dtype=np.float32).reshape(k, -1)
-        else:
-            rand = self.no_rand
+        drawn_from = sim.rng.bit_generator.state if self.encoder == 1 or self.sto_size else None
+        rand, rsto = self._draw(sim, k)
         rec = self.recorder
         arrays = rec.arrays()
         args = (prog, self.fp, self.fp64, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
-                self.encoder, rand, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
+                self.encoder, rand, rsto, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
                 arrays["predictions"], self.pred)
         self.parts = 1
         ran = k
@@ -337,9 +365,9 @@ class FusedProgram:
             flag, token = (_NO_STOP, 0) if stop is None else (stop.flag, stop.token)
             ran = run_fused(*args, flag, token, 0, self.batch, 0, 1, _NO_SYNC)
             self.blocks = 1
-        if ran < k and self.encoder == 1:  # the generator as if only the steps that ran drew
+        if ran < k and (self.encoder == 1 or self.sto_size):  # as if only the steps that ran drew
             sim.rng.bit_generator.state = drawn_from
-            sim.rng.random((ran, *sim.x.shape), dtype=np.float32)
+            self._draw(sim, ran)
         sim.t += ran
         rec.count += ran
         for i, cache in self.const_cache.items():
@@ -372,7 +400,7 @@ def _span(row, b0, b1, part, nparts):
 
 
 @numba.njit(nogil=True, cache=True)
-def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, B, nsteps, t0, count0,
+def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, rsto, B, nsteps, t0, count0,
               capacity, steps_ring, pred_ring, pred, stop, token, b0, b1, part, nparts, sync):
     """Advance samples [b0, b1) of the batch by ``nsteps`` timesteps. Every sample's arithmetic
     is independent of the others', so disjoint sample ranges may run at once on different
@@ -511,6 +539,10 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                              model == MODEL_LIF, v, f64[row[C_V2]][lo:hi], s)
                 elif model == MODEL_LOIHI_RELU:
                     loihi_relu_step(J[lo:hi], dt, v, s)
+                elif model == MODEL_STOCHASTIC:
+                    off = row[C_ROFF]
+                    stochastic_step(row[C_RESET], J[lo:hi], dt, fp64[li, P_GAIN], fp64[li, P_TAU_REF],
+                                    fp64[li, P_TAU_RC], rsto[k, off + lo:off + hi], v, s)
                 else:
                     regular_step(row[C_RESET], J[lo:hi], dt, fp64[li, P_GAIN], fp64[li, P_TAU_REF],
                                  fp64[li, P_TAU_RC], v, f64[row[C_V2]][lo:hi], s)
