@@ -162,11 +162,15 @@ def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, enco
     ("stochastic_spiking", 2, "constant", {"rate_fn": "relu", "rate_scale": 300.0}, False),  # one draw a chunk
     ("stochastic_spiking", 1, "poisson", {"rate_fn": "tanh", "gain": 2.0}, False),  # interleaved with the input's
     ("stochastic_spiking", 3, "poisson", {"rate_fn": "sigmoid"}, True),
+    ("loihi_cuba", 1, "constant", {"rate_scale": 1.0}, False),  # int32 state, quantized weights
+    ("loihi_cuba", 2, "poisson", {"rate_scale": 1.0, "du": 2048, "dv": 512, "refractory_delay": 2,
+                                  "bias_mant": 3, "weight_bits": 6}, True),
 ])
-def test_fused_float64_models_equal_generic(builder, model, batch, encoder, params, mixed):
-    """Nengo's LIF, nengo-loihi's LoihiLIF and LoihiReLU and Nengo's RegularSpiking in the fused
-    program: the same numba step on the same float64 state, so spikes, voltages, the second
-    state (refractory time, rate), counts and the recorded (float32) membranes match."""
+def test_fused_neuron_models_equal_generic(builder, model, batch, encoder, params, mixed):
+    """Nengo's LIF, nengo-loihi's LoihiLIF and LoihiReLU, Nengo's Regular- and
+    StochasticSpiking and Lava's integer LoihiCUBA in the fused program: the same numba step on
+    the same state arrays, so spikes, every state variable, counts and the recorded (float32)
+    membranes match."""
     rng = np.random.default_rng(7)
     net = builder(rng)
     x = inputs(rng, net, batch)
@@ -373,11 +377,11 @@ def test_other_models_fall_back_to_the_generic_path(monkeypatch):
     rng = np.random.default_rng(8)
     net = random_conv_net(rng)
     x = inputs(rng, net, 1)
-    cuba = Simulator(net, SimConfig(neuron=make_neuron("loihi_cuba")), x=x)
-    assert "loihi_cuba" in cuba.fused_reason
+    pois = Simulator(net, SimConfig(neuron=make_neuron("poisson_spiking"), dt=0.001), x=x)
+    assert "poisson_spiking" in pois.fused_reason
     mixed = Simulator(net, SimConfig(overrides={"c2": make_neuron("poisson_spiking")}, dt=0.001), x=x)
     assert "c2" in mixed.fused_reason
-    for sim in (cuba, mixed):
+    for sim in (pois, mixed):
         sim.run(5)
         assert sim.t == 5 and "fused" not in {ls.path for ls in sim.layers}
     monkeypatch.setenv("SNN_WORKBENCH_FUSED", "0")

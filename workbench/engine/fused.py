@@ -13,7 +13,9 @@ program's arrays, so after a fused chunk they hold exactly what the generic path
 Eligible (``reason(sim)`` is None): every neuron layer runs the IF model (any threshold, reset
 mode, ``rate_scale``), Nengo's LIF or nengo-loihi's LoihiLIF (``lif_step`` on their float64
 state), LoihiReLU (``loihi_relu_step``), RegularSpiking (``regular_step``) or StochasticSpiking
-(``stochastic_step``): each the same numba step the generic path calls, on the same arrays;
+(``stochastic_step``) or Lava's integer LoihiCUBA (``cuba_step`` on its int32 u, v and
+refractory counters, with the quantized weights ``prepare_layer`` put in the LayerState): each
+the same numba step the generic path calls, on the same arrays;
 the encoder is constant or poisson, and every layer is one of input,
 dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
 max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
@@ -51,6 +53,7 @@ from workbench.engine.atomics import atomic_load, barrier
 from workbench.engine.layer_state import _pool_geometry
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.engine.neurons.lif import LIF, lif_step
+from workbench.engine.neurons.loihi_cuba import LoihiCUBA, cuba_step
 from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU, discretize_tau_rc, discretize_tau_ref, loihi_relu_step
 from workbench.engine.neurons.spiking import RegularSpiking, StochasticSpiking, regular_step, stochastic_step
 from workbench.models import network as nw
@@ -77,21 +80,24 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 # int64 program columns
 (C_OP, C_Y, C_IN0, C_NIN, C_NEURON, C_J, C_S, C_V, C_CNT, C_W, C_B, C_CONST, C_CACHE, C_VALID, C_RESET,
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
- C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT, C_ROFF) = range(38)
-NCOL = 38
+ C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT, C_ROFF,
+ C_U, C_RF, C_LB, C_DU, C_DV, C_VTH, C_MBIAS, C_REFRAC, C_UNIT) = range(47)
+NCOL = 47
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # C_MODEL. Every model but IF keeps float64 state: C_V its membrane variable (the voltage;
 # StochasticSpiking's rate), C_V2 a second array (LIF's refractory time, RegularSpiking's rate);
 # C_RESET holds IF's reset mode or the rate function; C_ROFF a stochastic layer's first column
-# in the chunk's float64 randoms.
-MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC = range(6)
-_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking)
+# in the chunk's float64 randoms. LoihiCUBA keeps int32 state instead (in the i32 list: C_V its
+# voltage, C_U its current, C_RF its refractory counters; C_LB its int64 neuron bias in the i64
+# list) and its integer constants in C_DU .. C_UNIT.
+MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, MODEL_CUBA = range(7)
+_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking, LoihiCUBA)
 # float32 parameter columns
 F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
 NFCOL = 5
 # float64 parameter columns (the float64 models' steps take dt and their constants as Python floats)
-P_DT, P_TAU_RC, P_TAU_REF, P_MINV, P_GAIN = range(5)
+P_DT, P_TAU_RC, P_TAU_REF, P_MINV, P_GAIN, P_IN_SCALE = range(6)
 
 
 def enabled_by_env() -> bool:
@@ -159,7 +165,7 @@ class FusedProgram:
     def __init__(self, sim):
         self.recorder = sim.recorder
         B = sim.batch
-        f32, f64, i16 = [], [], []  # typed lists at the end (``_typed_list``)
+        f32, f64, i16, i32, i64 = [], [], [], [], []  # typed lists at the end (``_typed_list``)
 
         def add(lst, arr):
             arr = np.ascontiguousarray(arr).reshape(-1)
@@ -170,7 +176,7 @@ class FusedProgram:
 
         prog = np.full((len(sim.layers), NCOL), -1, np.int64)
         fp = np.zeros((len(sim.layers), NFCOL), np.float32)
-        fp64 = np.zeros((len(sim.layers), 5), np.float64)
+        fp64 = np.zeros((len(sim.layers), 6), np.float64)
         inb, insc = [], []
         sto_size = 0  # float64 randoms a step draws for StochasticSpiking layers
         self.const_cache = {}  # layer index -> (cache array)
@@ -202,10 +208,18 @@ class FusedProgram:
                 row[C_S] = add(f32, ls.spikes)
                 row[C_CNT] = add(f64, ls.counts)
                 m, kind = ls.model, type(ls.model)
-                if kind is not IF:
+                if kind is not IF and kind is not LoihiCUBA:
                     row[C_V] = add(f64, ls.state[m.membrane_var])
                     fp64[ls.index, P_DT] = ls.dt
-                if kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
+                if kind is LoihiCUBA:  # prepare_layer's constants are in the state dict
+                    row[C_MODEL] = MODEL_CUBA
+                    row[C_V], row[C_U], row[C_RF] = (add(i32, ls.state[key]) for key in ("v", "u", "refractory"))
+                    row[C_LB] = add(i64, ls.state["layer_bias"])
+                    in_scale, unit = ls.state["in_scale"]
+                    fp64[ls.index, P_IN_SCALE] = in_scale
+                    row[C_UNIT], row[C_DU], row[C_DV], row[C_VTH] = int(unit), m.du, m.dv, m.vth_eff
+                    row[C_MBIAS], row[C_REFRAC] = m.bias_int, m.refractory_delay
+                elif kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
                     row[C_MODEL] = MODEL_LIF if kind is LIF else MODEL_LOIHI_LIF
                     row[C_V2] = add(f64, ls.state["refractory_time"])
                     tau_rc, tau_ref = m.tau_rc, m.tau_ref
@@ -284,10 +298,15 @@ class FusedProgram:
             i16.append(np.zeros(1, np.int16))  # typed lists need one element to have a type
         if len(f64) == 0:
             f64.append(np.zeros(1, np.float64))
+        if len(i32) == 0:
+            i32.append(np.zeros(1, np.int32))
+        if len(i64) == 0:
+            i64.append(np.zeros(1, np.int64))
         self.prog, self.fp, self.fp64 = prog, fp, fp64
         self.inb = np.asarray(inb + [0], np.int64)
         self.insc = np.asarray(insc + [1.0], np.float32)
         self.f32, self.f64, self.i16 = _typed_list(f32), _typed_list(f64), _typed_list(i16)
+        self.i32, self.i64 = _typed_list(i32), _typed_list(i64)
         self.batch = B
         self.encoder = 0 if sim.config.encoder == "constant" else 1
         self.pred = np.empty(B, np.int64)
@@ -350,7 +369,8 @@ class FusedProgram:
         rand, rsto = self._draw(sim, k)
         rec = self.recorder
         arrays = rec.arrays()
-        args = (prog, self.fp, self.fp64, self.inb, self.insc, self.f32, self.f64, self.i16, self.x_idx, self.p_idx,
+        args = (prog, self.fp, self.fp64, self.inb, self.insc, self.f32, self.f64, self.i16, self.i32, self.i64,
+                self.x_idx, self.p_idx,
                 self.encoder, rand, rsto, self.batch, k, sim.t, rec.count, rec.capacity, arrays["steps"],
                 arrays["predictions"], self.pred)
         self.parts = 1
@@ -400,7 +420,7 @@ def _span(row, b0, b1, part, nparts):
 
 
 @numba.njit(nogil=True, cache=True)
-def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, rand, rsto, B, nsteps, t0, count0,
+def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, encoder, rand, rsto, B, nsteps, t0, count0,
               capacity, steps_ring, pred_ring, pred, stop, token, b0, b1, part, nparts, sync):
     """Advance samples [b0, b1) of the batch by ``nsteps`` timesteps. Every sample's arithmetic
     is independent of the others', so disjoint sample ranges may run at once on different
@@ -532,7 +552,13 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
                     f32[row[C_CACHE]][lo:hi] = J[lo:hi]
                     valid[li] = 1
             model = row[C_MODEL]
-            if model != MODEL_IF:
+            if model == MODEL_CUBA:
+                s = f32[row[C_S]][lo:hi]
+                cuba_step(J[lo:hi], fp64[li, P_IN_SCALE], row[C_UNIT], row[C_DU], row[C_DV], row[C_VTH], row[C_MBIAS],
+                          i64[row[C_LB]][lo:hi], row[C_REFRAC], i32[row[C_U]][lo:hi], i32[row[C_V]][lo:hi],
+                          i32[row[C_RF]][lo:hi], s)
+                synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            elif model != MODEL_IF:
                 s, v, dt = f32[row[C_S]][lo:hi], f64[row[C_V]][lo:hi], fp64[li, P_DT]
                 if model == MODEL_LIF or model == MODEL_LOIHI_LIF:
                     lif_step(J[lo:hi], dt, fp64[li, P_TAU_RC], fp64[li, P_TAU_REF], fp64[li, P_MINV],
@@ -584,7 +610,11 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, x_idx, p_idx, encoder, r
             rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
             for i in range(hi - lo):
                 rs[i] = np.int16(s[i])
-            if row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF:  # float64 state into the float32 ring
+            if row[C_RM] >= 0 and row[C_MODEL] == MODEL_CUBA:  # int32 state into the float32 ring
+                rm, vi = f32[row[C_RM]][r * n + lo:r * n + hi], i32[row[C_V]][lo:hi]
+                for i in range(hi - lo):
+                    rm[i] = np.float32(vi[i])
+            elif row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF:  # float64 state into the float32 ring
                 rm, vm = f32[row[C_RM]][r * n + lo:r * n + hi], f64[row[C_V]][lo:hi]
                 for i in range(hi - lo):
                     rm[i] = np.float32(vm[i])
