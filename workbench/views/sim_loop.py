@@ -28,7 +28,8 @@ little late (up to ``FRAME_JITTER`` of an interval) does not push the next one b
 sends ``1 / frame_interval`` snapshots a second, not fewer by the average lateness.
 Pausing does not wait in the queue nor for the chunk: ``pause()`` bumps a generation counter
 held in an int64 array (``stop_flag``) that the fused kernel reads before every timestep and
-the loop before each chunk, so a pause takes effect within one timestep.
+the loop before each chunk, so a pause takes effect within one timestep (a batch stepped on
+several threads: at the end of the call, within one frame).
 Exceptions never end the loop: they are reported and the loop stays usable.
 """
 
