@@ -296,6 +296,36 @@ def test_membrane_add_remove_and_curves(qtbot, snap):
         view.curve_data("fc1", 3)
 
 
+@pytest.mark.parametrize("neuron,threshold", [("loihi_cuba", 64 * 64.0), ("stochastic_spiking", None)])
+def test_membrane_threshold_line_is_in_the_models_own_units(qtbot, neuron, threshold):
+    """LoihiCUBA's membrane is an integer that spikes past vth << 6 (not at 1); Stochastic- and
+    PoissonSpiking show their rate as the membrane, which has no threshold: no line, and the
+    spike ticks sit above the trace."""
+    from tests.view_data import small_network
+    from workbench.engine.config import SimConfig
+    from workbench.engine.neurons import make_neuron
+    from workbench.engine.simulator import Simulator
+    from workbench.models.forward import forward
+
+    net = small_network(0)
+    x = np.random.default_rng(1).uniform(0.0, 1.0, (1, 4, 4, 1)).astype(np.float32)
+    cfg = SimConfig(neuron=make_neuron(neuron), dt=1.0 if neuron == "loihi_cuba" else 0.001,
+                    rate_scale=1.0 if neuron == "loihi_cuba" else 300.0)
+    sim = Simulator(net, cfg, x)
+    sim.run(60)
+    snap = make_snapshot(sim, forward(net, x))
+    assert snap.layer("fc1").threshold == threshold
+    busiest = int(np.argmax(np.abs(sim.layer("fc1").counts.reshape(-1))))
+    view = shown(qtbot, QtMembraneView(), snap)
+    view.add_neuron("fc1", busiest)
+    view.refresh()
+    lines = [line for line in view._thresholds.values() if line.isVisible()]
+    assert [line.value() for line in lines] == ([] if threshold is None else [threshold])
+    sx, sy = view.spike_marks("fc1", busiest)
+    _, v = view.curve_data("fc1", busiest)
+    assert len(sx) > 0 and np.all(sy > np.max(np.abs(v)))
+
+
 def test_membrane_plots_single_neuron_membranes_as_the_window_sends_them(qtbot):
     """The window's snapshots carry the watched neurons' membranes alone
     (``neuron_membranes``), no layer's whole membranes; the curves are those."""

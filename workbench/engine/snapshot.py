@@ -61,7 +61,7 @@ class LayerSnapshot:
     counts: np.ndarray | None = None  # (B, *shape) cumulative spike counts
     ann: np.ndarray | None = None  # (B, *shape) ANN activation (normalized network)
     model: str = ""  # neuron model description
-    threshold: float = 1.0  # for the threshold line in membrane plots
+    threshold: float | None = 1.0  # the membrane's spike level, for plots (None: a rate has none)
     max_rate: float = 1.0  # spikes per step at saturation
     signed: bool = False  # may emit negative spikes (flagged: not possible on most hardware)
     path: str = ""  # kernel path that ran last ('event', 'blas', 'cached')
@@ -283,7 +283,7 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
             model = ls.model
             kw = dict(
                 spikes=_ro(ls.spikes), membrane=_ro(ls.membrane()), counts=_ro(ls.counts),
-                model=model.describe(), threshold=float(getattr(model, "threshold", 1.0)),
+                model=model.describe(), threshold=model.membrane_threshold,
                 max_rate=float(model.max_rate(sim.dt)), signed=bool(model.signed), path=ls.path,
                 output_scale=float(ls.out_scale),
             )

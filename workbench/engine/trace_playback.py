@@ -60,7 +60,7 @@ def _model_info(meta: Mapping, name: str, dt: float) -> dict:
         from workbench.engine.neurons import make_neuron
 
         model = make_neuron(str(rec["name"]), **params)
-        info.update(model=model.describe(), threshold=float(getattr(model, "threshold", info["threshold"])),
+        info.update(model=model.describe(), threshold=model.membrane_threshold,
                     max_rate=float(model.max_rate(dt)), signed=bool(model.signed),
                     output_scale=float(np.float32(model.output_scale(dt) / rate_scale)))
     except Exception:  # an external implementation's model we do not know: shown as written

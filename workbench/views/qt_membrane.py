@@ -207,8 +207,10 @@ class QtMembraneView(QtSnapshotView):
             w.curve.setData(steps, v)
             thr = snapshot.layer(w.layer).threshold
             fired = s != 0
-            w.marks.setData(steps[fired], np.where(s[fired] > 0, 1.0, -1.0) * self.mark_level(k, thr))
-            used_thresholds.add(thr)
+            base = thr if thr is not None else float(np.max(np.abs(v), initial=0.0)) or 1.0  # a rate: above it
+            w.marks.setData(steps[fired], np.where(s[fired] > 0, 1.0, -1.0) * self.mark_level(k, base))
+            if thr is not None:
+                used_thresholds.add(thr)
         self._show_thresholds(used_thresholds)
         if notes != [w.note for w in self._watched]:
             self._update_legend()

@@ -67,6 +67,12 @@ class NeuronModel:
         """Highest spike count per step (1 for models that fire at most once a step)."""
         return 1.0
 
+    @property
+    def membrane_threshold(self) -> float | None:
+        """Where the membrane variable (``membrane_var``, in its own units) makes a spike, for
+        the threshold line of membrane plots; None when it has no such level (a rate)."""
+        return float(getattr(self, "threshold", 1.0))
+
     def params(self) -> dict:
         """Every parameter, for trace metadata and the settings form."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

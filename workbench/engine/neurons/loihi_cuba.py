@@ -184,6 +184,11 @@ class LoihiCUBA(NeuronModel):
         return self.vth << 6
 
     @property
+    def membrane_threshold(self) -> float:
+        """v is an integer: a spike when it passes vth << 6."""
+        return float(self.vth_eff)
+
+    @property
     def bias_int(self) -> int:
         return self.bias_mant << self.bias_exp
 

@@ -126,6 +126,12 @@ class _RateSpiking(NeuronModel):
         return self.rate_fn in _SIGNED
 
     @property
+    def membrane_threshold(self) -> float | None:
+        """Stochastic and Poisson show the rate (Hz) as their membrane: no spike level.
+        RegularSpiking's v spikes on each whole unit it passes."""
+        return 1.0 if self.membrane_var == "v" else None
+
+    @property
     def effective_tau_ref(self) -> float:
         return _DEFAULT_TAU_REF[self.rate_fn] if self.tau_ref is None else float(self.tau_ref)
 
