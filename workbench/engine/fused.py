@@ -166,6 +166,7 @@ class FusedProgram:
         self.recorder = sim.recorder
         B = sim.batch
         f32, f64, i16, i32, i64 = [], [], [], [], []  # typed lists at the end (``_typed_list``)
+        lists = {"f32": f32, "f64": f64, "i32": i32, "i64": i64}
 
         def add(lst, arr):
             arr = np.ascontiguousarray(arr).reshape(-1)
@@ -207,44 +208,7 @@ class FusedProgram:
                 row[C_J] = add(f32, ls.J)
                 row[C_S] = add(f32, ls.spikes)
                 row[C_CNT] = add(f64, ls.counts)
-                m, kind = ls.model, type(ls.model)
-                if kind is not IF and kind is not LoihiCUBA:
-                    row[C_V] = add(f64, ls.state[m.membrane_var])
-                    fp64[ls.index, P_DT] = ls.dt
-                if kind is LoihiCUBA:  # prepare_layer's constants are in the state dict
-                    row[C_MODEL] = MODEL_CUBA
-                    row[C_V], row[C_U], row[C_RF] = (add(i32, ls.state[key]) for key in ("v", "u", "refractory"))
-                    row[C_LB] = add(i64, ls.state["layer_bias"])
-                    in_scale, unit = ls.state["in_scale"]
-                    fp64[ls.index, P_IN_SCALE] = in_scale
-                    row[C_UNIT], row[C_DU], row[C_DV], row[C_VTH] = int(unit), m.du, m.dv, m.vth_eff
-                    row[C_MBIAS], row[C_REFRAC] = m.bias_int, m.refractory_delay
-                elif kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
-                    row[C_MODEL] = MODEL_LIF if kind is LIF else MODEL_LOIHI_LIF
-                    row[C_V2] = add(f64, ls.state["refractory_time"])
-                    tau_rc, tau_ref = m.tau_rc, m.tau_ref
-                    if kind is LoihiLIF:
-                        tau_rc, tau_ref = discretize_tau_rc(tau_rc, ls.dt), discretize_tau_ref(tau_ref, ls.dt)
-                    fp64[ls.index, P_TAU_RC:P_MINV + 1] = (tau_rc, tau_ref, m.min_voltage)
-                elif kind is LoihiReLU:
-                    row[C_MODEL] = MODEL_LOIHI_RELU
-                elif kind is RegularSpiking or kind is StochasticSpiking:
-                    if kind is RegularSpiking:
-                        row[C_MODEL] = MODEL_REGULAR
-                        row[C_V2] = add(f64, ls.state["rate"])
-                    else:
-                        row[C_MODEL] = MODEL_STOCHASTIC
-                        row[C_ROFF] = sto_size
-                        sto_size += B * layer.size
-                    code, gain, tau_ref, tau_rc = m._args()
-                    row[C_RESET] = code
-                    fp64[ls.index, P_TAU_RC], fp64[ls.index, P_TAU_REF], fp64[ls.index, P_GAIN] = tau_rc, tau_ref, gain
-                else:
-                    row[C_MODEL] = MODEL_IF
-                    row[C_V] = add(f32, ls.state["v"])
-                    row[C_RESET] = _RESET_CODE[ls.model.reset]
-                    fp[ls.index, F_DT] = np.float32(ls.dt)
-                    fp[ls.index, F_THR] = np.float32(ls.model.threshold)
+                sto_size = _model_columns(ls, row, fp, fp64, lambda name, arr: add(lists[name], arr), sto_size, B)
                 fp[ls.index, F_GAIN] = ls.gain
                 fp[ls.index, F_OUT] = ls.out_scale
                 row[C_CONST] = int(sim._constant_flags[ls.index])
@@ -398,6 +362,52 @@ class FusedProgram:
             if ls.is_neuron or ls.layer.kind == nw.MAX_POOL2D:
                 ls.path = "fused" if self.parts == 1 else "fused-split"  # split: batch 1 on two threads
         return ran
+
+
+def _model_columns(ls, row, fp, fp64, add, sto_size: int, B: int) -> int:
+    """A neuron layer's model columns: which step, its state arrays (``add(list_name, array)``
+    puts one in the named typed list and gives its index) and its constants. Returns the
+    float64 randoms a step draws for StochasticSpiking layers so far (``sto_size`` + this one's)."""
+    layer = ls.layer
+    m, kind = ls.model, type(ls.model)
+    if kind is not IF and kind is not LoihiCUBA:
+        row[C_V] = add("f64", ls.state[m.membrane_var])
+        fp64[ls.index, P_DT] = ls.dt
+    if kind is LoihiCUBA:  # prepare_layer's constants are in the state dict
+        row[C_MODEL] = MODEL_CUBA
+        row[C_V], row[C_U], row[C_RF] = (add("i32", ls.state[key]) for key in ("v", "u", "refractory"))
+        row[C_LB] = add("i64", ls.state["layer_bias"])
+        in_scale, unit = ls.state["in_scale"]
+        fp64[ls.index, P_IN_SCALE] = in_scale
+        row[C_UNIT], row[C_DU], row[C_DV], row[C_VTH] = int(unit), m.du, m.dv, m.vth_eff
+        row[C_MBIAS], row[C_REFRAC] = m.bias_int, m.refractory_delay
+    elif kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
+        row[C_MODEL] = MODEL_LIF if kind is LIF else MODEL_LOIHI_LIF
+        row[C_V2] = add("f64", ls.state["refractory_time"])
+        tau_rc, tau_ref = m.tau_rc, m.tau_ref
+        if kind is LoihiLIF:
+            tau_rc, tau_ref = discretize_tau_rc(tau_rc, ls.dt), discretize_tau_ref(tau_ref, ls.dt)
+        fp64[ls.index, P_TAU_RC:P_MINV + 1] = (tau_rc, tau_ref, m.min_voltage)
+    elif kind is LoihiReLU:
+        row[C_MODEL] = MODEL_LOIHI_RELU
+    elif kind is RegularSpiking or kind is StochasticSpiking:
+        if kind is RegularSpiking:
+            row[C_MODEL] = MODEL_REGULAR
+            row[C_V2] = add("f64", ls.state["rate"])
+        else:
+            row[C_MODEL] = MODEL_STOCHASTIC
+            row[C_ROFF] = sto_size
+            sto_size += B * layer.size
+        code, gain, tau_ref, tau_rc = m._args()
+        row[C_RESET] = code
+        fp64[ls.index, P_TAU_RC], fp64[ls.index, P_TAU_REF], fp64[ls.index, P_GAIN] = tau_rc, tau_ref, gain
+    else:
+        row[C_MODEL] = MODEL_IF
+        row[C_V] = add("f32", ls.state["v"])
+        row[C_RESET] = _RESET_CODE[ls.model.reset]
+        fp[ls.index, F_DT] = np.float32(ls.dt)
+        fp[ls.index, F_THR] = np.float32(ls.model.threshold)
+    return sto_size
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
