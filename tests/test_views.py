@@ -324,6 +324,8 @@ def test_membrane_threshold_line_is_in_the_models_own_units(qtbot, neuron, thres
     sx, sy = view.spike_marks("fc1", busiest)
     _, v = view.curve_data("fc1", busiest)
     assert len(sx) > 0 and np.all(sy > np.max(np.abs(v)))
+    label = view.plot.getAxis("left").labelText
+    assert label.startswith("rate r, Hz") if threshold is None else label == "membrane v, after reset"
 
 
 def test_membrane_plots_single_neuron_membranes_as_the_window_sends_them(qtbot):

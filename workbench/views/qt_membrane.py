@@ -24,6 +24,8 @@ from PyQt6.QtWidgets import QLabel, QVBoxLayout
 from workbench.views.qt_snapshot_view import clear_data, set_title, BRIGHT, QtSnapshotView, color, make_plot
 
 MAX_WATCHED = len(BRIGHT)  # distinct colours; adding one more drops the oldest
+MEMBRANE_LABEL = "membrane v, after reset"
+RATE_LABEL = "rate r, Hz (stochastic/Poisson wrappers)"  # their membrane variable: no threshold
 
 
 class _Watched:
@@ -61,7 +63,7 @@ class QtMembraneView(QtSnapshotView):
         self.legend.setToolTip("Click a neuron to stop watching it")
         self._update_legend()
 
-        self.plot = make_plot("Membrane", "timestep", "membrane v, after reset")
+        self.plot = make_plot("Membrane", "timestep", MEMBRANE_LABEL)
         self.plot.showGrid(False, False)  # alpha-blended grid lines double the paint time
         self.plot.setClipToView(True)
         self.plot.setDownsampling(auto=True, mode="peak")
@@ -182,6 +184,7 @@ class QtMembraneView(QtSnapshotView):
         steps = history.steps
         b = self.sample(snapshot)
         used_thresholds = set()
+        kinds = set()  # what the watched curves show: a membrane with a threshold, or a rate
         notes = [w.note for w in self._watched]
         for k, w in enumerate(self._watched):
             lt = history.layers.get(w.layer)
@@ -211,7 +214,11 @@ class QtMembraneView(QtSnapshotView):
             w.marks.setData(steps[fired], np.where(s[fired] > 0, 1.0, -1.0) * self.mark_level(k, base))
             if thr is not None:
                 used_thresholds.add(thr)
+            kinds.add(MEMBRANE_LABEL if thr is not None else RATE_LABEL)
         self._show_thresholds(used_thresholds)
+        label = "; ".join(k for k in (MEMBRANE_LABEL, RATE_LABEL) if k in kinds) or MEMBRANE_LABEL
+        if self.plot.getAxis("left").labelText != label:
+            self.plot.setLabel("left", label)
         if notes != [w.note for w in self._watched]:
             self._update_legend()
         title = "Membrane" if snapshot.batch == 1 else f"Membrane — sample {b}"
