@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from workbench.engine.snapshot import LayerSnapshot, Snapshot  # noqa: E402
+from workbench.analysis.snapshot import LayerSnapshot, Snapshot  # noqa: E402
 from workbench.engine.trace import LayerTrace, Trace  # noqa: E402
 
 NEURONS, STEPS = 10_000, 500

@@ -53,7 +53,7 @@ class _Keras:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         import tensorflow as tf
 
-        from workbench.models.keras_import import load_model_safely
+        from workbench.models.keras.importer import load_model_safely
 
         self.model = load_model_safely(path)
         self.x = tf.constant(x)

@@ -33,7 +33,7 @@ def _child(engine: str, path: str, batch: int, steps: int) -> dict:
     rng = np.random.default_rng(0)
     if engine == "keras":
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        from workbench.models.keras_import import load_model_safely
+        from workbench.models.keras.importer import load_model_safely
 
         model = load_model_safely(path)
         x = rng.uniform(0, 1, (batch, *model.input_shape[1:])).astype(np.float32)

@@ -107,7 +107,7 @@ def build(name: str, workdir: Path, seed: int = 0) -> BenchNet:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     keras.utils.set_random_seed(seed)
     model = {"lenet5": _keras_lenet5, "vgg_small": _keras_vgg_small}[name]()

@@ -47,4 +47,4 @@ if [ ! -f "$stamp" ]; then
 fi
 # numba compiles the engine's kernels once per machine and engine version (~20 s); do it here
 # so the first window opens on warm kernels (quiet and ~1 s when the cache is already filled)
-.venv/bin/python -m workbench.engine.warmup
+.venv/bin/python -m workbench.analysis.warmup

@@ -14,7 +14,7 @@ from PyQt6.QtWidgets import QApplication
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.test_trace_playback import planted  # noqa: E402
-from workbench.engine.trace_io import save_trace  # noqa: E402
+from workbench.exchange.trace_io import save_trace  # noqa: E402
 from workbench.views.app import build_window  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "screenshots"

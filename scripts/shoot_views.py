@@ -48,8 +48,8 @@ def main():
     out = Path(args[0]) if args else ROOT / "docs" / "screenshots"
     out.mkdir(parents=True, exist_ok=True)
     app = QApplication.instance() or QApplication([])
-    from workbench.engine.analysis import pearson
-    from workbench.engine.snapshot import make_snapshot
+    from workbench.analysis.layer_stats import pearson
+    from workbench.analysis.snapshot import make_snapshot
     from workbench.views.qt_accuracy import QtAccuracyView
     from workbench.views.qt_ann_vs_snn import QtAnnSnnView
     from workbench.views.qt_heatmap import QtHeatmapView

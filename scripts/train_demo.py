@@ -126,7 +126,7 @@ def write_readme(out: Path, accuracy: float):
 
 def save_network(keras_path: Path, out: Path) -> None:
     """The same model as a saved Network: the workbench opens the demo without TensorFlow."""
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     load_keras(keras_path).save(out)
 

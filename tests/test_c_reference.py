@@ -11,12 +11,12 @@ import pytest
 from trace_nets import conv_net, dense_net, inputs
 
 from workbench.engine import synapses
-from workbench.engine.compare import compare_traces, format_comparison
+from workbench.analysis.compare import compare_traces, format_comparison
 from workbench.engine.config import SimConfig
-from workbench.engine.export_params import export_params
+from workbench.exchange.export_params import export_params
 from workbench.engine.neurons import IF
 from workbench.engine.simulator import Simulator
-from workbench.engine.trace_io import load_trace
+from workbench.exchange.trace_io import load_trace
 from workbench.models.network import Network
 
 SOURCE = Path(__file__).resolve().parents[1] / "resources" / "c_reference" / "snn_ref.c"

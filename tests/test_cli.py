@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.models.loading import DEMO_KERAS
 from workbench.models.network import Network
 
@@ -91,7 +91,7 @@ def test_prepare_reports_the_normalization_layer_by_layer():
 
 
 def test_a_first_run_says_it_compiles_before_the_bar_moves(capsys, monkeypatch):
-    from workbench.engine import warmup
+    from workbench.analysis import warmup
 
     monkeypatch.setattr(warmup, "_WARM", [False])
     monkeypatch.setattr(warmup, "kernels_cached", lambda: False)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from trace_nets import run_trace
 
-from workbench.cli_traces import main as cli
-from workbench.engine.compare import compare_traces, format_comparison
+from workbench.cli.trace_commands import main as cli
+from workbench.analysis.compare import compare_traces, format_comparison
 from workbench.engine.trace import LayerTrace, Trace
-from workbench.engine.trace_io import save_trace
+from workbench.exchange.trace_io import save_trace
 from workbench.errors import TraceFileError
 
 

@@ -4,7 +4,7 @@ files (.keras and saved network) hold the same network."""
 import numpy as np
 
 from workbench.engine.config import SimConfig
-from workbench.engine.evaluate import evaluate
+from workbench.analysis.evaluate import evaluate
 from workbench.models import loading
 from workbench.models.forward import predict
 from workbench.models.prepare import prepare
@@ -23,7 +23,7 @@ def test_demo_ann_and_if_snn_accuracy():
 
 
 def test_shipped_network_equals_the_keras_import():
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     shipped = loading.open_model(loading.DEMO_NETWORK)
     fresh = load_keras(loading.DEMO_KERAS)
@@ -36,7 +36,7 @@ def test_demo_as_lif_with_the_conversion_recipe():
     """Nengo's LIF with its defaults hardly fires on a network normalized for IF (J <= 1 gives no
     spikes); the diagnosis names the recipe (amplitude = tau_rc, short tau_ref, rate scale), and
     with it the LIF SNN is within 3 points of the ANN on the whole test set."""
-    from workbench.engine.diagnosis import LIF_RECIPE, diagnose_result
+    from workbench.analysis.diagnosis import LIF_RECIPE, diagnose_result
     from workbench.engine.neurons import make_neuron
 
     prep = prepare(None, demo=True)

@@ -7,8 +7,8 @@ import pytest
 
 import eval_nets as E
 from workbench.engine.config import SimConfig
-from workbench.engine.diagnosis import HIGH, diagnose, diagnose_result, format_report
-from workbench.engine.evaluate import evaluate
+from workbench.analysis.diagnosis import HIGH, diagnose, diagnose_result, format_report
+from workbench.analysis.evaluate import evaluate
 from workbench.engine.neurons import IF, make_neuron
 from workbench.models import network as nw
 

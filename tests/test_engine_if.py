@@ -188,7 +188,7 @@ def test_rate_scale_multiplies_currents_and_divides_spike_values():
 
 
 def test_stats_mid_step_count_the_advanced_layers_steps():
-    from workbench.engine.analysis import simulator_stats
+    from workbench.analysis.layer_stats import simulator_stats
 
     sim = Simulator(one_neuron(), SimConfig(steps=5), x=np.ones((1, 1), np.float32))
     sim.step()

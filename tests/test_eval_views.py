@@ -6,7 +6,7 @@ from PyQt6.QtCore import Qt
 
 import eval_nets as E
 from workbench.engine.config import SimConfig
-from workbench.engine.diagnosis import Diagnosis, Finding, diagnose
+from workbench.analysis.diagnosis import Diagnosis, Finding, diagnose
 from workbench.views.qt_diagnosis import QtDiagnosisPanel
 from workbench.views.qt_evaluate_dialog import QtEvaluateDialog
 

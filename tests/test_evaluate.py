@@ -6,7 +6,7 @@ import pytest
 import eval_nets as E
 from trace_nets import conv_net
 from workbench.engine.config import SimConfig
-from workbench.engine.evaluate import evaluate
+from workbench.analysis.evaluate import evaluate
 from workbench.engine.fanout import fan_out
 from workbench.engine.simulator import Simulator
 from workbench.models import network as nw
@@ -129,7 +129,7 @@ def mlp_files(tmp_path):
 def test_evaluate_command_writes_json_csv_png(mlp_files, capsys):
     import json
 
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     model, data, folder = mlp_files
     out = folder / "ev"
@@ -150,8 +150,8 @@ def test_evaluate_command_ctrl_c_keeps_finished_batches(mlp_files, capsys, monke
     import json
     import signal
 
-    from workbench import cli_eval
-    from workbench.cli import main
+    from workbench.cli import eval_commands as cli_eval
+    from workbench.cli.main import main
 
     model, data, folder = mlp_files
     real = cli_eval.progress_bar
@@ -177,7 +177,7 @@ def test_evaluate_command_ctrl_c_keeps_finished_batches(mlp_files, capsys, monke
 def test_diagnose_command_names_the_planted_layer(tmp_path, capsys):
     import json
 
-    from workbench.cli import main
+    from workbench.cli.main import main
 
     net, x, y = E.over_scaled("fc2", 5.0)
     net.save(tmp_path / "bad.npz")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from trace_nets import conv_net
 
-from workbench.cli_traces import main as cli
+from workbench.cli.trace_commands import main as cli
 from workbench.engine.config import SimConfig
-from workbench.engine.export_params import export_params
+from workbench.exchange.export_params import export_params
 from workbench.engine.neurons import make_neuron
 
 

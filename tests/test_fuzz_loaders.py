@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from workbench.engine.trace_io import load_trace, save_trace
+from workbench.exchange.trace_io import load_trace, save_trace
 from workbench.errors import WorkbenchError
 from workbench.models.data import load_samples
 from workbench.models.loading import DEMO_NETWORK, DEMO_TEST
@@ -348,7 +348,7 @@ def keras_seeds(work):
 
 
 def test_keras_config_values(work, keras_seeds):
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     config = json.loads(keras_seeds["members"]["config.json"])
 
@@ -368,7 +368,7 @@ def test_keras_h5_bytes(work, keras_seeds):
     """Seeded 1-16 byte overwrites (truncations/splices can hang libhdf5: docs/robustness.md)."""
     import random
 
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     rng = random.Random(1)
     base = keras_seeds["h5"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from trace_nets import dense_net, run_trace
-from workbench.engine.trace_io import load_trace, save_trace
+from workbench.exchange.trace_io import load_trace, save_trace
 from workbench.errors import ModelImportError, TraceFileError
 from workbench.hdf5_check import check_hdf5
 
@@ -54,7 +54,7 @@ def test_truncated_legacy_keras_h5_is_refused_by_name(tmp_path):
     model.save(path)
     short = tmp_path / "short.h5"
     short.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     with pytest.raises(ModelImportError) as err:
         load_keras(short)

@@ -18,7 +18,7 @@ import pytest
 from workbench.errors import ModelImportError, UnsupportedLayerError
 from workbench.models import network as nw
 from workbench.models.forward import forward, predict
-from workbench.models.keras_import import load_keras
+from workbench.models.keras.importer import load_keras
 from workbench.models.verify import fused_point, verify_report
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -124,7 +124,7 @@ CASES = [(k, f) for k in ("functional", "sequential") for f in ("keras", "h5")]
 
 @pytest.mark.parametrize("kind,fmt", CASES)
 def test_every_layer_matches_keras(saved, kind, fmt):
-    from workbench.models.keras_graph import layer_outputs
+    from workbench.models.keras.graph import layer_outputs
 
     model, path = saved[kind, fmt]
     net = load_keras(path)
@@ -286,7 +286,7 @@ def test_saved_network_reloads_without_tensorflow(saved, tmp_path):
     script = (
         "import sys, numpy as np\n"
         "from workbench.models.network import Network\n"
-        "import workbench.models.keras_import, workbench.models.verify, workbench.models.normalize\n"
+        "import workbench.models.keras.importer, workbench.models.verify, workbench.models.normalize\n"
         "from workbench.models.forward import predict\n"
         f"net = Network.load({str(tmp_path / 'net.npz')!r})\n"
         f"got = predict(net, np.load({str(tmp_path / 'x.npy')!r}))\n"
@@ -305,7 +305,7 @@ def test_dense_on_a_rank_3_tensor_is_refused_by_name(tmp_path):
     path = tmp_path / "rank3.keras"
     keras.Model(inp, out).save(path)
     from workbench.errors import UnsupportedLayerError
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     with pytest.raises(UnsupportedLayerError) as err:
         load_keras(path)

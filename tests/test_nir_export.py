@@ -9,7 +9,7 @@ from trace_nets import conv_net, dense_net, inputs
 
 from workbench.engine.config import SimConfig
 from workbench.engine.neurons import IF
-from workbench.engine.nir_export import NIRApproximationWarning, NIRExportError, export_nir
+from workbench.exchange.nir_export import NIRApproximationWarning, NIRExportError, export_nir
 from workbench.engine.simulator import Simulator
 from workbench.models import network as nw
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from workbench.atomic import atomic_path, stale_parts
-from workbench.cli import main
+from workbench.cli.main import main
 from workbench.engine.config import SimConfig
 from workbench.engine.simulator import Simulator
 from workbench.errors import ConfigError, ModelImportError, NetworkFileError, OutputFileError
@@ -148,8 +148,8 @@ def test_simulator_refuses_a_recording_above_the_limit():
 
 
 def test_cli_streams_to_hdf5_above_the_limit_and_matches_memory(files, capsys):
-    from workbench.engine.compare import compare_traces
-    from workbench.engine.trace_io import load_trace
+    from workbench.analysis.compare import compare_traces
+    from workbench.exchange.trace_io import load_trace
 
     common = ["run", "--demo", "--samples", "4", "--steps", "40", "--no-progress"]
     assert main([*common, "--record-trace", str(files / "mem.npz")]) == 0
@@ -198,7 +198,7 @@ def bad_models(tmp_path_factory):
     ("unsupported.keras", "'leaky' (LeakyReLU), 'deconv' (Conv2DTranspose), 'elu_dense' (Dense with activation 'elu')"),
 ])
 def test_refused_models_name_the_layer(bad_models, capsys, name, words):
-    from workbench.models.keras_import import load_keras
+    from workbench.models.keras.importer import load_keras
 
     with pytest.raises(ModelImportError) as info:
         load_keras(bad_models / name)
@@ -218,7 +218,7 @@ def test_saved_network_with_nan_is_refused(files):
 WRITER = textwrap.dedent("""
     import sys, numpy as np
     from workbench.models.network import Network
-    from workbench.engine.trace_io import save_trace
+    from workbench.exchange.trace_io import save_trace
     from workbench.engine.trace import LayerTrace, Trace
     kind, target = sys.argv[1], sys.argv[2]
     if kind == "network":
@@ -267,7 +267,7 @@ def _kill_mid_write(tmp_path, kind, target) -> None:
 def test_kill_9_mid_write_keeps_the_previous_file(tmp_path, kind):
     from trace_nets import dense_net, run_trace
 
-    from workbench.engine.trace_io import load_trace, save_trace
+    from workbench.exchange.trace_io import load_trace, save_trace
 
     target = tmp_path / f"{kind}.npz"
     good = Network.load(DEMO_NETWORK)

@@ -12,7 +12,7 @@ from dataclasses import astuple
 import numpy as np
 import pytest
 
-from workbench.engine.analysis import simulator_stats
+from workbench.analysis.layer_stats import simulator_stats
 from workbench.engine.neurons import make_neuron
 from workbench.engine.simulator import Simulator
 from workbench.models import network as nw
@@ -424,7 +424,7 @@ def test_the_first_setup_says_it_compiles_the_kernels_and_cannot_be_cancelled(mo
     """On a machine whose kernel cache is empty the first step compiled for ~20 s in silence;
     the worker now warms the kernels up when a network arrives, saying so in the status bar."""
     from tests.view_data import small_network
-    from workbench.engine import warmup
+    from workbench.analysis import warmup
     from workbench.engine.config import SimConfig
     from workbench.views.sim_loop import SimLoop
 

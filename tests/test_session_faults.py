@@ -71,7 +71,7 @@ def test_closing_during_normalization_does_not_hang(qtbot, session):
 def test_closing_during_an_export_keeps_the_finished_file(qtbot, session, tmp_path):
     """An export job that is running when the window closes completes (shutdown waits for the
     current job), and an export interrupted by a failure leaves the previous file in place."""
-    from workbench.engine.trace_io import load_trace, save_trace
+    from workbench.exchange.trace_io import load_trace, save_trace
 
     open_demo(qtbot, session)
     session.step()

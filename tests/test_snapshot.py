@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.view_data import make_run
-from workbench.engine.snapshot import HistoryCache, make_snapshot
+from workbench.analysis.snapshot import HistoryCache, make_snapshot
 
 
 def assert_same_history(a, b):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import eval_nets as E
-from workbench.cli import main
-from workbench.engine import sweep
+from workbench.cli.main import main
+from workbench.analysis import sweep
 from workbench.errors import ConfigError
 
 

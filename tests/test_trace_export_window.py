@@ -7,7 +7,7 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 
 from workbench.engine.simulator import Simulator
-from workbench.engine.trace_io import load_trace
+from workbench.exchange.trace_io import load_trace
 from workbench.views.app import build_window
 
 LONG = 60_000

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from trace_nets import conv_net, inputs, run_trace
 
-from workbench.engine.compare import compare_traces
+from workbench.analysis.compare import compare_traces
 from workbench.engine.config import SimConfig
 from workbench.engine.simulator import Simulator
-from workbench.engine.trace_io import HDF5TraceWriter, load_trace, save_trace, stream_run
+from workbench.exchange.trace_io import HDF5TraceWriter, load_trace, save_trace, stream_run
 from workbench.errors import TraceFileError
 
 

@@ -9,14 +9,14 @@ import pytest
 
 from tests.trace_nets import conv_net, inputs
 from tests.view_data import make_run, small_network
-from workbench.engine.analysis import simulator_stats
-from workbench.engine.compare import compare_traces
+from workbench.analysis.layer_stats import simulator_stats
+from workbench.analysis.compare import compare_traces
 from workbench.engine.config import SimConfig
 from workbench.engine.simulator import Simulator
-from workbench.engine.snapshot import make_snapshot
+from workbench.analysis.snapshot import make_snapshot
 from workbench.engine.trace import LayerTrace, Trace
-from workbench.engine.trace_io import load_trace, save_trace
-from workbench.engine.trace_playback import NEVER, TracePlayback, divergence_overlay
+from workbench.exchange.trace_io import load_trace, save_trace
+from workbench.analysis.trace_playback import NEVER, TracePlayback, divergence_overlay
 
 
 @pytest.fixture(scope="module")

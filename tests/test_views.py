@@ -10,10 +10,10 @@ import pytest
 from PyQt6.QtCore import QPointF, Qt
 
 from tests.view_data import make_run, snapshot
-from workbench.engine.analysis import pearson
-from workbench.engine.snapshot import HistoryCache, make_snapshot
+from workbench.analysis.layer_stats import pearson
+from workbench.analysis.snapshot import HistoryCache, make_snapshot
 from workbench.engine.trace import LayerTrace, Trace
-from workbench.views import qt_raster
+from workbench.views import raster_codes
 from workbench.views.qt_accuracy import QtAccuracyView
 from workbench.views.qt_ann_vs_snn import QtAnnSnnView
 from workbench.views.qt_heatmap import QtHeatmapView
@@ -66,9 +66,9 @@ def test_raster_marks_exactly_the_recorded_spikes(qtbot, snap, sample):
     assert img.dtype == np.uint8 and img.flags["C_CONTIGUOUS"]
     expected = spikes_of(snap, "conv1", sample).T  # neurons x time
     assert img.shape == expected.shape
-    np.testing.assert_array_equal(img == qt_raster.POSITIVE, expected > 0)
-    np.testing.assert_array_equal(img == qt_raster.EMPTY, expected == 0)
-    assert tuple(view.image.levels) == qt_raster.LEVELS
+    np.testing.assert_array_equal(img == raster_codes.POSITIVE, expected > 0)
+    np.testing.assert_array_equal(img == raster_codes.EMPTY, expected == 0)
+    assert tuple(view.image.levels) == raster_codes.LEVELS
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert rect.left() == pytest.approx(snap.history.steps[0] - 0.5)
     assert rect.width() == pytest.approx(snap.history.n_steps)
@@ -99,10 +99,10 @@ def test_raster_reuses_codes_of_one_recording_and_paints_what_a_fresh_view_paint
         fresh.set_snapshot(dataclasses.replace(snap, history_epoch=0))
         fresh.refresh()
         np.testing.assert_array_equal(view.codes(), fresh.codes())
-        np.testing.assert_array_equal(view.codes() == qt_raster.POSITIVE, spikes_of(snap, "conv1", 1).T > 0)
+        np.testing.assert_array_equal(view.codes() == raster_codes.POSITIVE, spikes_of(snap, "conv1", 1).T > 0)
         py, px = view._pool
         pooled |= py > 1
-        want = qt_raster.pool_codes(view.codes(), py, px) if (py, px) != (1, 1) else view.codes()
+        want = raster_codes.pool_codes(view.codes(), py, px) if (py, px) != (1, 1) else view.codes()
         np.testing.assert_array_equal(view.image.image, want)
     assert len(epochs) == 2 and 0 not in epochs and pooled and drawn_from_spikes
 
@@ -115,9 +115,9 @@ def test_pooling_spikes_equals_pooling_their_codes(py, signed):
     if signed:
         spikes[rng.random(spikes.shape) < 0.15] = -1
         spikes[:, :py] = -1  # a cell of negative spikes only
-    codes = np.where(spikes.T > 0, qt_raster.POSITIVE, np.where(spikes.T < 0, qt_raster.NEGATIVE, qt_raster.EMPTY))
-    want = qt_raster.pool_codes(codes.astype(np.uint8), py, 1)
-    np.testing.assert_array_equal(qt_raster.pool_spikes(spikes, py, signed), want)
+    codes = np.where(spikes.T > 0, raster_codes.POSITIVE, np.where(spikes.T < 0, raster_codes.NEGATIVE, raster_codes.EMPTY))
+    want = raster_codes.pool_codes(codes.astype(np.uint8), py, 1)
+    np.testing.assert_array_equal(raster_codes.pool_spikes(spikes, py, signed), want)
 
 
 def test_raster_x_axis_is_the_real_step_numbers_after_the_ring_wraps(qtbot):
@@ -127,7 +127,7 @@ def test_raster_x_axis_is_the_real_step_numbers_after_the_ring_wraps(qtbot):
     assert list(snap.history.steps) == list(range(16, 26))
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert (rect.left(), rect.right()) == pytest.approx((15.5, 25.5))
-    np.testing.assert_array_equal(view.image.image == qt_raster.POSITIVE, spikes_of(snap, "fc1", 0).T > 0)
+    np.testing.assert_array_equal(view.image.image == raster_codes.POSITIVE, spikes_of(snap, "fc1", 0).T > 0)
 
 
 def test_raster_stacks_layers_with_separators_and_shows_signed_spikes(qtbot, snap):
@@ -146,13 +146,13 @@ def test_raster_stacks_layers_with_separators_and_shows_signed_spikes(qtbot, sna
     view.refresh()
     assert view.blocks == [("conv1", 0, 48), ("fc1", 49, 12), ("output", 62, 5)]
     img = view.image.image
-    assert (img[48] == qt_raster.SEPARATOR).all() and (img[61] == qt_raster.SEPARATOR).all()
+    assert (img[48] == raster_codes.SEPARATOR).all() and (img[61] == raster_codes.SEPARATOR).all()
     fc1 = img[49:61]
     expected = signed.reshape(h.n_steps, h.batch, -1)[:, 0, :].T
-    np.testing.assert_array_equal(fc1 == qt_raster.NEGATIVE, expected < 0)
-    np.testing.assert_array_equal(fc1 == qt_raster.POSITIVE, expected > 0)
-    np.testing.assert_array_equal(img[:48] == qt_raster.POSITIVE, spikes_of(snap, "conv1", 0).T > 0)
-    assert qt_raster.LUT[qt_raster.NEGATIVE].tolist() != qt_raster.LUT[qt_raster.POSITIVE].tolist()
+    np.testing.assert_array_equal(fc1 == raster_codes.NEGATIVE, expected < 0)
+    np.testing.assert_array_equal(fc1 == raster_codes.POSITIVE, expected > 0)
+    np.testing.assert_array_equal(img[:48] == raster_codes.POSITIVE, spikes_of(snap, "conv1", 0).T > 0)
+    assert raster_codes.LUT[raster_codes.NEGATIVE].tolist() != raster_codes.LUT[raster_codes.POSITIVE].tolist()
 
 
 def test_raster_click_emits_layer_and_neuron(qtbot, snap):
@@ -179,8 +179,8 @@ def test_raster_highlights_the_cursor_layer(qtbot):
     view.refresh()
     img = view.image.image
     fc1 = img[49:61]
-    assert not (fc1 == qt_raster.EMPTY).any() and (fc1 == qt_raster.CURSOR).any()
-    assert not (img[:48] == qt_raster.CURSOR).any()
+    assert not (fc1 == raster_codes.EMPTY).any() and (fc1 == raster_codes.CURSOR).any()
+    assert not (img[:48] == raster_codes.CURSOR).any()
     assert "fc1" in view.plot.titleLabel.text
 
 
@@ -193,34 +193,34 @@ def test_raster_pools_rows_by_spike_density(qtbot, snap):
     py, px = view._pooling()
     img, full = view.image.image, view.codes()
     assert img.shape == (-(-full.shape[0] // py), -(-full.shape[1] // px))
-    np.testing.assert_array_equal(img, qt_raster.pool_codes(full, py, px))
+    np.testing.assert_array_equal(img, raster_codes.pool_codes(full, py, px))
     # every pooled cell with a spike is shaded, none without
     padded = np.zeros((img.shape[0] * py, img.shape[1] * px), np.uint8)
     padded[:full.shape[0], padded.shape[1] - full.shape[1]:] = full
-    any_spike = (padded == qt_raster.POSITIVE).reshape(img.shape[0], py, img.shape[1], px).any(axis=(1, 3))
-    np.testing.assert_array_equal(img >= qt_raster.POSITIVE_RAMP, any_spike)
+    any_spike = (padded == raster_codes.POSITIVE).reshape(img.shape[0], py, img.shape[1], px).any(axis=(1, 3))
+    np.testing.assert_array_equal(img >= raster_codes.POSITIVE_RAMP, any_spike)
 
 
 def test_pooled_shade_follows_density_and_keeps_single_and_negative_spikes():
-    P, N, E = qt_raster.POSITIVE, qt_raster.NEGATIVE, qt_raster.EMPTY
+    P, N, E = raster_codes.POSITIVE, raster_codes.NEGATIVE, raster_codes.EMPTY
     codes = np.full((12, 8), E, np.uint8)
     codes[0:4, 0:4] = P  # a full cell
     codes[0, 4] = P  # one spike in 16
     codes[4:8, 4:8] = N  # all negative
     codes[8:12] = P
-    codes[9] = qt_raster.SEPARATOR  # a separator row (a whole row) among spikes
-    out = qt_raster.pool_codes(codes, 4, 4)
+    codes[9] = raster_codes.SEPARATOR  # a separator row (a whole row) among spikes
+    out = raster_codes.pool_codes(codes, 4, 4)
     assert out[0, 0] == P  # fully dense: the spike colour itself
-    assert out[0, 1] == qt_raster.POSITIVE_RAMP  # one spike: the dimmest shade, still visible
+    assert out[0, 1] == raster_codes.POSITIVE_RAMP  # one spike: the dimmest shade, still visible
     assert out[1, 1] == N and out[1, 0] == E
-    assert (out[2] == qt_raster.SEPARATOR).all()
+    assert (out[2] == raster_codes.SEPARATOR).all()
     half = np.full((4, 4), E, np.uint8)
     half[::2] = P
-    shade = qt_raster.pool_codes(half, 4, 4)[0, 0]
-    assert qt_raster.POSITIVE_RAMP < shade < P
-    brightness = qt_raster.LUT[qt_raster.POSITIVE_RAMP:qt_raster.POSITIVE + 1].sum(axis=1)
+    shade = raster_codes.pool_codes(half, 4, 4)[0, 0]
+    assert raster_codes.POSITIVE_RAMP < shade < P
+    brightness = raster_codes.LUT[raster_codes.POSITIVE_RAMP:raster_codes.POSITIVE + 1].sum(axis=1)
     assert np.all(np.diff(brightness) > 0)  # denser is brighter
-    assert qt_raster.pool_codes(np.full((4, 4), qt_raster.CURSOR, np.uint8), 2, 2).tolist() == [[1, 1], [1, 1]]
+    assert raster_codes.pool_codes(np.full((4, 4), raster_codes.CURSOR, np.uint8), 2, 2).tolist() == [[1, 1], [1, 1]]
 
 
 def test_raster_shows_the_step_in_progress_as_a_marked_last_column(qtbot):
@@ -238,10 +238,10 @@ def test_raster_shows_the_step_in_progress_as_a_marked_last_column(qtbot):
         expected = snap.layer(name).spikes[0].reshape(-1)
         part = column[first:first + n]
         if name == "output":  # still to advance this step: nothing yet (cursor background)
-            assert (part == qt_raster.CURSOR).all()
+            assert (part == raster_codes.CURSOR).all()
         else:
-            np.testing.assert_array_equal(part == qt_raster.POSITIVE, expected > 0)
-            np.testing.assert_array_equal(part == qt_raster.NOW, expected == 0)
+            np.testing.assert_array_equal(part == raster_codes.POSITIVE, expected > 0)
+            np.testing.assert_array_equal(part == raster_codes.NOW, expected == 0)
     rect = view.image.mapRectToParent(view.image.boundingRect())
     assert rect.right() == pytest.approx(snap.t + 1.5)
     assert f"step {snap.t + 1} in progress" in view._status.text()
@@ -251,7 +251,7 @@ def test_raster_shows_the_step_in_progress_as_a_marked_last_column(qtbot):
     done = make_snapshot(sim, ann)
     view.set_snapshot(done)
     view.refresh()
-    assert view.codes().shape[1] == done.history.n_steps and not (view.codes() == qt_raster.NOW).any()
+    assert view.codes().shape[1] == done.history.n_steps and not (view.codes() == raster_codes.NOW).any()
     assert not view.now_line.isVisible()
 
 
@@ -262,7 +262,7 @@ def test_raster_step_in_progress_before_the_first_step_completes(qtbot):
     snap = make_snapshot(sim, ann)
     view = shown(qtbot, QtRasterView(), snap, layer="conv1")
     assert view.codes().shape == (48, 1)
-    np.testing.assert_array_equal(view.codes()[:, 0] == qt_raster.POSITIVE, snap.layer("conv1").spikes[0].reshape(-1) > 0)
+    np.testing.assert_array_equal(view.codes()[:, 0] == raster_codes.POSITIVE, snap.layer("conv1").spikes[0].reshape(-1) > 0)
 
 
 # ---- membrane ---------------------------------------------------------------------------------

@@ -7,10 +7,10 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 from PyQt6.QtWidgets import QMessageBox
 
-from workbench.engine.analysis import simulator_stats
+from workbench.analysis.layer_stats import simulator_stats
 from workbench.engine.simulator import Simulator
 from workbench.models.forward import forward
-from workbench.views import qt_raster
+from workbench.views import raster_codes
 from workbench.views.app import build_window
 from workbench.views.qt_network_table import CURSOR_MARK, _fmt
 from workbench.views.qt_settings import INVALID_STYLE
@@ -215,7 +215,7 @@ def test_step_in_progress_is_the_rasters_last_column(qtbot, window):
     raster.refresh()
     codes = raster.codes()
     assert raster.blocks[0][0] == "conv1" and codes.shape[1] == 2
-    np.testing.assert_array_equal(codes[:, -1] == qt_raster.POSITIVE, s.snapshot.layer("conv1").spikes[0].reshape(-1) > 0)
+    np.testing.assert_array_equal(codes[:, -1] == raster_codes.POSITIVE, s.snapshot.layer("conv1").spikes[0].reshape(-1) > 0)
 
 
 def test_batch_shows_ann_accuracy_and_the_chosen_sample_everywhere(qtbot, window):

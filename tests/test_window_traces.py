@@ -11,9 +11,9 @@ from PyQt6.QtCore import QSettings
 
 from tests.test_trace_playback import planted
 from tests.view_data import make_run
-from workbench.engine.analysis import simulator_stats
-from workbench.engine.trace_io import save_trace
-from workbench.views import qt_raster
+from workbench.analysis.layer_stats import simulator_stats
+from workbench.exchange.trace_io import save_trace
+from workbench.views import raster_codes
 from workbench.views.app import build_window
 from workbench.views.qt_network_table import _fmt
 
@@ -77,8 +77,8 @@ def test_open_trace_views_show_the_file(qtbot, window, run, tmp_path, errors):
     assert ts.selected_layer == "fc1" and raster.selected_layer == "fc1"
     settled(qtbot, raster)
     spikes = trace["fc1"].spikes[:, 0].reshape(30, -1).T  # neurons x steps, sample 0
-    np.testing.assert_array_equal(raster.codes() == qt_raster.POSITIVE, spikes > 0)
-    np.testing.assert_array_equal(raster.codes() == qt_raster.EMPTY, spikes == 0)
+    np.testing.assert_array_equal(raster.codes() == raster_codes.POSITIVE, spikes > 0)
+    np.testing.assert_array_equal(raster.codes() == raster_codes.EMPTY, spikes == 0)
     settled(qtbot, heat)
     rates = sim.layer("fc1").counts[0].reshape(-1) / 30
     np.testing.assert_allclose(np.sort(heat.grid()[np.isfinite(heat.grid())]), np.sort(rates))
@@ -114,7 +114,7 @@ def test_compare_in_trace_mode_jumps_to_the_planted_divergence(qtbot, window, ru
     raster, heat, membrane = (window.views[k] for k in ("raster", "heatmap", "membrane"))
     assert raster.sample() == 1 and ("fc1", 5) in membrane.watched()
     settled(qtbot, raster)
-    divergent = (raster.codes() == qt_raster.DIVERGENT).any(axis=1)
+    divergent = (raster.codes() == raster_codes.DIVERGENT).any(axis=1)
     assert np.flatnonzero(divergent).tolist() == [5]
     assert raster.first_line.isVisible() and raster.first_line.value() == 13
     x, y = raster.div_marks.getData()
@@ -128,7 +128,7 @@ def test_compare_in_trace_mode_jumps_to_the_planted_divergence(qtbot, window, ru
     assert "step 13" in mode.report.toPlainText() and "fc1" in mode.report.toPlainText()
     ts.seek(12)  # before the divergence: nothing marked yet
     settled(qtbot, raster)
-    assert not (raster.codes() == qt_raster.DIVERGENT).any()
+    assert not (raster.codes() == raster_codes.DIVERGENT).any()
     mode.clear_comparison()
     assert mode.overlay is None and not raster.first_line.isVisible()
     assert errors == []
@@ -201,7 +201,7 @@ def test_compare_the_live_run_with_a_trace(qtbot, tmp_path, errors):
     assert ("fc1", 3) in win.views["membrane"].watched()
     raster = win.views["raster"]
     settled(qtbot, raster)
-    assert np.flatnonzero((raster.codes() == qt_raster.DIVERGENT).any(axis=1)).tolist() == [3]
+    assert np.flatnonzero((raster.codes() == raster_codes.DIVERGENT).any(axis=1)).tolist() == [3]
     assert errors == []
     win.close()
     assert not s._thread.isRunning()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from trace_nets import dense_net, run_trace
-from workbench.engine.trace_io import load_trace, save_trace
+from workbench.exchange.trace_io import load_trace, save_trace
 from workbench.errors import WorkbenchError
 from workbench.models.data import load_samples
 from workbench.models.loading import DEMO_NETWORK

@@ -6,7 +6,7 @@ import numpy as np
 
 from workbench.engine.config import SimConfig
 from workbench.engine.simulator import Simulator
-from workbench.engine.snapshot import make_snapshot
+from workbench.analysis.snapshot import make_snapshot
 from workbench.models import network as nw
 from workbench.models.forward import forward
 

@@ -1,5 +1,5 @@
 """``python -m workbench`` does what the ``snn-workbench`` console script does."""
 
-from workbench.cli import main
+from workbench.cli.main import main
 
 raise SystemExit(main())

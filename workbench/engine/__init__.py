@@ -1,9 +1,10 @@
-"""How a network RUNS: neuron models, numba kernels, the simulator, traces and analysis.
+"""How a network RUNS: neuron models, numba kernels, the simulator, recording and traces.
 
-Never imports Qt or TensorFlow.
+May import ``workbench.models`` and the shared base; never Qt, TensorFlow, ``analysis``,
+``exchange``, ``views`` or ``cli``.
 
 numba's on-disk cache (``cache=True``) checks only the source file of the function it loads:
-``run_fused`` in fused.py keeps its compiled copy of the kernels it calls from
+``run_fused`` in fused_kernel.py keeps its compiled copy of the kernels it calls from
 ``flat_kernels.py`` or ``neurons/lif.py`` after those files change (an edit, an upgrade), and
 would silently run the old arithmetic. So, unless the user set ``NUMBA_CACHE_DIR``, the cache
 lives in a folder named after a hash of every engine source file's content: any change to any

@@ -1,1 +1,9 @@
-"""What a network IS: the framework-free graph, Keras import, normalization. No Qt, TF only lazily."""
+"""What a network IS: the framework-free graph (``network``, ``layer``), its shapes
+(``shape_check``), data files, normalization and the numpy forward pass.
+
+Sub-packages: ``graph`` holds the clean-up every importer shares (no-op removal, BatchNorm
+folding, refusals that name every unsupported layer); ``keras`` reads Keras files (the only
+place that imports TensorFlow, lazily). ``loading`` opens any model file by its suffix.
+May import: numpy and the shared base (``workbench.errors``, ``workbench.atomic``, ...). Never Qt,
+never anything from ``engine``, ``analysis``, ``exchange``, ``views`` or ``cli``.
+"""

@@ -32,7 +32,7 @@ def open_model(path: str | Path) -> Network:
     if suffix == ".npz":
         return Network.load(path)
     if suffix in (".keras", ".h5", ".hdf5"):
-        from workbench.models.keras_import import load_keras
+        from workbench.models.keras.importer import load_keras
 
         return load_keras(path)
     raise ModelImportError(f"{path}: unsupported model file type '{suffix}' (expected one of {', '.join(MODEL_SUFFIXES)})")

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from workbench.models import network as nw
+from workbench.models import layer as nw
 
 
 class _Bad(Exception):
@@ -133,7 +133,7 @@ def expected_shape(layer: nw.Layer, ins: list[tuple[int, ...]]) -> tuple[int, ..
     raise _Bad(f"unknown kind {kind!r}")  # pragma: no cover - Layer refuses unknown kinds
 
 
-def shape_problems(network: nw.Network) -> list[str]:
+def shape_problems(network) -> list[str]:
     """One line per layer that does not fit: "layer 'c2': weights have shape ... ", in order."""
     shapes: dict[str, tuple[int, ...]] = {}
     problems = []

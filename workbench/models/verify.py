@@ -16,7 +16,7 @@ import numpy as np
 
 from workbench.models import network as nw
 from workbench.models.forward import forward
-from workbench.models.keras_graph import layer_names, layer_outputs
+from workbench.models.keras.graph import layer_names, layer_outputs
 
 DEFAULT_TOL = 1e-4
 _EQUIVARIANT = frozenset({"linear", "relu"})
@@ -50,7 +50,7 @@ def verify_against_keras(network: nw.Network, keras_model_or_path, x, tol: float
     """Per-layer max |ours - Keras| on the batch ``x``; ``tol`` is an absolute tolerance."""
     model = keras_model_or_path
     if isinstance(model, (str, os.PathLike)):
-        from workbench.models.keras_import import load_model_safely
+        from workbench.models.keras.importer import load_model_safely
 
         model = load_model_safely(model)
     ours = forward(network, x)

@@ -120,7 +120,7 @@ class QtSweepPlot(QWidget):
         layout.addWidget(self.plot)
 
     def set_rows(self, rows, keys) -> None:
-        from workbench.engine.sweep import pareto
+        from workbench.analysis.sweep import pareto
 
         rows = [r for r in rows if r is not None]
         for label in self.labels:

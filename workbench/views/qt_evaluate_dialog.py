@@ -36,8 +36,8 @@ class _EvalThread(QThread):
         self.setObjectName("snn-workbench-evaluate")
 
     def run(self) -> None:
-        from workbench.engine.diagnosis import diagnose_result
-        from workbench.engine.evaluate import evaluate
+        from workbench.analysis.diagnosis import diagnose_result
+        from workbench.analysis.evaluate import evaluate
 
         network, config, x, y, steps, top_k = self.request
         try:

@@ -15,7 +15,7 @@ from pathlib import Path
 from PyQt6.QtCore import QObject, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QFileDialog
 
-from workbench.engine.trace_io import save_trace
+from workbench.exchange.trace_io import save_trace
 from workbench.views.trace_session import WindowJobs
 
 EXPORT_FILTERS = {

@@ -26,9 +26,9 @@ from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QPlainTextEdit, QSlider, QToolBar, QVBoxLayout,
                              QWidget)
 
-from workbench.engine.compare import compare_traces, format_comparison
-from workbench.engine.trace_io import load_trace
-from workbench.engine.trace_playback import TracePlayback, divergence_overlay
+from workbench.analysis.compare import compare_traces, format_comparison
+from workbench.exchange.trace_io import load_trace
+from workbench.analysis.trace_playback import TracePlayback, divergence_overlay
 from workbench.views.trace_session import TraceSession, WindowJobs
 
 TRACE_FILTER = "Traces (*.npz *.h5 *.hdf5 *.csv *.txt);;All files (*)"

@@ -41,9 +41,10 @@ import time
 import traceback
 from types import MappingProxyType
 
-from workbench.engine import stop_flag, warmup
+from workbench.analysis import warmup
+from workbench.engine import stop_flag
 from workbench.engine.simulator import Simulator
-from workbench.engine.snapshot import HistoryCache, make_snapshot
+from workbench.analysis.snapshot import HistoryCache, make_snapshot
 from workbench.errors import WorkbenchError
 from workbench.models.forward import forward
 from workbench.views.loaders import ann_accuracy

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
-from workbench.engine.trace_playback import TracePlayback
+from workbench.analysis.trace_playback import TracePlayback
 from workbench.views.sim_loop import describe_error
 
 FPS = 30

@@ -7,12 +7,12 @@ offending layer in one error. Framework-free: it reads ``RawNode`` records, neve
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from workbench.models import network as nw
-from workbench.models.keras_graph import RawNode
+from workbench.models.graph.pending import Pending
+from workbench.models.keras.graph import RawNode
 
 NOOP_TYPES = frozenset({
     "Dropout", "GaussianNoise", "GaussianDropout", "AlphaDropout", "SpatialDropout1D",
@@ -21,19 +21,6 @@ NOOP_TYPES = frozenset({
 ACTIVATION_ALIASES = {None: "linear", "linear": "linear", "relu": "relu", "softmax": "softmax",
                       "tanh": "tanh", "sigmoid": "sigmoid"}
 NEEDS_INPUT_SCALES = frozenset({nw.AVG_POOL2D, nw.GLOBAL_AVG_POOL2D, nw.ACTIVATION, nw.ADD})
-
-
-@dataclass
-class Pending:
-    """A Keras layer that is not a ``Layer`` of its own: ``role`` is noop, batchnorm or unsupported."""
-
-    name: str
-    role: str
-    inbound: tuple
-    type_name: str
-    scale: np.ndarray | None = None  # batchnorm: y = x * scale + shift along the last axis
-    shift: np.ndarray | None = None
-    config: dict = field(default_factory=dict)
 
 
 class _Refuse(Exception):

@@ -23,7 +23,7 @@ import numpy as np
 
 from workbench.atomic import atomic_dir
 from workbench.engine.trace import Trace
-from workbench.engine.trace_io.schema import FIELDS, SCHEMA, _jsonable, build_trace, parse_header
+from workbench.exchange.trace_io.schema import FIELDS, SCHEMA, _jsonable, build_trace, parse_header
 from workbench.errors import TraceFileError
 
 MAGIC = "snn-workbench-trace"

@@ -11,45 +11,10 @@ import sys
 import traceback
 
 from workbench import __version__
+from workbench.cli.args import add_model_args, add_sim_args
 from workbench.errors import WorkbenchError
 
 EXIT_USER_ERROR = 2
-
-
-class _Default(int):
-    """An int default that remembers it was not typed: ``--batch`` larger than the data is an
-    error when given, and quietly becomes the data size when it is only the default."""
-
-
-DEFAULT_BATCH = _Default(64)
-
-
-def is_default(value) -> bool:
-    return isinstance(value, _Default)
-
-
-def _add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
-    p.add_argument("model", nargs=None if model_required else "?", help="a .keras/.h5 model or a saved network (.npz)")
-    p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
-    p.add_argument("--data", help="sample data: .npz with x (and y), .npy, or an image")
-    p.add_argument("--calibration", help="data to normalize with (default: the demo's calibration set, or --data)")
-    p.add_argument("--normalize", type=float, default=99.9, metavar="P",
-                   help="percentile of ANN activations for data-based normalization (100 = max); 0 = off")
-
-
-def _add_sim_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--neuron", default="if", help="neuron model (see 'snn-workbench neurons')")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="neuron parameter (repeatable)")
-    p.add_argument("--reset", choices=["subtract", "zero", "modulo"], help="IF reset mode (default subtract)")
-    p.add_argument("--input", choices=["constant", "poisson"], default="constant", help="input encoding")
-    p.add_argument("--steps", type=int, default=100, help="timesteps per sample")
-    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
-                   help="samples simulated together (default 64, or all samples when fewer)")
-    p.add_argument("--samples", type=int, help="use only the first N samples")
-    p.add_argument("--dt", type=float, help="timestep (default: the neuron model's)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rate-scale", type=float, default=1.0, metavar="S",
-                   help="multiply currents by S, divide spike values by S (NengoDL scale_firing_rates)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,8 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     p = sub.add_parser("run", help="simulate a converted network; print per-layer statistics and accuracy")
-    _add_model_args(p)
-    _add_sim_args(p)
+    add_model_args(p)
+    add_sim_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--record-trace", metavar="FILE",
                    help="also record the first batch (spikes, membrane, ANN) to a trace file: .npz, .h5, .csv")
@@ -96,7 +61,7 @@ def _extension_modules():
     import importlib
 
     mods = []
-    for name in ("workbench.cli_traces", "workbench.cli_eval"):
+    for name in ("workbench.cli.trace_commands", "workbench.cli.eval_commands"):
         try:
             mods.append(importlib.import_module(name))
         except ModuleNotFoundError as exc:
@@ -113,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             from workbench.views.app import run_app
 
             return run_app(getattr(args, "model", None), getattr(args, "data", None))
-        from workbench import cli_commands
+        from workbench.cli import model_commands as cli_commands
 
         handler = getattr(cli_commands, f"cmd_{args.command.replace('-', '_')}", None)
         if handler is None:

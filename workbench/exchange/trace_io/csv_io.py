@@ -21,7 +21,7 @@ import numpy as np
 
 from workbench.atomic import atomic_path
 from workbench.engine.trace import Trace
-from workbench.engine.trace_io.schema import build_trace, header_for, parse_header
+from workbench.exchange.trace_io.schema import build_trace, header_for, parse_header
 from workbench.errors import TraceFileError
 
 _COLUMN = {"spikes": "spike", "membrane": "membrane", "current": "current"}

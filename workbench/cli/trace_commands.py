@@ -62,8 +62,8 @@ def parse_mapping(items) -> dict[str, str]:
 
 def compare_files(path_a, path_b, mapping=None, membrane_atol=1e-5, membrane_rtol=0.0):
     """Load two trace files and compare them (TraceFileError names the file and field)."""
-    from workbench.engine.compare import compare_traces
-    from workbench.engine.trace_io import load_trace
+    from workbench.analysis.compare import compare_traces
+    from workbench.exchange.trace_io import load_trace
 
     for name, value in (("membrane-atol", membrane_atol), ("membrane-rtol", membrane_rtol)):
         if not value >= 0:
@@ -73,7 +73,7 @@ def compare_files(path_a, path_b, mapping=None, membrane_atol=1e-5, membrane_rto
 
 
 def cmd_compare(args) -> int:
-    from workbench.engine.compare import format_comparison
+    from workbench.analysis.compare import format_comparison
 
     result = compare_files(args.a, args.b, parse_mapping(args.map), args.membrane_atol, args.membrane_rtol)
     print(result.to_json() if args.json else format_comparison(result))
@@ -91,7 +91,7 @@ def _config(args):
 
 
 def cmd_export_params(args) -> int:
-    from workbench.engine.export_params import export_params
+    from workbench.exchange.export_params import export_params
     from workbench.models.network import Network
 
     path = export_params(Network.load(args.network), _config(args), args.output, args.format)
@@ -102,7 +102,7 @@ def cmd_export_params(args) -> int:
 def cmd_export_nir(args) -> int:
     import warnings
 
-    from workbench.engine.nir_export import export_nir
+    from workbench.exchange.nir_export import export_nir
     from workbench.models.network import Network
 
     with warnings.catch_warnings():

@@ -17,7 +17,7 @@ import numpy as np
 
 from workbench.atomic import atomic_path
 from workbench.engine.trace import Trace
-from workbench.engine.trace_io.schema import FIELDS, build_trace, header_for, parse_header
+from workbench.exchange.trace_io.schema import FIELDS, build_trace, header_for, parse_header
 from workbench.errors import TraceFileError
 
 

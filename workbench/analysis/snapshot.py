@@ -32,7 +32,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.engine.analysis import LayerStats, accuracy_over_time, simulator_stats
+from workbench.analysis.layer_stats import LayerStats, accuracy_over_time, simulator_stats
 from workbench.engine.trace import LayerTrace, Trace
 
 _EPOCHS = itertools.count(1)

@@ -1,4 +1,4 @@
-"""Turn translated Keras layers into a clean ``Layer`` graph: drop no-ops, fold BN and activations.
+"""Turn the layers an importer translated into a clean ``Layer`` graph: drop no-ops, fold BN and activations.
 
 Three passes, in this order, each rewiring consumers of a vanished layer to its producer:
 1. inference no-ops (Dropout, GaussianNoise, ...) disappear;
@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.models import network as nw
-from workbench.models.keras_convert import Pending
+from workbench.models.graph.pending import Pending
 
 
 def _resolve(alias: dict, name: str) -> str:

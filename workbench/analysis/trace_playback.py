@@ -31,9 +31,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.engine.analysis import accuracy_over_time, layer_stats, pearson
-from workbench.engine.compare import Comparison, Divergence
-from workbench.engine.snapshot import LayerSnapshot, Snapshot
+from workbench.analysis.layer_stats import accuracy_over_time, layer_stats, pearson
+from workbench.analysis.compare import Comparison, Divergence
+from workbench.analysis.snapshot import LayerSnapshot, Snapshot
 from workbench.engine.trace import Trace
 
 R_POINTS = 500

@@ -27,8 +27,8 @@ import math
 
 import numpy as np
 
-from workbench.engine.eval_layers import LayerEval
-from workbench.engine.evaluate import EvalResult, evaluate
+from workbench.analysis.eval_layers import LayerEval
+from workbench.analysis.evaluate import EvalResult, evaluate
 from workbench.models import network as nw
 
 HIGH, MEDIUM, LOW, INFO = 3, 2, 1, 0

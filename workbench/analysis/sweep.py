@@ -152,7 +152,7 @@ def run_point(model, data, calibration, point: dict, base: dict) -> dict:
     not swept (``steps``, ``batch``, ``samples``, ``seed``, ``input``, ``neuron``, ``params``,
     ``percentile``, ``dt``). Pure: the same arguments give the same numbers on any machine."""
     from workbench.engine.config import SimConfig
-    from workbench.engine.evaluate import evaluate
+    from workbench.analysis.evaluate import evaluate
 
     start = time.perf_counter()
     percentile = float(point.get("percentile", base.get("percentile", 99.9)))

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.engine.trace import Trace
-from workbench.engine.trace_io.csv_io import load_csv, save_csv
-from workbench.engine.trace_io.hdf5 import HDF5TraceWriter, load_hdf5, save_hdf5, stream_run
-from workbench.engine.trace_io.npz import load_npz, save_npz
-from workbench.engine.trace_io.raw import MANIFEST, load_raw, save_raw
-from workbench.engine.trace_io.schema import SCHEMA
+from workbench.exchange.trace_io.csv_io import load_csv, save_csv
+from workbench.exchange.trace_io.hdf5 import HDF5TraceWriter, load_hdf5, save_hdf5, stream_run
+from workbench.exchange.trace_io.npz import load_npz, save_npz
+from workbench.exchange.trace_io.raw import MANIFEST, load_raw, save_raw
+from workbench.exchange.trace_io.schema import SCHEMA
 from workbench.errors import TraceFileError
 
 FORMATS = ("npz", "hdf5", "csv", "raw")

@@ -4,7 +4,7 @@ On a machine where the engine's cache folder is empty (a fresh install, or an en
 changed) the fused kernel takes ~20 s to compile. Without warning that was the first Step of the
 window doing nothing for 20 s, or a command line run sitting at 0 %. The window's worker calls
 ``warm_up`` when a network arrives and shows ``message()`` meanwhile; the commands print it;
-``scripts/setup.sh`` runs ``python -m workbench.engine.warmup`` so that the first ``make run``
+``scripts/setup.sh`` runs ``python -m workbench.analysis.warmup`` so that the first ``make run``
 opens on warm kernels. With the cache filled ``warm_up`` takes ~0.4 s, once per process.
 
 The kernels' types do not depend on the network (every layer program is the same int64 and
@@ -31,7 +31,7 @@ def kernels_cached() -> bool:
     folder = os.environ.get("NUMBA_CACHE_DIR")
     if not folder or not Path(folder).is_dir():
         return False
-    return any(Path(folder).rglob("fused.run_fused-*.nbi"))
+    return any(Path(folder).rglob("fused_kernel.run_fused-*.nbi"))
 
 
 def is_warm() -> bool:
@@ -69,7 +69,7 @@ def warm_up() -> None:
     with _LOCK:
         if _WARM[0]:
             return
-        from workbench.engine.analysis import simulator_stats
+        from workbench.analysis.layer_stats import simulator_stats
         from workbench.engine.config import SimConfig
         from workbench.engine.simulator import Simulator
         from workbench.models.forward import forward
@@ -89,7 +89,7 @@ def announce(stream=None) -> None:
 
 
 def main() -> int:
-    """``python -m workbench.engine.warmup``: fill the cache (quiet when it is already filled)."""
+    """``python -m workbench.analysis.warmup``: fill the cache (quiet when it is already filled)."""
     announce()
     warm_up()
     return 0

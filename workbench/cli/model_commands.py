@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 import numpy as np
 
-from workbench.cli import is_default
-from workbench.cli_progress import normalizing, progress_bar
-from workbench.engine import warmup
+from workbench.cli.args import is_default
+from workbench.cli.progress import normalizing, progress_bar
+from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
 
 
@@ -29,8 +28,8 @@ def make_config(args, batch: int):
 
 
 def cmd_run(args) -> int:
-    from workbench.engine.analysis import format_table
-    from workbench.engine.evaluate import evaluate
+    from workbench.analysis.layer_stats import format_table
+    from workbench.analysis.evaluate import evaluate
     from workbench.models.prepare import prepare
 
     if args.model is None and not args.demo:
@@ -94,7 +93,7 @@ def _record_trace(args, network, config, x, y) -> None:
 
     from workbench.engine.recording import estimate_bytes
     from workbench.engine.simulator import Simulator
-    from workbench.engine.trace_io import format_for, save_trace, stream_run
+    from workbench.exchange.trace_io import format_for, save_trace, stream_run
     from workbench.models.forward import forward
 
     mb = args.max_record_mb
@@ -132,7 +131,7 @@ def cmd_verify(args) -> int:
     from workbench.models.data import load_samples
     from pathlib import Path
 
-    from workbench.models.keras_import import load_model_safely, network_from_keras
+    from workbench.models.keras.importer import load_model_safely, network_from_keras
     from workbench.models.verify import verify_report
 
     if args.samples < 1:

@@ -23,9 +23,9 @@ import numpy as np
 from workbench.errors import ModelImportError, UnsupportedLayerError
 from workbench.hdf5_check import check_hdf5, probe_hdf5
 from workbench.models import network as nw
-from workbench.models.fold import fold
-from workbench.models.keras_convert import translate
-from workbench.models.keras_graph import extract
+from workbench.models.graph.fold import fold
+from workbench.models.keras.convert import translate
+from workbench.models.keras.graph import extract
 
 FORMATS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"

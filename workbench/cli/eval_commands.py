@@ -1,4 +1,4 @@
-"""Sub-commands ``evaluate``, ``diagnose`` and ``sweep`` (registered by ``workbench.cli``).
+"""Sub-commands ``evaluate``, ``diagnose`` and ``sweep`` (registered by ``workbench.cli.main``).
 
     snn-workbench evaluate MODEL --data FILE [--steps T] [--top-k 5] [--out PREFIX]
     snn-workbench diagnose MODEL --data FILE [--steps T] [--json FILE]
@@ -19,18 +19,18 @@ import signal
 import sys
 from pathlib import Path
 
-from workbench.cli_progress import normalizing, progress_bar
-from workbench.engine import warmup
+from workbench.cli.progress import normalizing, progress_bar
+from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
 
 
 def register(sub) -> None:
-    from workbench.cli import _add_model_args, _add_sim_args
+    from workbench.cli.args import add_model_args, add_sim_args
 
     p = sub.add_parser("evaluate", help="accuracy over a data set: ANN, and SNN over timesteps (top-1, top-k); "
                        "writes JSON, CSV and a PNG plot")
-    _add_model_args(p)
-    _add_sim_args(p)
+    add_model_args(p)
+    add_sim_args(p)
     p.add_argument("--top-k", type=int, action="append", default=[], metavar="K", help="also top-K accuracy (repeatable)")
     p.add_argument("--out", metavar="PREFIX", help="write PREFIX.json, PREFIX.csv, PREFIX.png (default: <model>-eval)")
     p.add_argument("--no-plot", action="store_true", help="no PNG (no Qt needed)")
@@ -38,15 +38,15 @@ def register(sub) -> None:
     p.set_defaults(handler=cmd_evaluate)
 
     p = sub.add_parser("diagnose", help="why the SNN differs from the ANN: per-layer findings with evidence and suggestions")
-    _add_model_args(p)
-    _add_sim_args(p)
+    add_model_args(p)
+    add_sim_args(p)
     p.add_argument("--json", metavar="FILE", help="also write the findings and evidence as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_diagnose)
 
     p = sub.add_parser("sweep", help="accuracy, spikes and synaptic operations over a grid of settings, on Dask")
-    _add_model_args(p)
-    _add_sim_args(p)
+    add_model_args(p)
+    add_sim_args(p)
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a swept setting: percentile, threshold_scale, steps, neuron, reset, input, or a neuron "
                         "parameter (repeatable; the points are all combinations)")
@@ -99,7 +99,7 @@ def _paths(args):
 
 
 def _prepare(args):
-    from workbench.cli_commands import make_config
+    from workbench.cli.model_commands import make_config
     from workbench.models.prepare import prepare
 
     model, data, calibration = _paths(args)
@@ -172,7 +172,7 @@ def curve_csv(result) -> str:
 
 
 def cmd_evaluate(args) -> int:
-    from workbench.engine.evaluate import evaluate
+    from workbench.analysis.evaluate import evaluate
 
     prep, x, y, config = _prepare(args)
     prefix = _prefix(args, _paths(args)[0], "eval")
@@ -208,7 +208,7 @@ def cmd_evaluate(args) -> int:
 
 # ---- diagnose ----------------------------------------------------------------------------------
 def cmd_diagnose(args) -> int:
-    from workbench.engine.diagnosis import diagnose, format_report
+    from workbench.analysis.diagnosis import diagnose, format_report
 
     prep, x, y, config = _prepare(args)
     total = -(-len(x) // config.batch) * config.steps
@@ -239,7 +239,7 @@ def _sweep_base(args) -> dict:
 
 
 def sweep_csv(rows, keys) -> str:
-    from workbench.engine.sweep import RESULT_FIELDS
+    from workbench.analysis.sweep import RESULT_FIELDS
 
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
@@ -251,7 +251,7 @@ def sweep_csv(rows, keys) -> str:
 
 
 def cmd_sweep(args) -> int:
-    from workbench.engine import sweep
+    from workbench.analysis import sweep
 
     if not args.grid:
         raise ConfigError("grid", "give at least one --grid KEY=V1,V2,... (see 'snn-workbench sweep --help')")

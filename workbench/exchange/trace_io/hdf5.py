@@ -18,7 +18,7 @@ import numpy as np
 
 from workbench.atomic import atomic_path
 from workbench.engine.trace import Trace
-from workbench.engine.trace_io.schema import FIELDS, SCHEMA, _jsonable, build_trace, parse_header
+from workbench.exchange.trace_io.schema import FIELDS, SCHEMA, _jsonable, build_trace, parse_header
 from workbench.errors import TraceFileError
 from workbench.hdf5_check import hdf5_problem
 

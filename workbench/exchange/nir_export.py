@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from workbench.engine.config import SimConfig
-from workbench.engine.export_params import ExportError
+from workbench.exchange.export_params import ExportError
 from workbench.engine.synapses import same_padding
 from workbench.models import network as nw
 

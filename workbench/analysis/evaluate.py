@@ -24,9 +24,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.engine.analysis import SATURATION, LayerStats
+from workbench.analysis.layer_stats import SATURATION, LayerStats
 from workbench.engine.config import SimConfig
-from workbench.engine.eval_layers import LayerAccumulator, LayerEval
+from workbench.analysis.eval_layers import LayerAccumulator, LayerEval
 from workbench.engine.fanout import event_source, fan_out
 from workbench.engine.simulator import Simulator
 from workbench.models import network as nw

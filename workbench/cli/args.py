@@ -1,0 +1,41 @@
+"""Arguments shared by several sub-commands, and the default that remembers it was not typed."""
+
+from __future__ import annotations
+
+import argparse
+
+
+class _Default(int):
+    """An int default that remembers it was not typed: ``--batch`` larger than the data is an
+    error when given, and quietly becomes the data size when it is only the default."""
+
+
+DEFAULT_BATCH = _Default(64)
+
+
+def is_default(value) -> bool:
+    return isinstance(value, _Default)
+
+
+def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
+    p.add_argument("model", nargs=None if model_required else "?", help="a .keras/.h5 model or a saved network (.npz)")
+    p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
+    p.add_argument("--data", help="sample data: .npz with x (and y), .npy, or an image")
+    p.add_argument("--calibration", help="data to normalize with (default: the demo's calibration set, or --data)")
+    p.add_argument("--normalize", type=float, default=99.9, metavar="P",
+                   help="percentile of ANN activations for data-based normalization (100 = max); 0 = off")
+
+
+def add_sim_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--neuron", default="if", help="neuron model (see 'snn-workbench neurons')")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="neuron parameter (repeatable)")
+    p.add_argument("--reset", choices=["subtract", "zero", "modulo"], help="IF reset mode (default subtract)")
+    p.add_argument("--input", choices=["constant", "poisson"], default="constant", help="input encoding")
+    p.add_argument("--steps", type=int, default=100, help="timesteps per sample")
+    p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                   help="samples simulated together (default 64, or all samples when fewer)")
+    p.add_argument("--samples", type=int, help="use only the first N samples")
+    p.add_argument("--dt", type=float, help="timestep (default: the neuron model's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rate-scale", type=float, default=1.0, metavar="S",
+                   help="multiply currents by S, divide spike values by S (NengoDL scale_firing_rates)")
