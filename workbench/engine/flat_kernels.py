@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from workbench.engine.neurons.if_neuron import if_update
+from workbench.engine.neurons.if_neuron import if_burst_update, if_update
 
 
 @numba.njit(nogil=True, cache=True)
@@ -412,3 +412,52 @@ def if_emit(J, dt32, thr, reset_code, v, spikes, scale, y, counts):
         v[i] = vi
         y[i] = s * scale
         counts[i] += s
+
+
+@numba.njit(nogil=True, cache=True)
+def if_burst_emit(J, dt32, thr, reset_code, burst, v, spikes, scale, y, counts):
+    """``if_emit`` with burst spikes (``if_burst_step`` then ``synapses.emit``)."""
+    for i in range(v.size):
+        vi, s = if_burst_update(v[i], J[i], dt32, thr, reset_code, burst)
+        spikes[i] = s
+        v[i] = vi
+        y[i] = s * scale
+        counts[i] += s
+
+
+@numba.njit(nogil=True, cache=True)
+def max_pool_li(x, counts, b0, b1, ih, iw, c, oh, ow, ph, pw, sh, sw, pt, pl, out):
+    """Max pooling by lateral inhibition (LIPooling, Li & Zeng 2022): the output's cumulative
+    value is the window's largest cumulative input, exactly. Per window and channel,
+    out = max(counts + x) - max(counts) (the running maximum's increase this step), then
+    counts += x. Padding never wins. Shared by the generic and the fused path."""
+    n_in = ih * iw * c
+    n_out = oh * ow * c
+    for bi in range(b0, b1):
+        xb = bi * n_in
+        ob = bi * n_out
+        for oy in range(oh):
+            y0 = oy * sh - pt
+            for ox in range(ow):
+                x0 = ox * sw - pl
+                for ci in range(c):
+                    m0 = -np.inf
+                    m1 = -np.inf
+                    for ky in range(ph):
+                        iy = y0 + ky
+                        if iy < 0 or iy >= ih:
+                            continue
+                        for kx in range(pw):
+                            ix = x0 + kx
+                            if ix < 0 or ix >= iw:
+                                continue
+                            j = xb + (iy * iw + ix) * c + ci
+                            cp = counts[j]
+                            cn = cp + x[j]
+                            if cp > m0:
+                                m0 = cp
+                            if cn > m1:
+                                m1 = cn
+                    out[ob + (oy * ow + ox) * c + ci] = np.float32(m1 - m0)
+        for i in range(n_in):
+            counts[xb + i] += x[xb + i]

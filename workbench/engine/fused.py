@@ -57,8 +57,8 @@ from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU, discretize_tau_r
 from workbench.engine.neurons.spiking import RegularSpiking, StochasticSpiking
 from workbench.engine.fused_kernel import (  # the program's column layout, and the kernel
     CHUNK,  # noqa: F401  (re-exported: Simulator.run reads fused.CHUNK)
-    C_B, C_CACHE, C_CNT, C_CONST, C_DU, C_DV, C_IC, C_IH, C_IN0, C_IW, C_J, C_KH, C_KW, C_LB,
-    C_MBIAS, C_MODEL, C_NEURON, C_NIN, C_OC, C_OH, C_OP, C_OUTER, C_OW, C_PC, C_PL, C_PT, C_REFRAC,
+    C_B, C_BURST, C_CACHE, C_CNT, C_CONST, C_DU, C_DV, C_IC, C_IH, C_IN0, C_IW, C_J, C_KH, C_KW, C_LB,
+    C_MBIAS, C_MODEL, C_NEURON, C_NIN, C_OC, C_OH, C_OP, C_OUTER, C_OW, C_PC, C_PL, C_POOL, C_PT, C_REFRAC,
     C_RESET, C_RF, C_RJ, C_RM, C_ROFF, C_RS, C_S, C_SH, C_SIZE, C_SPLIT, C_SW, C_U, C_UNIT, C_V,
     C_V2, C_VALID, C_VTH, C_W, C_WT, C_Y, F_DT, F_GAIN, F_OUT, F_SCALE, F_THR, MODEL_CUBA,
     MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, NCOL,
@@ -219,6 +219,7 @@ class FusedProgram:
                 counts = np.zeros(in_shape, np.float64)
                 self.pool_counts[ls.index] = counts
                 row[C_PC] = add(f64, counts)
+                row[C_POOL] = int(layer.config.get("max_pool") == "lateral")
             if layer.kind == nw.ZERO_PAD2D:
                 (t, _b), (l, _r) = layer.config["padding"]
                 row[C_PT], row[C_PL] = t, l
@@ -376,6 +377,7 @@ def _model_columns(ls, row, fp, fp64, add, sto_size: int, B: int) -> int:
         row[C_RESET] = _RESET_CODE[ls.model.reset]
         fp[ls.index, F_DT] = np.float32(ls.dt)
         fp[ls.index, F_THR] = np.float32(ls.model.threshold)
+        row[C_BURST] = ls.model.burst
     return sto_size
 
 
@@ -390,7 +392,7 @@ def _split_kind(row) -> int:
         return SPLIT_ROWS
     if op == OP_AVG and tiled:
         return SPLIT_ROWS
-    if op == OP_MAX and tiled and row[C_KH] == 2 and row[C_KW] == 2:
+    if op == OP_MAX and tiled and row[C_KH] == 2 and row[C_KW] == 2 and row[C_POOL] != 1:
         return SPLIT_ROWS
     return SPLIT_WHOLE
 

@@ -48,7 +48,9 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
  C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT, C_ROFF,
  C_U, C_RF, C_LB, C_DU, C_DV, C_VTH, C_MBIAS, C_REFRAC, C_UNIT) = range(47)
-NCOL = 47
+C_BURST = 47  # IF's spikes per step at most (1: plain IF; >= 2: ``if_burst_emit``)
+C_POOL = 48  # max pooling: 0 by spike count, 1 lateral inhibition (``K.max_pool_li``)
+NCOL = 49
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # C_MODEL. Every model but IF keeps float64 state: C_V its membrane variable (the voltage;
@@ -160,6 +162,9 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                                 for i in range(chunk):
                                     y[d + i] = xs[s0 + i]
                                 d += chunk
+                elif row[C_POOL] == 1:  # OP_MAX by lateral inhibition (whole layer: SPLIT_WHOLE)
+                    K.max_pool_li(x, f64[row[C_PC]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH],
+                                  row[C_OW], row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], y)
                 else:  # OP_MAX
                     K.max_pool(x, f64[row[C_PC]], b0, b1, row[C_IH], row[C_IW], row[C_IC], row[C_OH], row[C_OW],
                                row[C_KH], row[C_KW], row[C_SH], row[C_SW], row[C_PT], row[C_PL], y, r0, r1)
@@ -239,6 +244,10 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                     regular_step(row[C_RESET], J[lo:hi], dt, fp64[li, P_GAIN], fp64[li, P_TAU_REF],
                                  fp64[li, P_TAU_RC], v, f64[row[C_V2]][lo:hi], s)
                 synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            elif row[C_BURST] > 1:
+                K.if_burst_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], row[C_BURST],
+                                f32[row[C_V]][lo:hi], f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi],
+                                f64[row[C_CNT]][lo:hi])
             else:
                 K.if_emit(J[lo:hi], fp[li, F_DT], fp[li, F_THR], row[C_RESET], f32[row[C_V]][lo:hi],
                          f32[row[C_S]][lo:hi], fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])

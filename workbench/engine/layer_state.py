@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from workbench.engine import flat_kernels, synapses
+from workbench.engine import flat_kernels, pool_kernels, synapses
 from workbench.engine.encoders import ENCODE
 from workbench.engine.neurons import NeuronModel
 from workbench.models import network as nw
@@ -151,6 +151,10 @@ def transform(ls: LayerState, inputs: list[np.ndarray]) -> None:
     elif kind == nw.MAX_POOL2D:
         if ls.pool_counts is None:
             ls.pool_counts = np.zeros(x.shape, dtype=np.float64)
+        if layer.config.get("max_pool") == "lateral":  # LIPooling (a conversion remedy)
+            pool_kernels.max_pool_lateral(x, ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y)
+            ls.path = "serial"
+            return
         ls.path = synapses.pool(synapses.max_pool_by_count, synapses.max_pool_block, x,
                                 (ls.pool_counts, *_pool_geometry(layer, x.shape), ls.y))
     else:  # pragma: no cover

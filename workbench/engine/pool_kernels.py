@@ -57,3 +57,12 @@ def max_pool_by_count(x, counts, ph, pw, sh, sw, pt, pl, out):
 def max_pool_block(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1, c0, c1):
     """``max_pool_by_count`` for samples ``b0:b1`` (all channels: ``c0, c1`` are ignored)."""
     _max_pool_range(x, counts, ph, pw, sh, sw, pt, pl, out, b0, b1)
+
+
+@numba.njit(nogil=True, cache=True)
+def max_pool_lateral(x, counts, ph, pw, sh, sw, pt, pl, out):
+    """Max pooling by lateral inhibition (``flat_kernels.max_pool_li``): the output's running
+    sum equals the window's largest running input sum."""
+    _, ih, iw, c = x.shape
+    K.max_pool_li(x.reshape(-1), counts.reshape(-1), 0, x.shape[0], ih, iw, c, out.shape[1], out.shape[2],
+                  ph, pw, sh, sw, pt, pl, out.reshape(-1))

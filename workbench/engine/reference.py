@@ -67,10 +67,15 @@ def synaptic(layer: nw.Layer, inputs: list[np.ndarray]) -> np.ndarray:
 
 
 def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: float = 1.0,
-                  reset: str = "subtract", dt: float = 1.0) -> dict[str, np.ndarray]:
-    """Spike trains [T, B, *shape] of every neuron layer; constant input encoding, IF neurons."""
+                  reset: str = "subtract", dt: float = 1.0, v_init: float = 0.0,
+                  burst: int = 1) -> dict[str, np.ndarray]:
+    """Spike trains [T, B, *shape] of every neuron layer; constant input encoding, IF neurons
+    (membrane starting at ``v_init * threshold``; up to ``burst`` spikes a step:
+    s = clip(floor(v / threshold), 0, burst) where v >= threshold). Max pooling layers whose
+    config says ``max_pool: lateral`` pass the increase of the window's largest running sum."""
     names = [l.name for l in network.layers]
-    v = {l.name: np.zeros((x.shape[0], *l.output_shape), np.float32) for l in network.neuron_layers}
+    v = {l.name: np.full((x.shape[0], *l.output_shape), np.float32(v_init * threshold), np.float32)
+         for l in network.neuron_layers}
     pool_counts: dict[str, np.ndarray] = {}
     spikes = {l.name: [] for l in network.neuron_layers}
     for _ in range(steps):
@@ -83,15 +88,16 @@ def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: flo
                 J = synaptic(layer, ins)
                 vv = v[layer.name] + np.float32(dt) * J
                 fired = vv >= np.float32(threshold)
+                count = np.where(fired, np.clip(np.floor(vv / np.float32(threshold)), 1, burst), 0).astype(np.float32)
                 if reset == "subtract":
-                    vv = np.where(fired, vv - np.float32(threshold), vv)
+                    vv = np.where(fired, vv - count * np.float32(threshold), vv)
                 elif reset == "zero":
                     vv = np.where(fired, np.float32(0), vv)
                 else:
                     vv = np.where(fired, vv - np.float32(threshold) * np.floor(vv / np.float32(threshold)), vv)
                 v[layer.name] = vv.astype(np.float32)
-                spikes[layer.name].append(fired.astype(np.int16))
-                y[layer.name] = fired.astype(np.float32) * np.float32(threshold / dt)
+                spikes[layer.name].append(count.astype(np.int16))
+                y[layer.name] = count * np.float32(threshold / dt)
             elif layer.kind in (nw.FLATTEN, nw.RESHAPE):
                 y[layer.name] = ins[0].reshape(ins[0].shape[0], *layer.output_shape)
             elif layer.kind == nw.ZERO_PAD2D:
@@ -103,6 +109,12 @@ def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: flo
                 cfg = layer.config
                 k, s = cfg["pool_size"], cfg.get("strides") or cfg["pool_size"]
                 cnt = pool_counts.setdefault(layer.name, np.zeros(ins[0].shape))
+                if cfg.get("max_pool") == "lateral":
+                    before = _windows(cnt, k, s, cfg.get("padding", "valid"), fill=-np.inf).max(axis=(3, 4))
+                    cnt += ins[0]
+                    after = _windows(cnt, k, s, cfg.get("padding", "valid"), fill=-np.inf).max(axis=(3, 4))
+                    y[layer.name] = (after - before).astype(np.float32)
+                    continue
                 cnt += ins[0]
                 cw = _windows(cnt, k, s, cfg.get("padding", "valid"), fill=-np.inf)
                 xw = _windows(ins[0], k, s, cfg.get("padding", "valid"))

@@ -45,6 +45,37 @@ def if_update(v, j, dt32, thr, reset_code):
     return vi, np.float32(0.0)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def if_burst_update(v, j, dt32, thr, reset_code, burst):
+    """Burst spikes (Li & Zeng 2022): s = clamp(floor(v/thr), 0, burst) spikes this step, then
+    reset (subtract: v -= s*thr; zero: v = 0; modulo: v mod thr) when s > 0. Only called with
+    burst >= 2 (burst 1 is ``if_update`` itself, so IF is untouched)."""
+    vi = v + dt32 * j
+    if vi >= thr:
+        s = np.floor(vi / thr)
+        if s > burst:
+            s = np.float32(burst)
+        s = np.float32(max(s, 1.0))
+        if reset_code == 0:
+            vi = vi - s * thr
+        elif reset_code == 1:
+            vi = np.float32(0.0)
+        else:
+            vi = vi - thr * np.floor(vi / thr)
+        return vi, s
+    return vi, np.float32(0.0)
+
+
+@numba.njit(nogil=True, cache=True)
+def if_burst_step(J, dt, threshold, reset_code, burst, v, spikes):
+    dt32 = np.float32(dt)
+    thr = np.float32(threshold)
+    for i in range(v.size):
+        vi, s = if_burst_update(v[i], J[i], dt32, thr, reset_code, burst)
+        spikes[i] = s
+        v[i] = vi
+
+
 @numba.njit(nogil=True, cache=True)
 def if_step(J, dt, threshold, reset_code, v, spikes):
     dt32 = np.float32(dt)
@@ -71,17 +102,34 @@ class IF(NeuronModel):
 
     threshold: float = 1.0
     reset: str = "subtract"
+    # Low-latency remedies (docs/conversion.md, "Remedies"): the membrane starts at
+    # v_init * threshold (0.5: the half-threshold start), and up to ``burst`` spikes per step.
+    v_init: float = 0.0
+    burst: int = 1
 
     def __post_init__(self):
         self._require("threshold", self._finite("threshold") > 0, "must be > 0")
         self._require("reset", self.reset in RESET_MODES, f"must be one of {', '.join(RESET_MODES)}")
+        self._require("v_init", 0.0 <= self._finite("v_init") < 1.0, "must be in [0, 1) (a fraction of the threshold)")
+        self._require("burst", not isinstance(self.burst, bool) and isinstance(self.burst, int) and 1 <= self.burst <= 1000,
+                      f"must be a whole number from 1 to 1000, got {self.burst!r}")
+
+    def init_state(self, n: int) -> dict[str, np.ndarray]:
+        return {"v": np.full(n, np.float32(self.v_init * self.threshold), dtype=np.float32)}
 
     def step(self, J, dt, state, spikes, rng) -> None:
-        if_step(J, dt, self.threshold, _RESET_CODE[self.reset], state["v"], spikes)
+        if self.burst == 1:
+            if_step(J, dt, self.threshold, _RESET_CODE[self.reset], state["v"], spikes)
+        else:
+            if_burst_step(J, dt, self.threshold, _RESET_CODE[self.reset], self.burst, state["v"], spikes)
 
     def output_scale(self, dt: float) -> float:
         return self.threshold / dt
 
+    def max_rate(self, dt: float) -> float:
+        return float(self.burst)
+
     def rate(self, J: np.ndarray, dt: float) -> np.ndarray:
-        """Steady-state output in rate units: J clipped to [0, threshold/dt] (one spike a step)."""
-        return np.clip(np.asarray(J, dtype=np.float32), 0.0, self.threshold / dt)
+        """Steady-state output in rate units: J clipped to [0, burst*threshold/dt] (``burst``
+        spikes a step at most)."""
+        return np.clip(np.asarray(J, dtype=np.float32), 0.0, self.burst * self.threshold / dt)
