@@ -136,3 +136,86 @@ def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progre
     out.normalization = {"percentile": float(percentile), "n_samples": int(len(x_sample)),
                          "method": METHOD, "warnings": warnings}
     return out
+
+
+# ---- channel-wise normalization (a low-latency remedy) ---------------------------------------
+CHANNEL_METHOD = "channel-wise"
+_CHANNEL_PASS = frozenset({nw.MAX_POOL2D, nw.ZERO_PAD2D, nw.FLATTEN})
+_CHANNEL_SINKS = frozenset({nw.DENSE, nw.CONV2D, nw.DEPTHWISE_CONV2D})
+
+
+def _channel_sinks(network: nw.Network, name: str):
+    """The weighted layers that read ``name``'s channels (through max pooling, zero padding and
+    a flatten), or None when a consumer cannot take one scale per channel (a join, an average
+    pool, a reshape, nothing: the network output)."""
+    sinks, todo = [], [(name, False)]
+    while todo:
+        src, flat = todo.pop()
+        users = network.consumers(src)
+        if not users:
+            return None
+        for user in users:
+            if len(user.inbound) != 1:
+                return None
+            if user.kind in _CHANNEL_PASS and not flat:
+                todo.append((user.name, user.kind == nw.FLATTEN))
+            elif user.kind in _CHANNEL_SINKS and (user.kind == nw.DENSE or not flat):
+                sinks.append(user)
+            else:
+                return None
+    return sinks
+
+
+def channel_scales(network: nw.Network, acts: dict, scales: dict, percentile: float) -> dict:
+    """One scale per output channel for every layer that can take it: the ``percentile`` of the
+    channel's positive ANN activations (the layer's lambda for a channel that never fires), as
+    factors relative to the layer's lambda. Layers left out keep one lambda: the output layer
+    (its argmax needs one scale), layers with a ReLU cap, producers of a Concatenate, and layers
+    read by a join, an average pool or a reshape."""
+    tied = {src for layer in network.layers if layer.kind == nw.CONCATENATE for src in layer.inbound}
+    out = {}
+    for layer in network.layers:
+        if (layer.kind not in (nw.DENSE, nw.CONV2D) or layer is network.output_layer or layer.name in tied
+                or layer.activation != "relu" or "max_value" in layer.activation_params):
+            continue
+        if _channel_sinks(network, layer.name) is None:
+            continue
+        channels = layer.output_shape[-1]
+        values = acts[layer.name].reshape(-1, channels)
+        lam = scales[layer.name]
+        per = np.empty(channels, np.float64)
+        for c in range(channels):
+            positive = values[:, c][values[:, c] > 0]
+            per[c] = float(np.percentile(positive, percentile)) if positive.size else lam
+        out[layer.name] = per / lam
+    return out
+
+
+def apply_channel_scales(network: nw.Network, factors: dict) -> None:
+    """Divide each listed layer's output channel c by ``factors[name][c]`` (its weights' and
+    bias' column c) and multiply the reading weights of that channel by it: the network computes
+    the same function, each channel now spanning [0, 1] on its own percentile."""
+    for name, f in factors.items():
+        layer = next(la for la in network.layers if la.name == name)
+        layer.weights = (layer.weights.astype(np.float64) / f).astype(np.float32)
+        layer.bias = (layer.bias.astype(np.float64) / f).astype(np.float32)
+        for sink in _channel_sinks(network, name):
+            w = sink.weights.astype(np.float64)
+            if sink.kind == nw.DENSE:  # its input flattened NHWC: channel = index % C
+                w = w * np.resize(f, w.shape[0])[:, None]
+            else:  # conv2d (kh, kw, in, out), depthwise (kh, kw, in, mult)
+                w = w * f[None, None, :, None]
+            sink.weights = w.astype(np.float32)
+
+
+def normalize_channelwise(network: nw.Network, x_sample, percentile: float = 99.9, on_progress=None) -> nw.Network:
+    """``normalize``, then one scale per output channel where the graph allows it (Kim et al.
+    2020, Spiking-YOLO's channel-wise normalization): a channel whose activations stay far
+    below its layer's lambda fires at a useful rate instead of a trickle."""
+    out = normalize(network, x_sample, percentile, on_progress)
+    acts = forward(network, np.asarray(x_sample))
+    factors = channel_scales(network, acts, out.scales, percentile)
+    apply_channel_scales(out, factors)
+    out.normalization = {**out.normalization, "method": f"{METHOD}+{CHANNEL_METHOD}",
+                         "channel_scales": {k: [float(v) for v in f] for k, f in factors.items()}}
+    return out
