@@ -120,10 +120,13 @@ def _channel_mean(a: np.ndarray, channels: int) -> np.ndarray:
     return np.asarray(a, np.float64).reshape(-1, channels).mean(axis=0)
 
 
-def rate_errors(network: nw.Network, config: SimConfig, x: np.ndarray, steps: int) -> dict[str, float]:
+def rate_errors(network: nw.Network, config: SimConfig, x: np.ndarray, steps: int,
+                reference: nw.Network | None = None) -> dict[str, float]:
     """Per neuron layer: the mean over channels of |ANN mean activation - SNN mean rate| (both
-    per channel, over the samples and positions; rates in the ANN's normalized units)."""
-    acts = forward(network, x)
+    per channel, over the samples and positions; rates in the ANN's normalized units). The ANN
+    is ``reference`` when given (a calibrated network's own biases moved: compare with the
+    network before calibration), else ``network``."""
+    acts = forward(reference or network, x)
     sim = _snn_run(network, config, x, steps)
     out = {}
     for ls in sim.layers:
