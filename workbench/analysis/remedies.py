@@ -232,3 +232,23 @@ def convert(original: nw.Network, normalized: nw.Network | None, cal_x: np.ndarr
 def saved_remedies(network: nw.Network) -> Remedies:
     """The remedies a saved converted network was made with (baseline when it says none)."""
     return Remedies.parse(str(network.normalization.get("remedies", "")))
+
+
+def apply(prep, config: SimConfig, text: str | None) -> tuple[nw.Network, SimConfig]:
+    """The network and config a command runs for remedies ``text`` on a ``models.prepare``
+    result. Baseline on a saved converted network keeps the remedies it was saved with (their
+    neuron-side options back on the config); anything else converts from the original."""
+    spec = Remedies.parse(text)
+    if spec == Remedies():
+        return prep.network, neuron_config(config, saved_remedies(prep.network))
+    if prep.original.scales or prep.original.normalization:
+        raise ConfigError("remedies", f"{prep.original.name} is already a converted network; apply remedies "
+                          "to the original model (.keras / .h5 / an unnormalized .npz)")
+    percentile = float(prep.network.normalization.get("percentile", 99.9))
+    normalized = prep.network if prep.network.scales else None
+    return convert(prep.original, normalized, prep.calibration_x, spec, config, percentile)
+
+
+def header(network: nw.Network) -> str:
+    """One line for report headers: the remedies a network was converted with."""
+    return str(saved_remedies(network))

@@ -37,5 +37,8 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--samples", type=int, help="use only the first N samples")
     p.add_argument("--dt", type=float, help="timestep (default: the neuron model's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--remedies", metavar="SPEC", default="",
+                   help="low-latency conversion remedies joined by '+': half, channel, burstN, balance, calibN, "
+                        "lateral (docs/conversion.md, 'Remedies'); default none")
     p.add_argument("--rate-scale", type=float, default=1.0, metavar="S",
                    help="multiply currents by S, divide spike values by S (NengoDL scale_firing_rates)")

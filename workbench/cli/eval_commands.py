@@ -10,6 +10,7 @@ points) and writes what finished; a second Ctrl-C aborts at once.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import io
@@ -33,6 +34,9 @@ def register(sub) -> None:
     add_sim_args(p)
     p.add_argument("--top-k", type=int, action="append", default=[], metavar="K", help="also top-K accuracy (repeatable)")
     p.add_argument("--out", metavar="PREFIX", help="write PREFIX.json, PREFIX.csv, PREFIX.png (default: <model>-eval)")
+    p.add_argument("--variant", action="append", default=[], metavar="SPEC",
+                   help="a conversion variant to compare (remedies as --remedies, e.g. baseline, half, "
+                        "half+burst2); repeatable: every variant runs on the same data, one curve each")
     p.add_argument("--no-plot", action="store_true", help="no PNG (no Qt needed)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_evaluate)
@@ -41,6 +45,9 @@ def register(sub) -> None:
     add_model_args(p)
     add_sim_args(p)
     p.add_argument("--json", metavar="FILE", help="also write the findings and evidence as JSON")
+    p.add_argument("--try", dest="try_remedy", nargs="?", const="suggested", metavar="SPEC",
+                   help="apply the suggested remedies (or SPEC) and report the accuracy and each layer "
+                        "before and after")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(handler=cmd_diagnose)
 
@@ -114,7 +121,18 @@ def _prepare(args):
         raise ConfigError("batch", f"must be >= 1, got {args.batch}")
     config = make_config(args, min(args.batch, len(x)))
     warmup.announce()  # a first run on this machine compiles for ~20 s before the bar moves
+    prep, config = with_remedies(prep, config, args.remedies)
     return prep, x, y, config
+
+
+def with_remedies(prep, config, text):
+    """``prep`` with its network converted with the remedies ``text`` (and the config they need)."""
+    import dataclasses
+
+    from workbench.analysis.remedies import apply
+
+    network, config = apply(prep, config, text)
+    return dataclasses.replace(prep, network=network), config
 
 
 def _prefix(args, model: str, what: str) -> Path:
@@ -171,9 +189,74 @@ def curve_csv(result) -> str:
     return out.getvalue()
 
 
+def variants_csv(names, results) -> str:
+    """One row per timestep: step, then each variant's top-1 accuracy."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(["step"] + list(names))
+    for t in range(max(r.steps for r in results)):
+        w.writerow([t + 1] + [f"{float(r.snn_accuracy[t]):.6f}" if t < len(r.snn_accuracy) else "" for r in results])
+    return out.getvalue()
+
+
+def _evaluate_variants(args) -> int:
+    """``evaluate --variant A --variant B ...``: every variant on the same data, one curve each."""
+    import numpy as np
+
+    from workbench.analysis.evaluate import evaluate
+    from workbench.models.forward import predict
+
+    base_args = argparse.Namespace(**{**vars(args), "remedies": ""})
+    prep, x, y, config = _prepare(base_args)
+    prefix = _prefix(args, _paths(args)[0], "eval")
+    names, results, configs, norms = [], [], [], []
+    with _interruptible() as stop:
+        for text in args.variant:
+            p, cfg = with_remedies(prep, config, text)
+            name = p.network.normalization.get("remedies", "baseline")
+            total = -(-len(x) // cfg.batch) * cfg.steps
+            update, close = progress_bar(total, f"step ({name})", not args.no_progress and total >= 200)
+            try:
+                r = evaluate(p.network, cfg, x, y, on_progress=update, should_stop=stop, top_k=tuple(args.top_k))
+            finally:
+                close()
+            names.append(name)
+            results.append(r)
+            configs.append(cfg)
+            norms.append(p.network.normalization)
+            if stop():
+                break
+    ann = float("nan")
+    if y is not None:  # the ANN before any remedy (calibration moves biases; channel scales do not change it)
+        ann = float(np.mean(np.argmax(predict(prep.network, x).reshape(len(x), -1), axis=1) == np.asarray(y)))
+    meta = {"model": _paths(args)[0], "data": _paths(args)[1], "encoder": config.encoder, "batch": config.batch,
+            "seed": config.seed, "ann_accuracy": ann}
+    _write_text(prefix.with_suffix(".json"), _json_text({**meta, "variants": [
+        {"remedies": n, "neuron": c.neuron.describe(), "normalization": norm, **r.to_dict()}
+        for n, c, r, norm in zip(names, configs, results, norms)]}))
+    _write_text(prefix.with_suffix(".csv"), variants_csv(names, results))
+    plot = None if args.no_plot else _plot("variants", prefix.with_suffix(".png"), dict(zip(names, results)), ann)
+    steps = results[0].steps
+    marks = sorted({t for t in (4, 8, 16, 32, 64, steps) if t <= steps})
+    print(f"samples   {results[0].samples}   steps {steps}   neuron {config.neuron.describe()}")
+    if y is not None:
+        print(f"ANN       {100 * ann:.2f} %")
+    width = max(len(n) for n in names)
+    print(f"{'variant':<{width}}  " + "  ".join(f"{'t=' + str(t):>7}" for t in marks) + "   synops/sample")
+    for n, r in zip(names, results):
+        accs = "  ".join(f"{100 * r.snn_accuracy[t - 1]:6.2f}%" for t in marks) if r.labelled else ""
+        print(f"{n:<{width}}  {accs}   {r.synops_per_sample:.4g}")
+    print(f"wrote     {prefix.with_suffix('.json')}, {prefix.with_suffix('.csv')}" + (f", {plot}" if plot else ""))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from workbench.analysis.evaluate import evaluate
 
+    if args.variant:
+        if args.remedies:
+            raise ConfigError("variant", "give the remedies inside each --variant, not also as --remedies")
+        return _evaluate_variants(args)
     prep, x, y, config = _prepare(args)
     prefix = _prefix(args, _paths(args)[0], "eval")
     total = -(-len(x) // config.batch) * config.steps
@@ -186,13 +269,15 @@ def cmd_evaluate(args) -> int:
             close()
     meta = {"model": _paths(args)[0], "data": _paths(args)[1], "neuron": config.neuron.describe(),
             "encoder": config.encoder, "dt": config.effective_dt, "batch": config.batch, "seed": config.seed,
-            "normalization": prep.network.normalization}
+            "normalization": prep.network.normalization,
+            "remedies": prep.network.normalization.get("remedies", "baseline")}
     _write_text(prefix.with_suffix(".json"), _json_text({**meta, **result.to_dict()}))
     _write_text(prefix.with_suffix(".csv"), curve_csv(result))
     plot = None if args.no_plot else _plot("evaluation", prefix.with_suffix(".png"), result)
     if not result.completed:
         print(f"stopped: {result.samples} of {result.total} samples finished; the results cover those")
     print(f"samples   {result.samples}   steps {result.steps}   neuron {config.neuron.describe()}")
+    print(f"remedies  {prep.network.normalization.get('remedies', 'baseline')}")
     if result.labelled and result.samples:
         for k in result.top_k:
             snn = result.snn_topk[k]

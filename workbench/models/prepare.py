@@ -24,6 +24,7 @@ class Prepared:
     samples: Samples | None
     calibration: str  # where the normalization data came from, for reports
     notes: tuple[str, ...] = ()
+    calibration_x: object = None  # the normalization data (np.ndarray), for remedies that measure on it
 
     @property
     def n_classes(self) -> int:
@@ -49,6 +50,7 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
     samples = load_samples(data, original.input_shape, n_classes) if data else None
     network = original
     source = ""
+    cal_x = None
     if percentile:
         if calibration:
             cal_x = load_samples(calibration, original.input_shape).x
@@ -63,4 +65,5 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
             notes.append("no data to normalize with: the network runs un-normalized")
         if cal_x is not None:
             network = normalize(original, cal_x[:MAX_CALIBRATION], percentile, on_progress)
-    return Prepared(original, network, samples, source, tuple(notes))
+    return Prepared(original, network, samples, source, tuple(notes),
+                    None if cal_x is None else cal_x[:MAX_CALIBRATION])

@@ -96,6 +96,31 @@ class QtEvalCurve(QWidget):
     def curve_data(self, k: int = 1):
         return self.curves[k].getData() if k in self.curves else (None, None)
 
+    def set_variants(self, results: dict, ann: float = float("nan")) -> None:
+        """Several conversion variants (name -> EvalResult), one top-1 curve each, with the
+        ANN line (``ann``: the accuracy before any remedy)."""
+        colors = self.style["curves"] + ("#c06000", "#909000", "#c03070", "#303030")
+        for i, (name, result) in enumerate(results.items()):
+            key = f"variant:{name}"
+            if key not in self.curves:
+                pen = pg.mkPen(colors[i % len(colors)], width=2)
+                self.curves[key] = self.plot.getPlotItem().plot(pen=pen, name=name)
+            steps = np.arange(1, result.steps + 1)
+            self.curves[key].setData(steps, 100 * np.asarray(result.snn_accuracy) if result.samples else [])
+        self.ann_line.setVisible(not math.isnan(ann))
+        if not math.isnan(ann):
+            self.ann_line.setValue(100 * ann)
+            self.ann_line.label.setFormat(f"ANN {100 * ann:.1f}%")
+        last = next(iter(results.values()), None)
+        if last is not None:
+            self.chance_line.setVisible(last.n_classes > 0)
+            if last.n_classes:
+                self.chance_line.setValue(100 * last.chance)
+                self.chance_line.label.setFormat(f"chance {100 * last.chance:.0f}%")
+            self.plot.getPlotItem().setTitle(f"SNN accuracy over time: {len(results)} conversion variants "
+                                             f"({last.samples} samples)", size="10pt", color=self.style["foreground"])
+            self.plot.getPlotItem().setXRange(1, max(max(r.steps for r in results.values()), 2), padding=0.01)
+
 
 class QtSweepPlot(QWidget):
     def __init__(self, parent=None, light: bool = False):
@@ -210,6 +235,13 @@ def evaluation_png(result, path) -> None:
     _app()
     widget = QtEvalCurve(light=True)
     widget.set_result(result)
+    save_png(widget, path)
+
+
+def variants_png(results, ann, path) -> None:
+    _app()
+    widget = QtEvalCurve(light=True)
+    widget.set_variants(results, ann)
     save_png(widget, path)
 
 
