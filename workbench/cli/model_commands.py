@@ -52,6 +52,9 @@ def cmd_run(args) -> int:
                                    f"use --batch {len(x)} or less")
     config = make_config(args, min(args.batch, len(x)))
     warmup.announce()  # a first run on this machine compiles for ~20 s before the bar moves
+    from workbench.cli.eval_commands import with_remedies
+
+    prep, config = with_remedies(prep, config, args.remedies)
     if getattr(args, "record_trace", None):
         _record_trace(args, prep.network, config, x, y)
     total = -(-len(x) // config.batch) * config.steps
@@ -67,6 +70,7 @@ def cmd_run(args) -> int:
     norm = net.normalization
     norm_text = f"percentile {norm['percentile']:g} on {norm['n_samples']} samples" if norm else "off"
     print(f"normalize {norm_text}")
+    print(f"remedies  {norm.get('remedies', 'baseline') if norm else 'baseline'}")
     print(f"neuron    {config.neuron.describe()}   input {config.encoder}   dt {config.effective_dt:g}")
     print(f"run       {result.samples} samples x {result.steps} steps, batch {config.batch}, seed {config.seed}")
     for note in prep.notes:
@@ -155,8 +159,17 @@ def cmd_convert(args) -> int:
     with normalizing(True) as bar:
         prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None,
                        on_progress=bar)
+    if args.remedies:
+        from workbench.cli.eval_commands import with_remedies
+        from workbench.engine.config import SimConfig
+
+        if not args.calibration:
+            raise ConfigError("remedies", "converting with remedies needs --calibration data")
+        prep, _config = with_remedies(prep, SimConfig(), args.remedies)
     prep.network.save(args.output)
     what = "normalized " if prep.network.scales else ""
+    if args.remedies:
+        what += f"({prep.network.normalization['remedies']}) "
     print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {args.output}")
     return 0
 
