@@ -4,7 +4,8 @@ run on Dask so that a large grid over a full test set spreads over many machines
 A grid is given as ``key=v1,v2,...`` items (``parse_grid``); the points are their product.
 Keys: ``percentile`` (normalization; 0 = off), ``threshold_scale`` (multiplies the neuron
 model's threshold: ``threshold`` or Loihi's ``vth``), ``steps``, ``neuron`` (model name), ``reset``,
-``input`` (encoder), and any parameter of the neuron model (``tau_rc=0.02,0.05``).
+``input`` (encoder), ``remedies`` (conversion remedies, ``remedies=baseline,half,half+burst2``:
+``analysis.remedies``), and any parameter of the neuron model (``tau_rc=0.02,0.05``).
 
 Each point is a pure function of (model file, data file, calibration file, point, base settings):
 ``run_point`` loads what it needs itself, so only file names (or the files' bytes, ``FileBlob``,
@@ -58,6 +59,10 @@ def _value(key: str, text: str):
         if key != "percentile" and not value > 0:
             raise ConfigError(key, f"must be > 0, got {text}")
         return value
+    if key == "remedies":
+        from workbench.analysis.remedies import Remedies
+
+        return str(Remedies.parse(text))  # checked (and spelled one way) before anything runs
     if key in CHOICES and text not in CHOICES[key]:
         raise ConfigError(key, f"must be one of {', '.join(CHOICES[key])}, got '{text}'")
     return text  # neuron names and parameters are checked per point by the neuron registry
@@ -106,7 +111,7 @@ def _neuron_for(point: dict, base: dict):
     from workbench.engine.neurons import make_neuron, parse_params
 
     name = point.get("neuron", base.get("neuron", "if"))
-    special = set(NUMERIC) | set(CHOICES) | {"neuron"}
+    special = set(NUMERIC) | set(CHOICES) | {"neuron", "remedies"}
     items = [f"{k}={v}" for k, v in {**base.get("params", {}), **point}.items() if k not in special]
     params = parse_params(name, items)
     reset = point.get("reset", base.get("reset"))
@@ -165,7 +170,13 @@ def run_point(model, data, calibration, point: dict, base: dict) -> dict:
     config = SimConfig(neuron=_neuron_for(point, base), encoder=point.get("input", base.get("input", "constant")),
                        dt=base.get("dt"), steps=steps, batch=min(int(base.get("batch", 64)), len(x)),
                        seed=int(base.get("seed", 0)), record=(), record_membrane=False)
-    r = evaluate(prep.network, config, x, y, steps=steps)
+    network = prep.network
+    remedies = point.get("remedies", base.get("remedies"))
+    if remedies:
+        from workbench.analysis.remedies import apply
+
+        network, config = apply(prep, config, remedies)
+    r = evaluate(network, config, x, y, steps=steps)
     return {**point, "ann_accuracy": float(r.ann_accuracy), "snn_accuracy": float(r.snn_accuracy[-1]),
             "spikes_per_sample": r.spikes_per_sample, "synops_per_sample": r.synops_per_sample,
             "samples": r.samples, "chance": r.chance, "seconds": time.perf_counter() - start}

@@ -55,8 +55,8 @@ def register(sub) -> None:
     add_model_args(p)
     add_sim_args(p)
     p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
-                   help="a swept setting: percentile, threshold_scale, steps, neuron, reset, input, or a neuron "
-                        "parameter (repeatable; the points are all combinations)")
+                   help="a swept setting: percentile, threshold_scale, steps, neuron, reset, input, remedies "
+                        "(e.g. remedies=baseline,half,half+burst2), or a neuron parameter (repeatable; the points are all combinations)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler (tcp://host:8786); "
                    "default: a local cluster of processes")
     p.add_argument("--workers", type=int, default=2, help="processes of the local cluster (default 2)")
@@ -320,6 +320,8 @@ def _sweep_base(args) -> dict:
             "params": parse_params(args.neuron, args.param)}
     if args.reset:
         base["reset"] = args.reset
+    if args.remedies:
+        base["remedies"] = args.remedies
     return base
 
 
