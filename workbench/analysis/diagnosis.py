@@ -18,6 +18,14 @@ Causes (``Finding.cause``), each checked per layer:
 - ``negative_spikes``: signed neuron models send negative spikes, which most hardware cannot.
 - ``not_converged`` (network): accuracy was still rising at the last step.
 - ``unnormalized`` (network): no data-based normalization, so rates are not fitted to [0, 1].
+- ``slow_onset`` (network): the output stays silent or wrong for the first steps while the
+  membranes charge from 0.
+
+Each finding also names the conversion remedy that fits it (``Finding.remedy``, a spec for
+``--remedies``; ``analysis.remedies``): slow onset, not converged -> ``half`` (half-threshold
+start); resolution -> ``half`` + ``calibT`` (bias calibration at this T); saturated -> ``burst2``;
+silent but not dead -> ``channel`` (channel-wise normalization); max pooling -> ``lateral``;
+low correlation -> ``calibT``. ``diagnose --try`` applies them and reports before and after.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class Finding:
     message: str  # plain words, with the evidence
     suggestion: str
     evidence: dict = dataclasses.field(default_factory=dict)
+    remedy: str = ""  # the conversion remedy that fits (a --remedies spec), "" when none does
 
     @property
     def severity_name(self) -> str:
@@ -285,6 +294,15 @@ def _network_findings(network, result: EvalResult, percentile) -> list[Finding]:
                                f"accuracy was still rising at the last step: {100 * half:.1f}% at step "
                                f"{len(acc) // 2}, {100 * acc[-1]:.1f}% at step {len(acc)}",
                                f"run longer (--steps {len(acc) * 2})", {"gain": gain}))
+    if result.labelled and result.samples and len(acc) >= 4 and acc[-1] > 0:
+        onset = next((t for t, a in enumerate(acc) if a >= 0.5 * acc[-1]), len(acc))
+        if onset >= 3:
+            out.append(Finding("", "slow_onset", MEDIUM,
+                               f"the output needs {onset + 1} steps to reach half its final accuracy "
+                               f"({100 * acc[min(onset, len(acc) - 1)]:.1f}%): the membranes charge from 0 "
+                               "before the first spikes pass through every layer",
+                               "start every membrane at half the threshold (--remedies half)",
+                               {"onset": onset + 1}, remedy="half"))
     if percentile is None:
         out.append(Finding("", "unnormalized", MEDIUM if any(l.saturated > 0.02 for l in result.layers) else INFO,
                            "the network runs un-normalized: layer activations are not fitted to the "
@@ -314,7 +332,35 @@ def diagnose_result(network: nw.Network, result: EvalResult) -> Diagnosis:
         findings += layer_findings + ([low_r] if low_r is not None else [])
     order = {name: i for i, name in enumerate(l.name for l in network.layers)}
     findings.sort(key=lambda f: (-f.severity, order.get(f.layer, -1)))
+    findings = [f if f.remedy else dataclasses.replace(f, remedy=_remedy_for(f, result.steps, network)) for f in findings]
     return Diagnosis(tuple(findings), result, percentile)
+
+
+def _remedy_for(f: Finding, steps: int, network) -> str:
+    """The conversion remedy (``--remedies`` spec) that fits a finding, or ""."""
+    if f.cause in ("slow_onset", "not_converged"):
+        return "half"
+    if f.cause == "resolution":
+        return f"half+calib{steps}"
+    if f.cause == "saturated":
+        return "burst2"
+    if f.cause == "silent" and "dead before conversion" not in f.message and "is silent" not in f.message:
+        return "channel"
+    if f.cause == "maxpool_error":
+        return "lateral"
+    if f.cause == "low_correlation":
+        return f"calib{steps}"
+    return ""
+
+
+def suggested_remedies(d: Diagnosis) -> str:
+    """Every remedy the findings name, joined into one ``--remedies`` spec ('' when none)."""
+    words: list[str] = []
+    for f in d.findings:
+        for w in f.remedy.split("+") if f.remedy else ():
+            if w not in words and not (w.startswith("calib") and any(x.startswith("calib") for x in words)):
+                words.append(w)
+    return "+".join(words)
 
 
 def diagnose(network: nw.Network, config, x, y=None, steps: int | None = None, **kw) -> Diagnosis:
@@ -332,6 +378,8 @@ def format_report(d: Diagnosis) -> str:
     lines.append(f"{len(d.findings)} finding(s)" + (":" if d.findings else ": nothing stands out"))
     for i, f in enumerate(d.findings, 1):
         lines += [f"{i:>2}. [{f.severity_name}] {f.cause}: {f.message}", f"    -> {f.suggestion}"]
+        if f.remedy:
+            lines.append(f"    remedy: --remedies {f.remedy}   (diagnose --try applies it)")
     lines.append("")
     head = (f"{'layer':<16} {'lambda':>8} {'r':>7} {'satur.%':>8} {'silent%':>8} {'ANN>max%':>9} "
             f"{'<1/T %':>7} {'spikes/sample':>14}")

@@ -252,3 +252,32 @@ def apply(prep, config: SimConfig, text: str | None) -> tuple[nw.Network, SimCon
 def header(network: nw.Network) -> str:
     """One line for report headers: the remedies a network was converted with."""
     return str(saved_remedies(network))
+
+
+def format_try(before, after, spec: str) -> str:
+    """``diagnose --try``: accuracy and each layer's evidence before and after the remedies
+    (two ``diagnosis.Diagnosis`` of the same data)."""
+    rb, ra = before.result, after.result
+    lines = [f"tried     --remedies {spec}"]
+    if rb.labelled and rb.samples:
+        marks = sorted({t for t in (4, 8, 16, 32, 64, rb.steps) if t <= rb.steps})
+        for name, r in (("before", rb), ("after", ra)):
+            lines.append(f"{name:<9} " + ", ".join(f"t={t}: {100 * r.snn_accuracy[t - 1]:.2f}%" for t in marks)
+                         + f"   synops/sample {r.synops_per_sample:.4g}")
+    head = f"{'layer':<16} {'r before':>9} {'r after':>8} {'silent% b/a':>12} {'satur.% b/a':>12} {'spikes/sample b/a':>20}"
+    lines += ["", head, "-" * len(head)]
+    after_by = {le.name: le for le in ra.layers}
+    for le in rb.layers:
+        if le.kind == nw.INPUT or le.name not in after_by:
+            continue
+        la = after_by[le.name]
+        fmt = lambda v: "n/a" if not np.isfinite(v) else f"{v:.3f}"  # noqa: E731
+        lines.append(f"{le.name:<16.16} {fmt(le.r):>9} {fmt(la.r):>8} "
+                     f"{f'{100 * le.silent:.1f}/{100 * la.silent:.1f}':>12} "
+                     f"{f'{100 * le.saturated:.1f}/{100 * la.saturated:.1f}':>12} "
+                     f"{f'{le.spikes_per_sample:.1f}/{la.spikes_per_sample:.1f}':>20}")
+    left = [f for f in after.findings if f.severity >= 2]
+    lines.append("")
+    lines.append(f"after: {len(after.findings)} finding(s), {len(left)} of medium or high severity"
+                 + ("" if not left else ": " + "; ".join(f"{f.cause} {f.layer}".strip() for f in left[:5])))
+    return "\n".join(lines)

@@ -295,7 +295,8 @@ def cmd_evaluate(args) -> int:
 def cmd_diagnose(args) -> int:
     from workbench.analysis.diagnosis import diagnose, format_report
 
-    prep, x, y, config = _prepare(args)
+    base_prep, x, y, base_config = _prepare(argparse.Namespace(**{**vars(args), "remedies": ""}))
+    prep, config = with_remedies(base_prep, base_config, args.remedies)
     total = -(-len(x) // config.batch) * config.steps
     update, close = progress_bar(total, "step", not args.no_progress and total >= 200)
     try:
@@ -304,9 +305,31 @@ def cmd_diagnose(args) -> int:
         close()
     for note in prep.notes:
         print(f"note: {note}")
+    print(f"remedies  {prep.network.normalization.get('remedies', 'baseline')}")
     print(format_report(d))
+    tried = None
+    if args.try_remedy:
+        from workbench.analysis.diagnosis import suggested_remedies
+        from workbench.analysis.remedies import format_try
+
+        spec = suggested_remedies(d) if args.try_remedy == "suggested" else args.try_remedy
+        if not spec:
+            print("\n--try: no finding suggests a remedy")
+        else:
+            tried_prep, tried_cfg = with_remedies(base_prep, base_config, spec)
+            update, close = progress_bar(total, "step", not args.no_progress and total >= 200)
+            try:
+                tried = diagnose(tried_prep.network, tried_cfg, x, y, on_progress=update)
+            finally:
+                close()
+            print()
+            print(format_try(d, tried, tried_prep.network.normalization.get("remedies", spec)))
     if args.json:
-        _write_text(Path(args.json), _json_text(d.to_dict()))
+        out = d.to_dict()
+        if tried is not None:
+            out["tried"] = {"remedies": tried_prep.network.normalization.get("remedies"),
+                            **tried.to_dict()}
+        _write_text(Path(args.json), _json_text(out))
         print(f"\nwrote {args.json}")
     return 0
 
