@@ -297,7 +297,7 @@ def _network_findings(network, result: EvalResult, percentile) -> list[Finding]:
     if result.labelled and result.samples and len(acc) >= 4 and acc[-1] > 0:
         onset = next((t for t, a in enumerate(acc) if a >= 0.5 * acc[-1]), len(acc))
         if onset >= 3:
-            out.append(Finding("", "slow_onset", MEDIUM,
+            out.append(Finding("", "slow_onset", MEDIUM if onset + 1 >= len(acc) / 4 else LOW,
                                f"the output needs {onset + 1} steps to reach half its final accuracy "
                                f"({100 * acc[min(onset, len(acc) - 1)]:.1f}%): the membranes charge from 0 "
                                "before the first spikes pass through every layer",

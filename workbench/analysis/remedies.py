@@ -249,6 +249,12 @@ def apply(prep, config: SimConfig, text: str | None) -> tuple[nw.Network, SimCon
     return convert(prep.original, normalized, prep.calibration_x, spec, config, percentile)
 
 
+def with_remedies(prep, config: SimConfig, text: str | None):
+    """``apply`` on a ``models.prepare`` result: (the result with its network converted, config)."""
+    network, config = apply(prep, config, text)
+    return dataclasses.replace(prep, network=network), config
+
+
 def header(network: nw.Network) -> str:
     """One line for report headers: the remedies a network was converted with."""
     return str(saved_remedies(network))

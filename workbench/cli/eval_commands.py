@@ -127,12 +127,9 @@ def _prepare(args):
 
 def with_remedies(prep, config, text):
     """``prep`` with its network converted with the remedies ``text`` (and the config they need)."""
-    import dataclasses
+    from workbench.analysis.remedies import with_remedies as convert
 
-    from workbench.analysis.remedies import apply
-
-    network, config = apply(prep, config, text)
-    return dataclasses.replace(prep, network=network), config
+    return convert(prep, config, text)
 
 
 def _prefix(args, model: str, what: str) -> Path:

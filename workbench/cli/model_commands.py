@@ -52,7 +52,7 @@ def cmd_run(args) -> int:
                                    f"use --batch {len(x)} or less")
     config = make_config(args, min(args.batch, len(x)))
     warmup.announce()  # a first run on this machine compiles for ~20 s before the bar moves
-    from workbench.cli.eval_commands import with_remedies
+    from workbench.analysis.remedies import with_remedies
 
     prep, config = with_remedies(prep, config, args.remedies)
     if getattr(args, "record_trace", None):
@@ -160,7 +160,7 @@ def cmd_convert(args) -> int:
         prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None,
                        on_progress=bar)
     if args.remedies:
-        from workbench.cli.eval_commands import with_remedies
+        from workbench.analysis.remedies import with_remedies
         from workbench.engine.config import SimConfig
 
         if not args.calibration:

@@ -114,6 +114,15 @@ class IF(NeuronModel):
         self._require("burst", not isinstance(self.burst, bool) and isinstance(self.burst, int) and 1 <= self.burst <= 1000,
                       f"must be a whole number from 1 to 1000, got {self.burst!r}")
 
+    def params(self) -> dict:
+        """Every parameter; the remedy options only when set (a plain IF's metadata, exported
+        parameters and description stay as they were)."""
+        out = super().params()
+        for key, default in (("v_init", 0.0), ("burst", 1)):
+            if out[key] == default:
+                del out[key]
+        return out
+
     def init_state(self, n: int) -> dict[str, np.ndarray]:
         return {"v": np.full(n, np.float32(self.v_init * self.threshold), dtype=np.float32)}
 
