@@ -121,3 +121,26 @@ def test_window_tools_menu_diagnose_fills_the_docked_panel(qtbot, tmp_path):
     assert dlg.running
     win.close()
     assert not dlg.running and errors == []
+
+
+def test_dialog_compares_conversion_variants(qtbot, dialog):
+    """'compare variants': each remedy spec on the same samples, one curve each, the ANN line."""
+    dialog.steps.setValue(8)
+    dialog.variants.setText("baseline, half, half+calib8")
+    with qtbot.waitSignal(dialog.evaluated, timeout=60_000):
+        dialog.start()
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=10_000)
+    assert list(dialog.variant_results) == ["baseline", "half", "half+calib8"]
+    for name, result in dialog.variant_results.items():
+        xs, ys = dialog.curve.curve_data(f"variant:{name}")
+        assert len(xs) == 8 and np.allclose(ys, 100 * result.snn_accuracy)
+    base, half = dialog.variant_results["baseline"], dialog.variant_results["half"]
+    assert half.snn_accuracy[1] > base.snn_accuracy[1]  # the half-threshold start answers sooner
+    assert dialog.curve.ann_line.value() == pytest.approx(100.0)
+    assert dialog.result is base
+
+
+def test_dialog_refuses_an_unknown_variant(qtbot, dialog):
+    dialog.variants.setText("half, warp")
+    dialog.start()
+    assert not dialog.running and "unknown remedy 'warp'" in dialog.status.text()

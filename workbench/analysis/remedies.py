@@ -198,7 +198,7 @@ def balance_thresholds(network: nw.Network, config: SimConfig, x: np.ndarray, st
 
 
 # ---- the whole conversion -----------------------------------------------------------------
-def convert(original: nw.Network, normalized: nw.Network | None, cal_x: np.ndarray | None, spec: Remedies,
+def convert(original: nw.Network | None, normalized: nw.Network | None, cal_x: np.ndarray | None, spec: Remedies,
             config: SimConfig, percentile: float = 99.9) -> tuple[nw.Network, SimConfig]:
     """The network and config of one conversion variant. ``normalized``: the layer-wise
     normalized network when already made (else made here from ``cal_x``); ``cal_x``: the
@@ -207,6 +207,9 @@ def convert(original: nw.Network, normalized: nw.Network | None, cal_x: np.ndarr
     needs = spec.channel or spec.balance or spec.calibrate or normalized is None
     if needs and (cal_x is None or len(cal_x) == 0):
         raise ConfigError("remedies", f"{spec} needs calibration data (pass --calibration FILE)")
+    if spec.channel and original is None:
+        raise ConfigError("remedies", "channel-wise normalization starts from the original model: "
+                          "open the .keras/.h5 file, or use 'snn-workbench evaluate --variant'")
     if spec.channel:
         net = normalize_channelwise(original, cal_x, percentile)
     else:

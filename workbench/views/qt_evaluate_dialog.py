@@ -2,8 +2,11 @@
 
 The same ``engine.evaluate`` the ``snn-workbench evaluate`` command runs, on a worker thread:
 a progress bar, Cancel (the finished batches stay), and the accuracy curve (top-1 and top-k) that
-fills in batch by batch with the ANN's accuracy and the chance level as reference lines. When the
-run ends (finished or cancelled) the dialog diagnoses it and emits ``evaluated(EvalResult)`` and
+fills in batch by batch with the ANN's accuracy and the chance level as reference lines.
+"compare variants" (e.g. ``baseline, half, half+burst2``) runs each conversion variant
+(``analysis.remedies``) on the same samples, one curve each; the remedies that measure on data
+(calibN, balance) use the evaluated samples, and channel-wise normalization needs the command line
+(it starts from the original model). When the run ends (finished or cancelled) the dialog diagnoses it and emits ``evaluated(EvalResult)`` and
 ``diagnosed(Diagnosis)``, for the window's report panel.
 
 The dialog captures the network, the SimConfig and the samples when it is made; the worker only
@@ -15,8 +18,8 @@ from __future__ import annotations
 import threading
 
 from PyQt6.QtCore import QThread, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QProgressBar,
-                             QPushButton, QSpinBox, QVBoxLayout)
+from PyQt6.QtWidgets import (QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QLabel, QLineEdit,
+                             QProgressBar, QPushButton, QSpinBox, QVBoxLayout)
 
 from workbench.views.qt_eval_plots import QtEvalCurve
 
@@ -27,11 +30,14 @@ class _EvalThread(QThread):
     progress = pyqtSignal(int, int)
     partial = pyqtSignal(object)  # EvalResult after each finished batch
     done = pyqtSignal(object, object)  # EvalResult, Diagnosis
+    variant_done = pyqtSignal(str, object)  # remedies spec, EvalResult
     failed = pyqtSignal(str)
 
-    def __init__(self, network, config, x, y, steps: int, top_k: tuple[int, ...], parent=None):
+    def __init__(self, network, config, x, y, steps: int, top_k: tuple[int, ...], parent=None,
+                 variants: tuple[str, ...] = ()):
         super().__init__(parent)
         self.request = (network, config, x, y, steps, top_k)
+        self.variants = variants
         self.cancel_event = threading.Event()
         self.setObjectName("snn-workbench-evaluate")
 
@@ -41,12 +47,34 @@ class _EvalThread(QThread):
 
         network, config, x, y, steps, top_k = self.request
         try:
+            if self.variants:
+                self._run_variants()
+                return
             result = evaluate(network, config, x, y, steps=steps, top_k=top_k,
                               on_progress=self.progress.emit, on_batch=self.partial.emit,
                               should_stop=self.cancel_event.is_set)
             self.done.emit(result, diagnose_result(network, result))
         except Exception as exc:  # shown in the dialog; the window keeps working
             self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+    def _run_variants(self) -> None:
+        from workbench.analysis.diagnosis import diagnose_result
+        from workbench.analysis.evaluate import evaluate
+        from workbench.analysis.remedies import Remedies, convert
+
+        network, config, x, y, steps, top_k = self.request
+        first = None
+        for text in self.variants:
+            if self.cancel_event.is_set():
+                break
+            net, cfg = convert(None, network, x, Remedies.parse(text), config)
+            result = evaluate(net, cfg, x, y, steps=steps, top_k=top_k, on_progress=self.progress.emit,
+                              should_stop=self.cancel_event.is_set)
+            self.variant_done.emit(str(Remedies.parse(text)), result)
+            if first is None:
+                first = (net, result)
+        if first is not None:
+            self.done.emit(first[1], diagnose_result(*first))
 
 
 class QtEvaluateDialog(QDialog):
@@ -75,6 +103,11 @@ class QtEvaluateDialog(QDialog):
         form.addRow(f"samples (of {n})", self.count)
         form.addRow("batch", self.batch)
         form.addRow("also top-k", self.top_k)
+        self.variants = QLineEdit(placeholderText="e.g. baseline, half, half+burst2 (empty: this conversion)")
+        self.variants.setToolTip("conversion variants to compare, one curve each: remedies joined by '+' "
+                                 "(half, burstN, calibN, balance, lateral); docs/conversion.md, 'Remedies'")
+        form.addRow("compare variants", self.variants)
+        self.variant_results: dict = {}
         self.progress_bar = QProgressBar()
         self.progress_bar.setFormat("%p%")
         self.status = QLabel("" if self.y is not None else "The data has no labels: accuracy cannot be measured.")
@@ -112,7 +145,20 @@ class QtEvaluateDialog(QDialog):
         self.progress_bar.setRange(0, -(-n // config.batch) * config.steps)
         self.progress_bar.setValue(0)
         self.status.setText(f"Simulating {n} samples x {config.steps} steps ...")
-        self._thread = _EvalThread(self.network, config, x, y, config.steps, top_k, self)
+        variants = tuple(v.strip() for v in self.variants.text().split(",") if v.strip())
+        if variants:
+            from workbench.analysis.remedies import Remedies
+            from workbench.errors import ConfigError
+
+            try:
+                for v in variants:
+                    Remedies.parse(v)
+            except ConfigError as exc:
+                self.status.setText(str(exc))
+                return
+        self.variant_results = {}
+        self._thread = _EvalThread(self.network, config, x, y, config.steps, top_k, self, variants)
+        self._thread.variant_done.connect(self._on_variant)
         self._thread.progress.connect(self._on_progress)
         self._thread.partial.connect(self._on_partial)
         self._thread.done.connect(self._on_done)
@@ -143,19 +189,32 @@ class QtEvaluateDialog(QDialog):
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
-        for w in (self.steps, self.count, self.batch, self.top_k):
+        for w in (self.steps, self.count, self.batch, self.top_k, self.variants):
             w.setEnabled(not running)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress_bar.setMaximum(total)
         self.progress_bar.setValue(done)
 
+    def _on_variant(self, name: str, result) -> None:
+        import numpy as np
+
+        from workbench.models.forward import predict
+
+        self.variant_results[name] = result
+        ann = float("nan")
+        if self.y is not None and result.samples:
+            n = result.samples
+            ann = float(np.mean(np.argmax(predict(self.network, self.x[:n]).reshape(n, -1), axis=1) == self.y[:n]))
+        self.curve.set_variants(self.variant_results, ann)
+
     def _on_partial(self, result) -> None:
         self.curve.set_result(result)
 
     def _on_done(self, result, diagnosis) -> None:
         self.result, self.diagnosis = result, diagnosis
-        self.curve.set_result(result)
+        if not self.variant_results:
+            self.curve.set_result(result)
         if result.completed:
             self.progress_bar.setValue(self.progress_bar.maximum())
         text = f"{result.samples} of {result.total} samples" + ("" if result.completed else " (cancelled)")
