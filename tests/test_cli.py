@@ -74,9 +74,27 @@ def test_python_m_workbench_runs_the_same_cli():
     assert "if " in proc.stdout and "lif " in proc.stdout
 
 
-def test_evaluate_checks_the_output_folder_before_running(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "evaluate", "--demo", "--out", str(tmp_path / "missing" / "res"))
-    assert code == 2 and "out: the folder" in err and "missing" in err
+def test_evaluate_checks_the_output_folder_before_running(capsys, tmp_path, monkeypatch):
+    import workbench.analysis.evaluate as evaluate_module
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("ran before checking --out"))
+    code, _, err = run_cli(capsys, "evaluate", "--demo", "--out", str(tmp_path / "file" / "sub" / "res"))
+    assert code == 2 and "out: cannot create the folder" in err and "sub" in err
+
+
+def test_evaluate_creates_the_output_folder(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "evaluate", "--demo", "--samples", "8", "--steps", "5", "--no-plot",
+                             "--no-progress", "--out", str(tmp_path / "results" / "demo"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["demo.csv", "demo.json"]
+
+
+def test_debug_after_the_sub_command_shows_the_traceback(capsys):
+    code, _, err = run_cli(capsys, "run", "--demo", "--neuron", "bogus", "--debug")
+    assert code == 2 and "Traceback" in err
+    code, _, err = run_cli(capsys, "run", "--demo", "--neuron", "bogus")
+    assert code == 2 and "Traceback" not in err
 
 
 def test_prepare_reports_the_normalization_layer_by_layer():

@@ -118,13 +118,15 @@ def _prepare(args):
 
 
 def _prefix(args, model: str, what: str) -> Path:
-    """Where results go; checked before any work so a long run never ends in an unwritable path."""
+    """Where results go; its folder is made (or refused) before any work, so a long run never
+    ends in an unwritable path."""
     prefix = Path(args.out) if args.out else Path(f"{Path(model).name.split('.')[0]}-{what}")
     folder = prefix.parent
-    if not folder.is_dir():
-        from workbench.errors import ConfigError
-
-        raise ConfigError("out", f"the folder '{folder}' does not exist")
+    if not folder.is_dir():  # created, as mkdir -p would; a file in the way is an error
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("out", f"cannot create the folder '{folder}': {exc.strerror or exc}") from None
     return prefix
 
 

@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _extension_modules():
         module.register(sub)
+    for p in sub.choices.values():  # ``run x.keras --debug`` works as well as ``--debug run x.keras``
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return parser
 
 
