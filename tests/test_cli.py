@@ -118,3 +118,17 @@ def test_a_first_run_says_it_compiles_before_the_bar_moves(capsys, monkeypatch):
     monkeypatch.setattr(warmup, "kernels_cached", lambda: True)  # filled: nothing said
     code, _, err = run_cli(capsys, "run", "--demo", "--steps", "5", "--samples", "2", "--no-progress")
     assert code == 0 and "Compiling" not in err
+
+
+def test_help_texts_match_what_the_commands_do(capsys):
+    from workbench.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    nir_help = sub.choices["export-nir"].format_help()
+    assert "--format" not in nir_help and "NIR file" in nir_help
+    assert "--format raw" in sub.choices["export-params"].format_help()
+    run_cli(capsys, "neurons")
+    code, out, _ = run_cli(capsys, "neurons")
+    cuba = out.split("loihi_cuba", 1)[1].split("\n", 1)[0]
+    assert code == 0 and "first weighted layer under constant input to a << 6 = round(J*64)" in cuba
