@@ -128,7 +128,30 @@ def test_help_texts_match_what_the_commands_do(capsys):
     nir_help = sub.choices["export-nir"].format_help()
     assert "--format" not in nir_help and "NIR file" in nir_help
     assert "--format raw" in sub.choices["export-params"].format_help()
-    run_cli(capsys, "neurons")
     code, out, _ = run_cli(capsys, "neurons")
     cuba = out.split("loihi_cuba", 1)[1].split("\n", 1)[0]
     assert code == 0 and "first weighted layer under constant input to a << 6 = round(J*64)" in cuba
+
+
+def test_record_trace_layer_choice(capsys, tmp_path):
+    from workbench.exchange.trace_io import load_trace
+
+    base = ("run", "--demo", "--samples", "2", "--steps", "6", "--no-progress")
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "all.csv"))
+    assert code == 2 and "trace-layer: a CSV trace holds one layer: add --trace-layer NAME, one of conv1, conv2" in err
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "x.npz"), "--trace-layer", "nope")
+    assert code == 2 and "no neuron layer 'nope'" in err
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "x.csv"), "--trace-layer", "fc1",
+                           "--trace-layer", "conv1")
+    assert code == 2 and "holds one layer, 2 were named" in err
+    for name in ("fc1.csv", "fc1.npz"):
+        code, out, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / name), "--trace-layer", "fc1")
+        assert code == 0, err
+        trace = load_trace(tmp_path / name)
+        assert list(trace.layers) == ["fc1"] and trace.layers["fc1"].spikes.shape[:2] == (6, 2)
+    full = load_trace(tmp_path / "fc1.npz")
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "every.npz"))
+    assert code == 0, err
+    every = load_trace(tmp_path / "every.npz")
+    assert len(every.layers) == 6
+    assert np.array_equal(every.layers["fc1"].spikes, full.layers["fc1"].spikes)
