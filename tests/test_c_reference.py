@@ -4,7 +4,6 @@ compiler, reads our exported parameters and writes a trace whose spikes equal ou
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +16,11 @@ from workbench.exchange.export_params import export_params
 from workbench.engine.neurons import IF
 from workbench.engine.simulator import Simulator
 from workbench.exchange.trace_io import load_trace
+from workbench.models import loading
 from workbench.models.network import Network
 
-SOURCE = Path(__file__).resolve().parents[1] / "resources" / "c_reference" / "snn_ref.c"
-DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo" / "digits_cnn.network.npz"
+SOURCE = loading.C_REFERENCE_DIR / "snn_ref.c"
+DEMO = loading.DEMO_NETWORK
 CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clang) on PATH")
