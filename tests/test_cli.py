@@ -145,7 +145,7 @@ def test_record_trace_layer_choice(capsys, tmp_path):
                            "--trace-layer", "conv1")
     assert code == 2 and "holds one layer, 2 were named" in err
     for name in ("fc1.csv", "fc1.npz"):
-        code, out, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / name), "--trace-layer", "fc1")
+        code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / name), "--trace-layer", "fc1")
         assert code == 0, err
         trace = load_trace(tmp_path / name)
         assert list(trace.layers) == ["fc1"] and trace.layers["fc1"].spikes.shape[:2] == (6, 2)
