@@ -28,7 +28,8 @@ from workbench.cli.main import build_parser
 from workbench.models import loading
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), loading.C_REFERENCE_DIR / "README.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), loading.C_REFERENCE_DIR / "README.md",
+        loading.DEMO_DIR / "README.md"]
 # What a documented relative path means: the folder the code itself uses.
 LINKS = {"resources/demo": loading.DEMO_DIR, "resources/c_reference": loading.C_REFERENCE_DIR,
          "scripts": ROOT / "scripts"}
@@ -63,7 +64,8 @@ def marked_blocks():
         for line, marked, body in shell_blocks(path.read_text()):
             if marked and body not in seen:  # the same block in two files runs once
                 seen.add(body)
-                out.append(pytest.param(body, id=f"{path.relative_to(ROOT)}:{line}"))
+                where = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+                out.append(pytest.param(body, id=f"{where}:{line}"))
     return out
 
 
