@@ -3,8 +3,9 @@
 - Every fenced shell block marked to run (info string ``sh run``) runs with bash (``set -e``:
   every command must exit 0) in a fresh temporary folder that looks like the project folder:
   ``.venv/bin/snn-workbench`` and ``.venv/bin/python`` (this interpreter, this checkout; the bare
-  ``snn-workbench`` too, through PATH), and ``resources/demo``, ``resources/c_reference`` and
-  ``scripts`` linked to where the code finds them (``workbench.models.loading`` constants). The
+  ``snn-workbench`` too, through PATH), and ``workbench/bundled/demo``,
+  ``workbench/bundled/c_reference`` and ``scripts`` linked to where the code finds them (the
+  ``workbench.bundled`` constants: the folders of an installed package serve as well). The
   C-reference workflow (convert, record, export, compile, run, compare -> 0) is one of them.
 - Every ``snn-workbench`` command line in any shell block, and every inline ``snn-workbench ...``
   (or robustness.md's ``snn ...``) command, parses with the real argument parser: a renamed or
@@ -24,14 +25,14 @@ from pathlib import Path
 
 import pytest
 
+from workbench.bundled import C_REFERENCE_DIR, DEMO_DIR
 from workbench.cli.main import build_parser
-from workbench.models import loading
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), loading.C_REFERENCE_DIR / "README.md",
-        loading.DEMO_DIR / "README.md"]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), C_REFERENCE_DIR / "README.md",
+        DEMO_DIR / "README.md"]
 # What a documented relative path means: the folder the code itself uses.
-LINKS = {"resources/demo": loading.DEMO_DIR, "resources/c_reference": loading.C_REFERENCE_DIR,
+LINKS = {"workbench/bundled/demo": DEMO_DIR, "workbench/bundled/c_reference": C_REFERENCE_DIR,
          "scripts": ROOT / "scripts"}
 FENCE = re.compile(r"^```(\S*)[ \t]*(.*)$")
 INLINE = re.compile(r"`((?:\.venv/bin/)?(?:snn-workbench|snn) [^`]+)`")
@@ -144,7 +145,7 @@ def test_the_runnable_blocks_are_marked():
     assert any(i.startswith("README.md:") for i in ids), ids  # the C-reference workflow
     assert any(i.startswith("docs/evaluation.md:") for i in ids), ids
     assert any(i.startswith("docs/robustness.md:") for i in ids), ids
-    c_ref = (loading.C_REFERENCE_DIR / "README.md").read_text()
+    c_ref = (C_REFERENCE_DIR / "README.md").read_text()
     readme = (ROOT / "README.md").read_text()
     c_blocks = [b for _, marked, b in shell_blocks(c_ref) if marked]
     assert c_blocks and c_blocks[0] in [b for _, marked, b in shell_blocks(readme) if marked], \

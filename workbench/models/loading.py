@@ -8,16 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.bundled import DEMO_DIR
 from workbench.errors import ModelImportError
 from workbench.models.network import Network
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
-DEMO_DIR = RESOURCES / "demo"
 DEMO_NETWORK = DEMO_DIR / "digits_cnn.network.npz"
 DEMO_KERAS = DEMO_DIR / "digits_cnn.keras"
 DEMO_TEST = DEMO_DIR / "digits_test.npz"
 DEMO_CALIBRATION = DEMO_DIR / "digits_calibration.npz"
-C_REFERENCE_DIR = RESOURCES / "c_reference"  # snn_ref.c and its README (docs/trace-format.md)
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
 
