@@ -155,3 +155,20 @@ def test_record_trace_layer_choice(capsys, tmp_path):
     every = load_trace(tmp_path / "every.npz")
     assert len(every.layers) == 6
     assert np.array_equal(every.layers["fc1"].spikes, full.layers["fc1"].spikes)
+
+
+def test_a_network_saved_normalized_runs_as_saved_unless_normalize_is_given(capsys, tmp_path):
+    from workbench.models.loading import DEMO_CALIBRATION, DEMO_NETWORK, DEMO_TEST
+
+    net = tmp_path / "net.npz"
+    code, out, err = run_cli(capsys, "convert", str(DEMO_NETWORK), str(net), "--calibration", str(DEMO_CALIBRATION))
+    assert code == 0 and "saved normalized network" in out, err
+    base = ("run", str(net), "--data", str(DEMO_TEST), "--samples", "8", "--steps", "20", "--no-progress")
+    code, out, err = run_cli(capsys, *base)
+    assert code == 0, err
+    assert "note      net.npz was saved normalized (percentile 99.9 on 300 samples): it runs as saved" in out
+    code, out_off, err = run_cli(capsys, *base, "--normalize", "0")
+    assert code == 0, err
+    assert out_off.split("\n\n", 1)[1] == out.split("\n\n", 1)[1]  # the same run, table and accuracy
+    code, _, err = run_cli(capsys, *base, "--normalize", "99.9")  # typed: it cannot be normalized twice
+    assert code == 2 and "normalize: the network is already normalized" in err

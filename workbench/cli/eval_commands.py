@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from workbench.cli.args import is_default
 from workbench.cli.progress import normalizing, progress_bar
 from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
@@ -104,7 +105,8 @@ def _prepare(args):
 
     model, data, calibration = _paths(args)
     with normalizing(not args.no_progress) as bar:
-        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar)
+        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar,
+                       keep_normalized=is_default(args.normalize))
     x, y = prep.samples.x, prep.samples.y
     if args.samples is not None:
         if args.samples < 1:
@@ -233,7 +235,7 @@ def _sweep_base(args) -> dict:
     from workbench.engine.neurons import parse_params
 
     base = {"steps": args.steps, "batch": args.batch, "samples": args.samples, "seed": args.seed,
-            "input": args.input, "neuron": args.neuron, "percentile": args.normalize, "dt": args.dt,
+            "input": args.input, "neuron": args.neuron, "percentile": float(args.normalize), "dt": args.dt,
             "params": parse_params(args.neuron, args.param)}
     if args.reset:
         base["reset"] = args.reset

@@ -36,6 +36,7 @@ def cmd_run(args) -> int:
         raise ConfigError("model", "name a model file or use --demo")
     with normalizing(not args.no_progress) as bar:
         prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo,
+                       keep_normalized=is_default(args.normalize),
                        on_progress=bar)
     if prep.samples is None:
         raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")

@@ -31,10 +31,13 @@ class Prepared:
 
 
 def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
-            percentile: float | None = 99.9, demo: bool = False, on_progress=None) -> Prepared:
+            percentile: float | None = 99.9, demo: bool = False, on_progress=None,
+            keep_normalized: bool = False) -> Prepared:
     """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
     sets unless others are named). ``percentile`` None or 0 skips normalization;
-    ``on_progress(done, total)`` follows it (``normalize``)."""
+    ``on_progress(done, total)`` follows it (``normalize``). A model saved normalized (``convert
+    --calibration``) is refused for a second normalization, or with ``keep_normalized`` (the
+    percentile was only a default) runs as saved, with a note."""
     notes = []
     if model is None:
         if not demo:
@@ -49,6 +52,12 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
     samples = load_samples(data, original.input_shape, n_classes) if data else None
     network = original
     source = ""
+    if percentile and keep_normalized and (original.scales or original.normalization):
+        norm = original.normalization or {}
+        how = (f" (percentile {norm['percentile']:g} on {norm['n_samples']} samples)"
+               if "percentile" in norm and "n_samples" in norm else "")
+        notes.append(f"{Path(str(model)).name} was saved normalized{how}: it runs as saved")
+        percentile = None
     if percentile:
         if calibration:
             cal_x = load_samples(calibration, original.input_shape).x
