@@ -120,6 +120,8 @@ class Lowering:
 
     # ---- bookkeeping ---------------------------------------------------------------------
     def _unique(self, name: str) -> str:
+        """A fresh item name; PyTorch's scope slashes become dots (names also key HDF5/NIR groups)."""
+        name = name.strip("/").replace("/", ".")
         base, k = name or "node", 1
         while name in self.by_name or not name:
             name, k = f"{base}_{k}", k + 1
