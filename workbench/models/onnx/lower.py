@@ -121,6 +121,8 @@ class Lowering:
     # ---- bookkeeping ---------------------------------------------------------------------
     def _unique(self, name: str) -> str:
         """A fresh item name; PyTorch's scope slashes become dots (names also key HDF5/NIR groups)."""
+        if isinstance(name, bytes):  # protobuf hands back bytes for a name that is not UTF-8
+            name = name.decode("utf-8", "replace")
         name = name.strip("/").replace("/", ".")
         base, k = name or "node", 1
         while name in self.by_name or not name:
@@ -190,6 +192,9 @@ class Lowering:
                 self._node(node, label)
             except _Refuse as why:
                 text = f"{node.op_type} with {why}" if str(why) else node.op_type
+                self._add(Pending(self._unique(label), "unsupported", (), text), None, None)
+            except Exception as exc:  # noqa: BLE001 - a malformed node of the user's file, named
+                text = f"{node.op_type}, malformed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
                 self._add(Pending(self._unique(label), "unsupported", (), text), None, None)
         out = self.tensors.get(p.output_name)
         if out is None and p.output_name in self.consts:
@@ -285,6 +290,8 @@ class Lowering:
     def _pads(self, node, t: T, kernel, strides, ceil=False) -> tuple:
         """(out_hw, pad config, explicit ((t, b), (l, r)) or None) for a conv/pool window."""
         a = _attrs(node)
+        _check(len(strides) == 2 and min(strides) >= 1, f"strides {list(strides)}")
+        _check(len(kernel) == 2 and min(kernel) >= 1, f"kernel {list(kernel)}")
         h, w = t.shape[2], t.shape[3]
         auto = a.get("auto_pad", "NOTSET")
         if auto in ("SAME_UPPER", "SAME_LOWER"):
@@ -328,6 +335,7 @@ class Lowering:
         _check(w is not None and w.ndim == 4, "a kernel that is not a constant 4-D tensor")
         b = self._const(node, 2, np.zeros(w.shape[0]))
         dil = list(a.get("dilations", [1, 1]))
+        _check(len(dil) == 2 and min(dil) >= 1, f"dilations {dil}")
         if dil != [1, 1]:  # expand the kernel with zeros: exact
             o, i, kh, kw = w.shape
             big = np.zeros((o, i, (kh - 1) * dil[0] + 1, (kw - 1) * dil[1] + 1))

@@ -41,7 +41,8 @@ class Parsed:
 
 def node_label(node, index: int) -> str:
     """How messages name a node: its name, else its first output, else its position."""
-    return node.name or (node.output[0] if len(node.output) and node.output[0] else f"#{index}")
+    name = node.name or (node.output[0] if len(node.output) and node.output[0] else f"#{index}")
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else name
 
 
 def _load_external(tensor, folder: Path, label: str) -> None:

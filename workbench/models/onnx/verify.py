@@ -48,7 +48,10 @@ def reference_activations(path: str | os.PathLike, x) -> tuple[nw.Network, dict]
     inv = np.argsort(lowered.input_tensor.axes)
     x_onnx = np.ascontiguousarray(np.transpose(x, inv))  # back to the file's own input layout
     step = parsed.batch or len(x)
-    parts = [session.run(names, {parsed.input_name: x_onnx[i : i + step]}) for i in range(0, len(x), step)]
+    try:
+        parts = [session.run(names, {parsed.input_name: x_onnx[i : i + step]}) for i in range(0, len(x), step)]
+    except Exception as exc:  # boundary to onnxruntime
+        raise ModelImportError(f"{parsed.label}: onnxruntime cannot run the model: {str(exc).splitlines()[0]}") from None
     outs = {n: np.concatenate([p[k] for p in parts]) for k, n in enumerate(names)}
     reference = {}
     for layer in network.layers:
