@@ -383,7 +383,7 @@ def test_keras_h5_bytes(work, keras_seeds):
 
 
 # ---- ONNX model files ---------------------------------------------------------------------------
-ONNX_SEED = DEMO_NETWORK.parent.parent / "onnx" / "resnet_block.onnx"
+ONNX_SEED = __import__("pathlib").Path(__file__).resolve().parent.parent / "resources" / "onnx" / "resnet_block.onnx"
 
 
 @settings_for(N_ONNX_BYTES)
