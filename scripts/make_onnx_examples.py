@@ -12,10 +12,13 @@ with min/max as inputs (opset 11+), Dropout kept in the graph. Weights are rando
 the files are small and reproducible: running this script again writes identical bytes (a test
 checks it).
 
-With PyTorch installed, the equivalent modules can be exported for real and dropped into the same
-folder; nothing in the workbench depends on how a file was made.
+With PyTorch installed, ``--torch`` exports the equivalent ``nn.Module``s (random weights) with
+``torch.onnx.export`` instead, as ``torch_<name>.onnx`` next to the others. That path could not be
+run where the committed files were made (no PyTorch there); nothing in the workbench depends on
+how a file was made.
 
-    python scripts/make_onnx_examples.py [OUT_DIR]     (default: resources/onnx)
+    python scripts/make_onnx_examples.py [OUT_DIR]           (default: resources/onnx)
+    python scripts/make_onnx_examples.py --torch [OUT_DIR]   (needs PyTorch; not a dependency)
 """
 
 from __future__ import annotations
@@ -162,6 +165,77 @@ def mobilenet() -> onnx.ModelProto:
 MODELS = {"lenet.onnx": lenet, "resnet_block.onnx": resnet_block, "mobilenet.onnx": mobilenet}
 
 
+def torch_export(out: Path) -> None:  # pragma: no cover - needs PyTorch, which is not installed here
+    """The same three architectures as real ``nn.Module``s, exported by ``torch.onnx.export``."""
+    import torch
+    from torch import nn
+
+    class LeNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 6, 5, padding=2), nn.Conv2d(6, 16, 5)
+            self.pool1, self.pool2 = nn.MaxPool2d(2), nn.MaxPool2d(2)
+            self.fc1, self.fc2, self.fc3 = nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)
+
+        def forward(self, x):
+            x = self.pool1(torch.relu(self.conv1(x)))
+            x = self.pool2(torch.relu(self.conv2(x)))
+            x = x.view(x.size(0), -1)
+            return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                               if stride != 1 or cin != cout else nn.Identity())
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x)))))
+            return torch.relu(y + self.downsample(x))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.bn1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16)
+            self.layer1, self.layer2 = nn.Sequential(Block(16, 16, 1)), nn.Sequential(Block(16, 32, 2))
+            self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(32, 10)
+
+        def forward(self, x):
+            x = self.layer2(self.layer1(torch.relu(self.bn1(self.conv1(x)))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    def dw_block(cin, cout, stride):
+        return nn.Sequential(
+            nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6()),
+            nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()))
+
+    class MobileNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(
+                nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6()),
+                dw_block(16, 24, 1), dw_block(24, 32, 2), dw_block(32, 32, 1))
+            self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(32, 10))
+
+        def forward(self, x):
+            return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+    torch.manual_seed(0)
+    for name, module, shape, opset in (("lenet", LeNet(), (1, 1, 28, 28), 11),
+                                       ("resnet_block", ResNet(), (1, 3, 32, 32), 13),
+                                       ("mobilenet", MobileNet(), (1, 3, 32, 32), 17)):
+        module.eval()
+        path = out / f"torch_{name}.onnx"
+        torch.onnx.export(module, torch.rand(shape), str(path), opset_version=opset, input_names=["input"],
+                          output_names=["output"], dynamic_axes={"input": {0: "batch_size"}, "output": {0: "batch_size"}},
+                          do_constant_folding=False)
+        print(f"{path}: {path.stat().st_size / 1024:.1f} KB (torch.onnx.export)")
+
+
 def main(out: Path = OUT) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, make in MODELS.items():
@@ -171,4 +245,12 @@ def main(out: Path = OUT) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
+    args = sys.argv[1:]
+    use_torch = "--torch" in args
+    args = [a for a in args if a != "--torch"]
+    target = Path(args[0]) if args else OUT
+    if use_torch:
+        target.mkdir(parents=True, exist_ok=True)
+        torch_export(target)
+    else:
+        main(target)

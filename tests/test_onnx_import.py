@@ -260,7 +260,13 @@ def _external_outside(tmp_path):
     return m
 
 
+def _opset10():
+    g = G((1, 4), opset=10)
+    return g.model(g.op("Relu", ["x"]))
+
+
 BAD = {
+    "opset10": (lambda tp: _opset10(), "opset 10; opsets 11 and up are read"),
     "not_protobuf": (lambda tp: b"hello, this is not an onnx file\x00\xff" * 3, "not an ONNX model"),
     "truncated": (lambda tp: (EXPORTS / "lenet.onnx").read_bytes()[:5000], "not an ONNX model"),
     "two_inputs": (lambda tp: _two_inputs(), "2 inputs ('x', 'x2')"),
@@ -321,3 +327,27 @@ def test_nchw_and_nhwc_data_give_the_same_samples(tmp_path):
     assert np.array_equal(a, b) and a.shape == (3, 32, 32, 3)
     assert open_model(EXPORTS / "mobilenet.onnx").source["input_layout"] == "NCHW"
     assert math.prod(a.shape) == x.size
+
+
+@pytest.mark.parametrize("command", ["evaluate", "diagnose", "sweep", "export-params", "export-nir", "convert"])
+def test_every_command_takes_an_onnx_model(tmp_path, capsys, command):
+    path = EXPORTS / "lenet.onnx"
+    x = np.random.default_rng(0).uniform(0, 1, (4, 1, 28, 28)).astype(np.float32)
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(4))
+    data = ["--data", str(tmp_path / "d.npz")]
+    out = tmp_path / "out"
+    argv = {"evaluate": ["evaluate", str(path), *data, "--steps", "8", "--out", str(out)],
+            "diagnose": ["diagnose", str(path), *data, "--steps", "8"],
+            "sweep": ["sweep", str(path), *data, "--grid", "steps=4,8", "--out", str(out)],
+            "export-params": ["export-params", str(path), str(out) + ".npz"],
+            "export-nir": ["export-nir", str(path), str(out) + ".nir"],
+            "convert": ["convert", str(path), str(out) + ".npz", "--calibration", str(tmp_path / "d.npz")]}[command]
+    code = main(argv)
+    text = capsys.readouterr()
+    if command == "export-nir":  # LeNet's max pooling has no NIR node: refused like any model's
+        assert code == 2 and "'pool1.MaxPool'" in text.err
+        return
+    assert code == 0, text.err
+    assert list(tmp_path.glob("out*")) or command == "diagnose"
+    if command == "convert":
+        assert Network.load(str(out) + ".npz").source["format"] == "onnx"
