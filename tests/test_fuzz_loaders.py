@@ -1,11 +1,11 @@
 """Property-based fuzzing of every loader and parser a user's file reaches.
 
 Real files (the demo data and saved network, trace files in every format, small .keras/.h5
-models) are mutated — bytes overwritten, truncated, spliced, zeroed; JSON headers given random
+models, an .onnx model) are mutated — bytes overwritten, truncated, spliced, zeroed; JSON headers given random
 values — and arrays of random shapes and dtypes are generated. Whatever the file, a loader either
 succeeds or raises one of our documented ``WorkbenchError`` types: nothing else escapes.
 
-Example counts (the ``N_*`` constants) total about 4,300 files; docs/robustness.md lists them.
+Example counts (the ``N_*`` constants) total about 4,400 files; docs/robustness.md lists them.
 """
 
 from __future__ import annotations
