@@ -351,3 +351,11 @@ def test_every_command_takes_an_onnx_model(tmp_path, capsys, command):
     assert list(tmp_path.glob("out*")) or command == "diagnose"
     if command == "convert":
         assert Network.load(str(out) + ".npz").source["format"] == "onnx"
+
+
+def test_negative_batchnorm_variance_is_refused_naming_the_layer(tmp_path):
+    g = G((1, 2, 4, 4))
+    x = conv(g, "x", 2, 2, name="c")
+    x = g.op("BatchNormalization", [x, g.const([1, 1]), g.const([0, 0]), g.const([0, 0]), g.const([1, -2])], name="bn")
+    with pytest.raises(ModelImportError, match=r"m.onnx: NaN or Inf weights \(after folding\) in layer\(s\) 'c'"):
+        open_model(save(tmp_path, g.model(x)))

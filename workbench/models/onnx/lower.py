@@ -457,8 +457,9 @@ class Lowering:
         _check(all(v is not None for v in (gamma, beta, mean, var)), "non-constant parameters")
         _check(len(t.shape) == 4 and t.axes == NHWC or len(t.shape) == 2 and t.axes == (0, 1),
                f"an input of shape {list(t.shape)} in a layout other than NCHW / (N, features)")
-        scale = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
-        shift = beta - mean * scale
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # NaN refused after folding
+            scale = gamma / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+            shift = beta - mean * scale
         if t.perm is not None:
             scale, shift = scale[t.perm], shift[t.perm]
         self._passthrough(node, label, t, Pending(self._unique(label), "batchnorm", (t.item,),
