@@ -23,7 +23,7 @@ def is_default(value) -> bool:
 
 
 def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
-    p.add_argument("model", nargs=None if model_required else "?", help="a .keras/.h5 model or a saved network (.npz)")
+    p.add_argument("model", nargs=None if model_required else "?", help="a .keras/.h5/.onnx model or a saved network (.npz)")
     p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
     p.add_argument("--data", help="sample data: .npz with x (and y), .npy, or an image")
     p.add_argument("--calibration", help="data to normalize with (default: the demo's calibration set, or --data)")

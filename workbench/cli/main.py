@@ -36,13 +36,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory a recording may take (default 2048); above it an .h5 trace is streamed "
                         "to disk and other formats are refused")
 
-    p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras")
-    p.add_argument("model", help="a .keras or .h5 model")
+    p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras "
+                                      "(or onnxruntime for .onnx), layer by layer")
+    p.add_argument("model", help="a .keras, .h5 or .onnx model")
     p.add_argument("--data", help="sample inputs (default: random inputs in [0, 1])")
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--tolerance", type=float, default=1e-4)
 
-    p = sub.add_parser("convert", help="import a Keras model and save it as a network file (no TensorFlow needed to open it)")
+    p = sub.add_parser("convert", help="import a Keras/ONNX model and save it as a network file (no TensorFlow needed to open it)")
     p.add_argument("model")
     p.add_argument("output", help="output .npz")
     p.add_argument("--calibration", help="normalize with this data before saving")

@@ -161,6 +161,8 @@ def cmd_verify(args) -> int:
         raise ConfigError("samples", f"must be >= 1, got {args.samples}")
     if not args.tolerance >= 0 or args.tolerance == float("inf"):
         raise ConfigError("tolerance", f"must be a finite number >= 0, got {args.tolerance}")
+    if Path(args.model).suffix.lower() == ".onnx":
+        return _verify_onnx(args)
     model = load_model_safely(args.model)  # loaded once, compared against its own import
     network = network_from_keras(model, Path(args.model).name)
     if args.data:
@@ -168,6 +170,22 @@ def cmd_verify(args) -> int:
     else:
         x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
     ok, text = verify_report(network, model, x, args.tolerance)
+    print(text)
+    return 0 if ok else 1
+
+
+def _verify_onnx(args) -> int:
+    """``verify model.onnx``: against onnxruntime; data may be NCHW or NHWC (see models.data)."""
+    from workbench.models.data import load_samples
+    from workbench.models.loading import open_model
+    from workbench.models.onnx.verify import verify_onnx_report
+
+    network = open_model(args.model)
+    if args.data:
+        x = load_samples(args.data, network.input_shape).x[: args.samples]
+    else:
+        x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
+    ok, text = verify_onnx_report(args.model, x, args.tolerance)
     print(text)
     return 0 if ok else 1
 

@@ -43,7 +43,7 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
         if not demo:
             from workbench.errors import ModelImportError
 
-            raise ModelImportError("no model given (name a .keras/.h5/.npz file, or use --demo)")
+            raise ModelImportError("no model given (name a .keras/.h5/.onnx/.npz file, or use --demo)")
         model = loading.DEMO_NETWORK
         data = data or loading.DEMO_TEST
         calibration = calibration or loading.DEMO_CALIBRATION
