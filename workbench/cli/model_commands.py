@@ -36,6 +36,7 @@ def cmd_run(args) -> int:
         raise ConfigError("model", "name a model file or use --demo")
     with normalizing(not args.no_progress) as bar:
         prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo,
+                       keep_normalized=is_default(args.normalize),
                        on_progress=bar)
     if prep.samples is None:
         raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")
@@ -105,16 +106,19 @@ def _record_trace(args, network, config, x, y) -> None:
         raise ConfigError("max-record-mb", f"must be a positive number of megabytes, got {mb:g}")
     path = args.record_trace
     fmt = format_for(path)
+    chosen = trace_layers(network, getattr(args, "trace_layer", None), fmt)
     xb = x[: config.batch]
     yb = None if y is None else y[: config.batch]
-    sizes = {layer.name: layer.size for layer in network.neuron_layers}
+    sizes = {layer.name: layer.size for layer in network.neuron_layers if chosen is None or layer.name in chosen}
     need = estimate_bytes(sizes, config.steps, len(xb), True, False)
-    cfg = config.replace(record=None, record_membrane=True, batch=len(xb), max_record_bytes=None)
+    cfg = config.replace(record=chosen, record_membrane=True, batch=len(xb), max_record_bytes=None)
     ann = forward(network, xb)
+    if chosen is not None:
+        ann = {name: value for name, value in ann.items() if name in chosen}
     if need <= mb * 1024**2:
         sim = Simulator(network, cfg, xb, yb)
         sim.run(config.steps)
-        save_trace(sim.trace(ann=ann), path)
+        save_trace(sim.trace(ann=ann), path, layer=chosen[0] if fmt == "csv" else None)
         how = "in memory"
     elif fmt == "hdf5":
         sim = Simulator(network, cfg, xb, yb, record_capacity=1)
@@ -127,8 +131,27 @@ def _record_trace(args, network, config, x, y) -> None:
             f"{need / 1024**2:.1f} MB, above --max-record-mb {mb:g}; write an .h5 file to stream it "
             "to disk, use fewer --steps or a smaller --batch, or raise --max-record-mb",
         )
-    print(f"trace     first batch ({len(xb)} samples x {config.steps} steps, "
+    which = f"layer {', '.join(chosen)}, " if chosen is not None else ""
+    print(f"trace     first batch ({which}{len(xb)} samples x {config.steps} steps, "
           f"{need / 1024**2:.1f} MB) {how} to {path}")
+
+
+def trace_layers(network, wanted, fmt: str) -> tuple[str, ...] | None:
+    """The layers ``--trace-layer`` chose (None: every neuron layer); a CSV file holds exactly one."""
+    names = [layer.name for layer in network.neuron_layers]
+    chosen = tuple(dict.fromkeys(wanted or ()))
+    for name in chosen:
+        if name not in names:
+            raise ConfigError("trace-layer", f"no neuron layer '{name}' in {network.name}; choose from {', '.join(names)}")
+    if fmt == "csv":
+        if len(chosen) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer, {len(chosen)} were named "
+                                             "(write .npz or .h5 for several)")
+        if not chosen and len(names) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer: add --trace-layer NAME, one of "
+                                             f"{', '.join(names)} (or write .npz or .h5 for every layer)")
+        return chosen or tuple(names)
+    return chosen or None
 
 
 def cmd_verify(args) -> int:
@@ -142,6 +165,8 @@ def cmd_verify(args) -> int:
         raise ConfigError("samples", f"must be >= 1, got {args.samples}")
     if not args.tolerance >= 0 or args.tolerance == float("inf"):
         raise ConfigError("tolerance", f"must be a finite number >= 0, got {args.tolerance}")
+    if Path(args.model).suffix.lower() == ".onnx":
+        return _verify_onnx(args)
     model = load_model_safely(args.model)  # loaded once, compared against its own import
     network = network_from_keras(model, Path(args.model).name)
     if args.data:
@@ -149,6 +174,22 @@ def cmd_verify(args) -> int:
     else:
         x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
     ok, text = verify_report(network, model, x, args.tolerance)
+    print(text)
+    return 0 if ok else 1
+
+
+def _verify_onnx(args) -> int:
+    """``verify model.onnx``: against onnxruntime; data may be NCHW or NHWC (see models.data)."""
+    from workbench.models.data import load_samples
+    from workbench.models.loading import open_model
+    from workbench.models.onnx.verify import verify_onnx_report
+
+    network = open_model(args.model)
+    if args.data:
+        x = load_samples(args.data, network.input_shape).x[: args.samples]
+    else:
+        x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
+    ok, text = verify_onnx_report(args.model, x, args.tolerance)
     print(text)
     return 0 if ok else 1
 

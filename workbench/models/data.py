@@ -12,8 +12,9 @@ Accepted files:
   scaled to [0, 1]. Array files are used as they are: their values are not rescaled.
 
 Accepted shapes of ``x`` for a model input ``S``: ``(N, *S)``; ``S`` (one sample); ``(N, H, W)``
-when ``S`` is ``(H, W, 1)``; and flat ``(N, prod(S))``, reshaped row-major (channels-last, as
-Keras flattens). Labels are 1-D integers (whole-number floats are accepted), an ``(N, 1)`` column,
+when ``S`` is ``(H, W, 1)``; channels-first ``(N, C, H, W)`` when ``S`` is ``(H, W, C)`` (the
+layout ONNX/PyTorch models take; transposed once); and flat ``(N, prod(S))``, reshaped row-major
+(channels-last, as Keras flattens). Labels are 1-D integers (whole-number floats are accepted), an ``(N, 1)`` column,
 or one-hot/probability rows ``(N, classes)`` reduced by argmax.
 """
 
@@ -217,6 +218,8 @@ def _fit_x(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
         x = x[np.newaxis]
     elif input_shape[-1:] == (1,) and x.shape[1:] == input_shape[:-1]:
         x = x[..., np.newaxis]
+    elif len(input_shape) == 3 and x.ndim == 4 and x.shape[1:] == (input_shape[2], *input_shape[:2]):
+        x = x.transpose(0, 2, 3, 1)  # channels-first (NCHW, as for ONNX/PyTorch models)
     elif x.ndim == 2 and x.shape[1] == flat:
         x = x.reshape((len(x),) + input_shape)
     else:

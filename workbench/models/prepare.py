@@ -32,16 +32,19 @@ class Prepared:
 
 
 def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
-            percentile: float | None = 99.9, demo: bool = False, on_progress=None) -> Prepared:
+            percentile: float | None = 99.9, demo: bool = False, on_progress=None,
+            keep_normalized: bool = False) -> Prepared:
     """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
     sets unless others are named). ``percentile`` None or 0 skips normalization;
-    ``on_progress(done, total)`` follows it (``normalize``)."""
+    ``on_progress(done, total)`` follows it (``normalize``). A model saved normalized (``convert
+    --calibration``) is refused for a second normalization, or with ``keep_normalized`` (the
+    percentile was only a default) runs as saved, with a note."""
     notes = []
     if model is None:
         if not demo:
             from workbench.errors import ModelImportError
 
-            raise ModelImportError("no model given (name a .keras/.h5/.npz file, or use --demo)")
+            raise ModelImportError("no model given (name a .keras/.h5/.onnx/.npz file, or use --demo)")
         model = loading.DEMO_NETWORK
         data = data or loading.DEMO_TEST
         calibration = calibration or loading.DEMO_CALIBRATION
@@ -51,6 +54,12 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
     network = original
     source = ""
     cal_x = None
+    if percentile and keep_normalized and (original.scales or original.normalization):
+        norm = original.normalization or {}
+        how = (f" (percentile {norm['percentile']:g} on {norm['n_samples']} samples)"
+               if "percentile" in norm and "n_samples" in norm else "")
+        notes.append(f"{Path(str(model)).name} was saved normalized{how}: it runs as saved")
+        percentile = None
     if percentile:
         if calibration:
             cal_x = load_samples(calibration, original.input_shape).x
