@@ -11,14 +11,14 @@ program's arrays, so after a fused chunk they hold exactly what the generic path
 ``step_layer()``, snapshots and statistics go on from there.
 
 Eligible (``reason(sim)`` is None): every neuron layer runs the IF model (any threshold, reset
-mode, ``rate_scale``), Nengo's LIF or nengo-loihi's LoihiLIF (``lif_step`` on their float64
+mode, ``rate_scale``, initial membrane ``v_init``, ``burst`` spikes: ``C_BURST``), Nengo's LIF or nengo-loihi's LoihiLIF (``lif_step`` on their float64
 state), LoihiReLU (``loihi_relu_step``), RegularSpiking (``regular_step``) or StochasticSpiking
 (``stochastic_step``) or Lava's integer LoihiCUBA (``cuba_step`` on its int32 u, v and
 refractory counters, with the quantized weights ``prepare_layer`` put in the LayerState): each
 the same numba step the generic path calls, on the same arrays;
 the encoder is constant or poisson, and every layer is one of input,
 dense, conv2d, depthwise_conv2d, avg_pool2d, global_avg_pool2d (more than one channel),
-max_pool2d, flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
+max_pool2d (by spike count, or by lateral inhibition: ``C_POOL``), flatten, reshape, zero_pad2d, add, concatenate, activation. Anything else runs the
 generic path. Bit-identity with the generic serial event path: the layer kernels are
 ``flat_kernels``, which the generic serial path runs too (dense, stride-1 conv, pooling), with
 the summation order of the plain scatter (inputs in row-major order, zero inputs skipped, bias
