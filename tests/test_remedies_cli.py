@@ -73,3 +73,17 @@ def test_sweep_takes_remedies_as_grid_values(capsys, tmp_path):
     rows = {p["remedies"]: p for p in json.loads(prefix.with_suffix(".json").read_text())["points"]}
     assert set(rows) == {"baseline", "half"}
     assert rows["half"]["snn_accuracy"] > rows["baseline"]["snn_accuracy"] + 0.3
+
+
+def test_settings_panel_offers_the_neuron_remedies(qtbot):
+    """The window's IF settings carry the half-threshold start and burst spikes as fields."""
+    from workbench.views.qt_settings import QtSettingsPanel
+
+    panel = QtSettingsPanel()
+    qtbot.addWidget(panel)
+    panel.param_widget("v_init").setText("0.5")
+    panel.param_widget("burst").setText("3")
+    config = panel.build()
+    assert (config.neuron.v_init, config.neuron.burst) == (0.5, 3)
+    panel.param_widget("burst").setText("0")
+    assert panel.validate() is None and "burst" in panel.message.text()
