@@ -157,9 +157,7 @@ def calibrate_bias(network: nw.Network, config: SimConfig, x: np.ndarray, steps:
         top = ls.model.max_rate(sim.dt) * float(ls.out_scale)
         ann = _channel_mean(np.clip(_ann_target(layer, acts), 0, top), c)
         snn = _channel_mean(ls.counts * ls.out_scale / steps, c)
-        delta = (ann - snn) / float(ls.gain)
-        if layer.kind == nw.DEPTHWISE_CONV2D and layer.bias.shape[0] != c:  # pragma: no cover
-            continue
+        delta = (ann - snn) / float(ls.gain)  # J = gain * (W y + b): a rate moves by gain * db
         layer.bias = (layer.bias.astype(np.float64) + delta).astype(np.float32)
         report[layer.name] = float(np.abs(delta).mean())
         if on_layer is not None:
