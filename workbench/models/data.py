@@ -199,8 +199,8 @@ def _load_snntoolbox_folder(folder: Path, input_shape, n_classes, max_bytes, cal
     x_path = folder / name
     if not x_path.is_file():
         present = ", ".join(sorted(p.name for p in folder.glob("*.npz"))) or "no .npz files"
-        raise DataFileError(f"{folder}: a data folder needs '{name}' (SNN Toolbox layout: x_test.npz, "
-                            f"y_test.npz, x_norm.npz); it holds {present}")
+        raise DataFileError(f"{folder}: not a file, nor an SNN Toolbox data folder: it needs '{name}' "
+                            f"(x_test.npz, y_test.npz, x_norm.npz); it holds {present}")
     x = _fit_x(x_path, _read_npz(x_path, max_bytes)[0], input_shape)
     y = None
     y_path = folder / SNNTOOLBOX_LABELS
