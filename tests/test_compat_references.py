@@ -278,3 +278,25 @@ def test_cli_snntoolbox_rule_and_file(tmp_path, capsys):
                  "--normalization-file", str(factors), "--softmax-output", "sampled"])
     out = capsys.readouterr().out
     assert code == 0 and "SNN Toolbox's rule (factors from its file)" in out
+
+
+# ---- the window's settings ----------------------------------------------------------------------
+def test_settings_panel_offers_the_reference_options(qtbot):
+    from PyQt6.QtWidgets import QComboBox
+
+    from workbench.views.qt_settings import QtSettingsPanel
+
+    panel = QtSettingsPanel()
+    qtbot.addWidget(panel)
+    panel.float64.setChecked(True)
+    panel.synaptic_delay.setValue(1)
+    panel.softmax_output.setCurrentText("sampled")
+    panel.neuron_type.setCurrentText("loihi_cuba")
+    rounding = panel.param_widget("weight_rounding")
+    assert isinstance(rounding, QComboBox) and rounding.findText("lava") >= 0
+    rounding.setCurrentText("lava")
+    config = panel.build()
+    assert (config.float64, config.synaptic_delay, config.softmax_output) == (True, 1, "sampled")
+    assert config.neuron.weight_rounding == "lava"
+    assert panel.neuron_type.findText("spiking_rectified_linear") >= 0
+    assert panel.encoder.findText("recorded") < 0  # a spike train file is the command line's
