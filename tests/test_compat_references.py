@@ -300,3 +300,29 @@ def test_settings_panel_offers_the_reference_options(qtbot):
     assert config.neuron.weight_rounding == "lava"
     assert panel.neuron_type.findText("spiking_rectified_linear") >= 0
     assert panel.encoder.findText("recorded") < 0  # a spike train file is the command line's
+
+
+def test_lava_rounding_exports_dense_integers_and_floors_negative_exponents(tmp_path):
+    from workbench.exchange.export_params import export_params
+
+    vth = 1
+    w = np.array([[0.75], [-0.5], [0.25]], np.float32)  # mixed; fits -256..255 at E = -6
+    net = nw.Network("small", [nw.Layer("in", nw.INPUT, (3,)),
+                               nw.Layer("n", nw.DENSE, (1,), ("in",), w, np.zeros(1, np.float32), "relu")])
+    model = make_neuron("loihi_cuba", vth=vth, weight_rounding="lava")
+    ints, exp, _ = quantize_weights_lava(w, vth)
+    assert exp == -6 and ints[:, 0].tolist() == [48, -32, 16]  # 0.75*64 = 48: even, nothing dropped
+    s = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 1]], np.float32)
+    sim = Simulator(net, SimConfig(neuron=model, encoder="recorded", steps=3))
+    sim.set_input_spikes(s[:, None, :])
+    us = []
+    for _ in range(3):
+        sim.step()
+        us.append(int(sim.layer("n").state["u"][0]))
+    # Dense: a = (sum W*s) >> 6 (a floor); LIF (du=4095): u = a << 6 each step
+    assert us == [(64 >> 6) << 6, (-32 >> 6) << 6, (32 >> 6) << 6] == [64, -64, 0]  # -0.5 floors to -1
+    path = tmp_path / "p.npz"
+    export_params(net, SimConfig(neuron=model), path, "npz")
+    with np.load(path) as f:
+        key = next(k for k in f.files if k.endswith("weight_mant"))
+        assert f[key].ravel().tolist() == [48, -32, 16]

@@ -259,11 +259,11 @@ class LoihiCUBA(NeuronModel):
             bias_int, bmant, bexp = quantize_bias(ls.bias, self.vth * 64)
             report["bias_exp"] = bexp
             report["bias_max_rel_error"], report["bias_rms_rel_error"] = _errors(ls.bias, bias_int / (self.vth * 64))
-            ls.weights = ints.astype(np.float32)  # J = the integer sum; step() shifts it by E
+            ls.weights = (ints * 2.0**exp).astype(np.float32)  # J = sum(W*s) * 2**E, exact
             ls.bias = np.zeros_like(ls.bias)
             ls.state["layer_bias"] = np.broadcast_to(bias_int, ls.shape).reshape(-1).astype(np.int64)
             ls.state["in_scale"] = np.array([1.0, 64.0])
-            ls.state["lava_shift"] = np.array([2.0**exp])
+            ls.state["lava_floor"] = np.ones(1, dtype=np.int64)  # step() floors J: Dense's shift
             ls.quantization = report
             return
         if ls.weights is not None:
@@ -297,8 +297,8 @@ class LoihiCUBA(NeuronModel):
             state["layer_bias"] = np.zeros(spikes.size, dtype=np.int64)
             state["in_scale"] = np.array([float(self.vth), 64.0])
         scaling = state["in_scale"]
-        if "lava_shift" in state:  # Lava's Dense: a = floor(sum(W*s) * 2**E), an arithmetic shift
-            J = np.floor(J * state["lava_shift"][0])
+        if "lava_floor" in state:  # Lava's Dense: a = floor(sum(W*s) * 2**E), an arithmetic shift
+            J = np.floor(J)
         cuba_step(J, scaling[0], np.int64(scaling[1]), self.du, self.dv, self.vth_eff, self.bias_int,
                   state["layer_bias"], self.refractory_delay, state["u"], state["v"],
                   state["refractory"], spikes)
