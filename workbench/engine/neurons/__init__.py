@@ -34,7 +34,7 @@ def register(cls: type[NeuronModel]) -> type[NeuronModel]:
 
 def _model_class(name: str) -> type[NeuronModel]:
     try:
-        return MODELS[name]
+        return MODELS[name] if name in MODELS else EXTRA_MODELS[name]
     except KeyError:
         raise ConfigError("neuron", f"unknown neuron type '{name}' (known: {', '.join(sorted(MODELS))})") from None
 
@@ -106,5 +106,5 @@ def parse_params(name: str, items) -> dict:
 
 __all__ = [
     "MODELS", "NeuronModel", "IF", "LIF", "LoihiLIF", "LoihiReLU", "LoihiCUBA", "RegularSpiking",
-    "StochasticSpiking", "PoissonSpiking", "SpikingRectifiedLinear", "SampledSoftmax", "make_neuron", "parse_params", "register",
+    "StochasticSpiking", "PoissonSpiking", "SpikingRectifiedLinear", "SampledSoftmax", "EXTRA_MODELS", "make_neuron", "parse_params", "register",
 ]
