@@ -326,3 +326,14 @@ def test_lava_rounding_exports_dense_integers_and_floors_negative_exponents(tmp_
     with np.load(path) as f:
         key = next(k for k in f.files if k.endswith("weight_mant"))
         assert f[key].ravel().tolist() == [48, -32, 16]
+
+
+def test_snntoolbox_rule_refuses_a_concatenate_of_different_factors():
+    from tests.test_normalize import graph_network
+
+    net = graph_network()
+    x = np.random.default_rng(2).random((16, 6, 6, 2)).astype(np.float32)
+    with pytest.raises(ConfigError, match="layer 'cat' .*different factors"):
+        normalize(net, x, 99.0, rule="snntoolbox")
+    with pytest.raises(ConfigError, match="normalize rule"):
+        normalize(net, x, 99.0, rule="snn_toolbox")

@@ -20,7 +20,10 @@ tanh/sigmoid/softmax are not scale-equivariant, which is recorded as a warning.
 percentile of their *non-zero* activations); every layer without weights (average pooling,
 Add, Activation, flatten, ...) passes its inbound layer's factor on (an average pool then
 outputs ``mean(inputs)`` of already scaled inputs); a softmax layer's factor is 1.0 whatever the
-data say. ``factors=`` (or ``load_factors``) takes the factors from SNN Toolbox's normalization
+data say. An Add of inputs with different factors takes the largest and rescales the others
+through ``input_scales`` (SNN Toolbox has no spiking Add); a Concatenate of inputs with different
+factors is refused (SNN Toolbox rescales the next layer's weights per input slice, which a
+shared factor cannot express). ``factors=`` (or ``load_factors``) takes the factors from SNN Toolbox's normalization
 file (``<percentile>.json`` in its ``log_dir_of_current_run/normalization`` folder: layer name ->
 factor) instead of computing them.
 """
