@@ -10,11 +10,16 @@ class _Default(int):
     error when given, and quietly becomes the data size when it is only the default."""
 
 
+class _DefaultFloat(float):
+    """The same for a float: ``--normalize`` not typed runs an already normalized network as saved."""
+
+
 DEFAULT_BATCH = _Default(64)
+DEFAULT_PERCENTILE = _DefaultFloat(99.9)
 
 
 def is_default(value) -> bool:
-    return isinstance(value, _Default)
+    return isinstance(value, (_Default, _DefaultFloat))
 
 
 def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
@@ -22,8 +27,9 @@ def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> 
     p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
     p.add_argument("--data", help="sample data: .npz with x (and y), .npy, or an image")
     p.add_argument("--calibration", help="data to normalize with (default: the demo's calibration set, or --data)")
-    p.add_argument("--normalize", type=float, default=99.9, metavar="P",
-                   help="percentile of ANN activations for data-based normalization (100 = max); 0 = off")
+    p.add_argument("--normalize", type=float, default=DEFAULT_PERCENTILE, metavar="P",
+                   help="percentile of ANN activations for data-based normalization (100 = max; default "
+                        "99.9); 0 = off. A network saved normalized runs as saved unless P is given")
     p.add_argument("--normalize-rule", choices=["workbench", "snntoolbox"], default="workbench",
                    help="which layers get a factor: ours, or SNN Toolbox 0.6's (pooling passes its input's "
                         "factor, softmax gets 1.0)")

@@ -31,12 +31,14 @@ def make_config(args, batch: int):
                      softmax_output=getattr(args, "softmax_output", "if"))
 
 
-def prepare_args(args, data=None, calibration=None, percentile=None, on_progress=None, demo=False):
+def prepare_args(args, data=None, calibration=None, percentile=None, on_progress=None, demo=False,
+                 keep_normalized=False):
     """``prepare`` with the normalization rule and file options of ``add_model_args``."""
     from workbench.models.prepare import prepare
 
     model = args.model
     return prepare(model, data, calibration, percentile, demo=demo, on_progress=on_progress,
+                   keep_normalized=keep_normalized,
                    rule=getattr(args, "normalize_rule", "workbench"),
                    factors_file=getattr(args, "normalization_file", None))
 
@@ -74,7 +76,8 @@ def cmd_run(args) -> int:
     if args.model is None and not args.demo:
         raise ConfigError("model", "name a model file or use --demo")
     with normalizing(not args.no_progress) as bar:
-        prep = prepare_args(args, args.data, args.calibration, args.normalize or None, bar, demo=args.demo)
+        prep = prepare_args(args, args.data, args.calibration, args.normalize or None, bar, demo=args.demo,
+                            keep_normalized=is_default(args.normalize))
     if args.input == "recorded":
         return _run_recorded(args, prep, make_config(args, 1))
     if prep.samples is None:
@@ -143,16 +146,19 @@ def _record_trace(args, network, config, x, y) -> None:
         raise ConfigError("max-record-mb", f"must be a positive number of megabytes, got {mb:g}")
     path = args.record_trace
     fmt = format_for(path)
+    chosen = trace_layers(network, getattr(args, "trace_layer", None), fmt)
     xb = x[: config.batch]
     yb = None if y is None else y[: config.batch]
-    sizes = {layer.name: layer.size for layer in network.neuron_layers}
+    sizes = {layer.name: layer.size for layer in network.neuron_layers if chosen is None or layer.name in chosen}
     need = estimate_bytes(sizes, config.steps, len(xb), True, False)
-    cfg = config.replace(record=None, record_membrane=True, batch=len(xb), max_record_bytes=None)
+    cfg = config.replace(record=chosen, record_membrane=True, batch=len(xb), max_record_bytes=None)
     ann = forward(network, xb)
+    if chosen is not None:
+        ann = {name: value for name, value in ann.items() if name in chosen}
     if need <= mb * 1024**2:
         sim = Simulator(network, cfg, xb, yb)
         sim.run(config.steps)
-        save_trace(sim.trace(ann=ann), path)
+        save_trace(sim.trace(ann=ann), path, layer=chosen[0] if fmt == "csv" else None)
         how = "in memory"
     elif fmt == "hdf5":
         sim = Simulator(network, cfg, xb, yb, record_capacity=1)
@@ -165,8 +171,27 @@ def _record_trace(args, network, config, x, y) -> None:
             f"{need / 1024**2:.1f} MB, above --max-record-mb {mb:g}; write an .h5 file to stream it "
             "to disk, use fewer --steps or a smaller --batch, or raise --max-record-mb",
         )
-    print(f"trace     first batch ({len(xb)} samples x {config.steps} steps, "
+    which = f"layer {', '.join(chosen)}, " if chosen is not None else ""
+    print(f"trace     first batch ({which}{len(xb)} samples x {config.steps} steps, "
           f"{need / 1024**2:.1f} MB) {how} to {path}")
+
+
+def trace_layers(network, wanted, fmt: str) -> tuple[str, ...] | None:
+    """The layers ``--trace-layer`` chose (None: every neuron layer); a CSV file holds exactly one."""
+    names = [layer.name for layer in network.neuron_layers]
+    chosen = tuple(dict.fromkeys(wanted or ()))
+    for name in chosen:
+        if name not in names:
+            raise ConfigError("trace-layer", f"no neuron layer '{name}' in {network.name}; choose from {', '.join(names)}")
+    if fmt == "csv":
+        if len(chosen) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer, {len(chosen)} were named "
+                                             "(write .npz or .h5 for several)")
+        if not chosen and len(names) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer: add --trace-layer NAME, one of "
+                                             f"{', '.join(names)} (or write .npz or .h5 for every layer)")
+        return chosen or tuple(names)
+    return chosen or None
 
 
 def cmd_verify(args) -> int:

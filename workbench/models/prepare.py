@@ -32,10 +32,13 @@ class Prepared:
 
 def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
             percentile: float | None = 99.9, demo: bool = False, on_progress=None,
-            rule: str = "workbench", factors_file: str | Path | None = None) -> Prepared:
+            keep_normalized: bool = False, rule: str = "workbench",
+            factors_file: str | Path | None = None) -> Prepared:
     """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
     sets unless others are named). ``percentile`` None or 0 skips normalization;
-    ``on_progress(done, total)`` follows it (``normalize``). ``rule``: the normalization rule
+    ``on_progress(done, total)`` follows it (``normalize``). A model saved normalized (``convert
+    --calibration``) is refused for a second normalization, or with ``keep_normalized`` (the
+    percentile was only a default) runs as saved, with a note. ``rule``: the normalization rule
     ('workbench' or 'snntoolbox'); ``factors_file``: SNN Toolbox's ``<percentile>.json``, whose
     factors are used instead of computing them (SNN Toolbox's rule; no calibration data needed)."""
     notes = []
@@ -61,6 +64,12 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
         network = normalize(original, None, pct if 0 < pct <= 100 else 100.0, rule="snntoolbox",
                             factors=load_factors(factors_file))
         return Prepared(original, network, samples, str(factors_file), tuple(notes))
+    if percentile and keep_normalized and (original.scales or original.normalization):
+        norm = original.normalization or {}
+        how = (f" (percentile {norm['percentile']:g} on {norm['n_samples']} samples)"
+               if "percentile" in norm and "n_samples" in norm else "")
+        notes.append(f"{Path(str(model)).name} was saved normalized{how}: it runs as saved")
+        percentile = None
     if percentile:
         if calibration:
             cal_x = load_samples(calibration, original.input_shape, calibration=True).x
