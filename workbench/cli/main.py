@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="output .npz")
     p.add_argument("--calibration", help="normalize with this data before saving")
     p.add_argument("--normalize", type=float, default=99.9, metavar="P")
+    p.add_argument("--normalize-rule", choices=["workbench", "snntoolbox"], default="workbench")
+    p.add_argument("--normalization-file", metavar="JSON", help="SNN Toolbox's <percentile>.json factors")
     p.add_argument("--remedies", metavar="SPEC", default="",
                    help="convert with low-latency remedies (half, channel, burstN, balance, calibN, lateral; "
                         "joined by '+'); saved with the network, used whenever it runs")
