@@ -82,3 +82,28 @@ def test_c_reference_refuses_what_it_cannot_run(snn_ref, tmp_path):
     proc = subprocess.run([str(snn_ref), str(tmp_path / "p"), str(tmp_path / "x.bin"), "5", str(tmp_path / "o")],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "constant encoder" in proc.stderr
+
+
+def test_c_reference_runs_the_neuron_remedies(snn_ref, tmp_path, monkeypatch):
+    """The half-threshold start and burst spikes travel in the manifest (v_init=, burst=) and the
+    C reference runs them: the same spikes and membranes."""
+    monkeypatch.setattr(synapses, "DENSE_BLAS_DENSITY", 2.0)
+    monkeypatch.setattr(synapses, "CONV_BLAS_DENSITY", 2.0, raising=False)
+    cfg = SimConfig(neuron=IF(threshold=0.5, v_init=0.5, burst=3))
+    ours, theirs = run_both(snn_ref, tmp_path, conv_net(), cfg, 30)
+    c = compare_traces(ours, theirs, membrane_atol=0.0, names=("ours", "C"))
+    assert c.equal, format_comparison(c)
+    assert max(int(ours[name].spikes.max()) for name in ours.layers) > 1  # some neuron bursts
+
+
+def test_c_reference_refuses_lateral_max_pooling(snn_ref, tmp_path):
+    net = conv_net()
+    for layer in net.layers:
+        if layer.kind == "max_pool2d":
+            layer.config["max_pool"] = "lateral"
+    export_params(net, SimConfig(), tmp_path / "p", "raw")
+    x = inputs(net, 1)
+    x.astype("<f4").tofile(tmp_path / "x.bin")
+    proc = subprocess.run([str(snn_ref), str(tmp_path / "p"), str(tmp_path / "x.bin"), "3", str(tmp_path / "o")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "max pooling by spike count" in proc.stderr

@@ -124,3 +124,10 @@ def test_demo_network_exports_and_reads_back(tmp_path):
     assert isinstance(g.nodes["_output"], nir.Output)
     assert ("output.if", "_output") in [tuple(e) for e in g.edges]
     assert g.nodes["conv1"].weight.shape == (16, 1, 3, 3)
+
+
+def test_remedies_nir_cannot_express_are_refused(tmp_path):
+    for neuron in (IF(v_init=0.5, reset="zero"), IF(burst=2, reset="zero")):
+        with pytest.raises(NIRExportError, match="'fc1'.*initial membrane or burst"):
+            export_nir(dense_net(), SimConfig(neuron=neuron), tmp_path / "x.nir")
+    assert not list(tmp_path.iterdir())

@@ -92,6 +92,8 @@ def collect(network: nw.Network, config: SimConfig | None = None) -> tuple[dict,
         if layer.kind in (nw.AVG_POOL2D, nw.MAX_POOL2D):
             ph, pw, sh, sw, pt, pl = _pool_geometry(layer, (1, *rec["in_shape"]))
             rec.update(pool=[ph, pw], strides=[sh, sw], padding=cfg.get("padding", "valid"), pad=[pt, pl])
+            if layer.kind == nw.MAX_POOL2D and cfg.get("max_pool", "count") != "count":
+                rec["max_pool"] = cfg["max_pool"]  # the 'lateral' remedy
         if layer.kind in (nw.AVG_POOL2D, nw.GLOBAL_AVG_POOL2D, nw.ADD, nw.ACTIVATION):
             rec["input_scales"] = [float(s) for s in (cfg.get("input_scales") or [1.0] * len(ls.inbound))]
         if layer.kind == nw.ZERO_PAD2D:
@@ -137,6 +139,8 @@ def manifest_text(manifest: dict) -> str:
         for key in ("kernel", "pool", "strides", "pad"):
             if rec.get(key):
                 toks.append(f"{key}={','.join(map(str, rec[key]))}")
+        if rec.get("max_pool"):
+            toks.append(f"max_pool={rec['max_pool']}")
         if "input_scales" in rec:
             toks.append(f"in_scale={','.join(repr(float(s)) for s in rec['input_scales'])}")
         if "neuron" in rec:
@@ -146,6 +150,10 @@ def manifest_text(manifest: dict) -> str:
                 toks.append(f"threshold={float(params['threshold'])!r}")
             if "reset" in params:
                 toks.append(f"reset={params['reset']}")
+            if "v_init" in params:  # remedies (docs/conversion.md): listed only when set
+                toks.append(f"v_init={float(params['v_init'])!r}")
+            if "burst" in params:
+                toks.append(f"burst={int(params['burst'])}")
             toks.append(f"out_scale={rec['out_scale']!r}")
             if rec.get("gain", 1.0) != 1.0:
                 toks.append(f"gain={rec['gain']!r}")

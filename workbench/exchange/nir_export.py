@@ -125,6 +125,9 @@ def build_graph(network: nw.Network, config: SimConfig | None = None, strict: bo
             raise NIRExportError(f"layer '{name}': neuron model '{model.name}' is not exported to NIR (only 'if')")
         shape = _chw(layer.output_shape)
         neuron = f"{name}.if"
+        if getattr(model, "v_init", 0.0) or getattr(model, "burst", 1) != 1:
+            raise NIRExportError(f"layer '{name}': NIR's IF has no initial membrane or burst spikes "
+                                 "(the 'half' and 'burstN' remedies); export without them")
         meta = {"reset": model.reset, "threshold_comparison": ">=", "dt": dt}
         nodes[neuron] = nir.IF(r=np.full(shape, r, np.float32), v_threshold=np.full(shape, model.threshold, np.float32),
                                v_reset=np.zeros(shape, np.float32), metadata=meta)

@@ -59,6 +59,8 @@ typedef struct {
     int h, w, c;        /* the same as H, W, C (vectors: 1, 1, N) */
     int kh, kw, sh, sw, pt, pl;
     float threshold, out_scale, in_scale, gain;
+    float v_init;       /* the membrane starts at v_init * threshold (remedy 'half': 0.5) */
+    int burst;          /* spikes per step at most (remedy 'burstN'; 1: plain IF) */
     enum reset reset;
     int neuron;
     char weights_file[256], bias_file[256];
@@ -108,6 +110,7 @@ static void parse_layer(char *line, const char *manifest) {
     l->kh = l->kw = l->sh = l->sw = 1;
     l->in_scale = 1.0f;
     l->gain = 1.0f;
+    l->burst = 1;
     l->rec = -1;
     for (tok = strtok(line, " \t\r\n"); tok; tok = strtok(NULL, " \t\r\n")) {
         char *val = strchr(tok, '=');
@@ -144,6 +147,13 @@ static void parse_layer(char *line, const char *manifest) {
             l->neuron = 1;
         } else if (!strcmp(tok, "threshold")) {
             l->threshold = (float)strtod(val, NULL);
+        } else if (!strcmp(tok, "v_init")) {
+            l->v_init = (float)strtod(val, NULL);
+        } else if (!strcmp(tok, "burst")) {
+            l->burst = atoi(val);
+            if (l->burst < 1) die("burst must be >= 1, got", val);
+        } else if (!strcmp(tok, "max_pool")) {
+            if (strcmp(val, "count")) die("only max pooling by spike count is implemented, got", val);
         } else if (!strcmp(tok, "gain")) {
             l->gain = (float)strtod(val, NULL);
         } else if (!strcmp(tok, "out_scale")) {
@@ -312,7 +322,15 @@ static void if_neurons(layer_t *l, int offset, int n) {
         float vi;
         if (l->gain != 1.0f) l->J[i] *= l->gain;
         vi = l->v[i] + dt * l->J[i];
-        if (vi >= l->threshold) {
+        if (vi >= l->threshold && l->burst > 1) {  /* s = clamp(floor(v/thr), 1, burst) */
+            float s = floorf(vi / l->threshold);
+            if (s > (float)l->burst) s = (float)l->burst;
+            if (s < 1.0f) s = 1.0f;
+            l->spikes[i] = s;
+            if (l->reset == R_SUBTRACT) vi = vi - s * l->threshold;
+            else if (l->reset == R_ZERO) vi = 0.0f;
+            else vi = vi - l->threshold * floorf(vi / l->threshold);
+        } else if (vi >= l->threshold) {
             l->spikes[i] = 1.0f;
             if (l->reset == R_SUBTRACT) vi = vi - l->threshold;
             else if (l->reset == R_ZERO) vi = 0.0f;
@@ -387,6 +405,7 @@ int main(int argc, char **argv) {
         l->y = xcalloc(n, sizeof(float));
         if (l->neuron) {
             l->v = xcalloc(n, sizeof(float));
+            { size_t j; for (j = 0; j < n; j++) l->v[j] = l->v_init * l->threshold; }
             l->J = xcalloc(n, sizeof(float));
             l->spikes = xcalloc(n, sizeof(float));
             l->rec = rec++;
