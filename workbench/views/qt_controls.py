@@ -85,6 +85,8 @@ class QtControls(QToolBar):
 
 def prediction_text(snapshot) -> str:
     pred, labels = snapshot.predictions, snapshot.labels
+    if snapshot.t == 0 and not snapshot.cursor:
+        return "no step yet" + ("" if snapshot.batch == 1 or labels is None else f" ({snapshot.batch} samples)")
     if snapshot.batch == 1:
         shown = "–" if pred[0] < 0 else str(int(pred[0]))
         return f"predicted {shown}" + ("" if labels is None else f" / true {int(labels[0])}")

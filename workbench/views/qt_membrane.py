@@ -140,6 +140,22 @@ class QtMembraneView(QtSnapshotView):
         self.watched_changed.emit([])
         self._schedule()
 
+    def keep_layers(self, names) -> None:
+        """Stop watching neurons of layers not in ``names`` (another model was opened)."""
+        names = set(names)
+        gone = [w for w in self._watched if w.layer not in names]
+        for w in gone:
+            self._drop(w)
+        if gone:
+            self._update_legend()
+            self.watched_changed.emit(self.watched())
+            self._schedule()
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._show_thresholds(set())
+        set_title(self.plot, "Membrane: nothing runs")
+
     def _drop(self, w: _Watched) -> None:
         w.remove_from(self.plot)
         self._watched.remove(w)
@@ -209,8 +225,11 @@ class QtMembraneView(QtSnapshotView):
             s = lt.spikes.reshape(len(steps), history.batch, size)[:, b, w.index]
             w.curve.setData(steps, v)
             thr = snapshot.layer(w.layer).threshold
+            if thr is not None and not np.isfinite(thr):
+                thr = None
             fired = s != 0
-            base = thr if thr is not None else float(np.max(np.abs(v), initial=0.0)) or 1.0  # a rate: above it
+            finite_v = np.abs(v[np.isfinite(v)])
+            base = thr if thr is not None else float(np.max(finite_v, initial=0.0)) or 1.0  # a rate: above it
             w.marks.setData(steps[fired], np.where(s[fired] > 0, 1.0, -1.0) * self.mark_level(k, base))
             if thr is not None:
                 used_thresholds.add(thr)

@@ -61,6 +61,10 @@ class QtRasterView(QtSnapshotView):
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
+        self.key = QLabel("<span style='color:#ffe13c'>■</span> spike &nbsp;<span style='color:#00d7ff'>■</span> "
+                          "negative spike (signed models)")
+        self.key.setStyleSheet("color: gray")
+        bar.addWidget(self.key)
         bar.addStretch(1)
         bar.addWidget(self._status)
 
@@ -124,6 +128,25 @@ class QtRasterView(QtSnapshotView):
             set_ticks(self.plot.getAxis("left"), [self._layer_ticks(), []])
         if self._snapshot is not None and self._pooling() != self._pool:
             self._schedule()
+
+    def _forget(self) -> None:
+        self._codes, self._spare_codes = {}, {}
+        self._frame = self._pooled = self._lazy = None
+        self._blocks = []
+        self._divergence = None
+        self.first_line.hide()
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._blocks = []
+        self._shape = (0, 0)
+        self._buf = np.zeros((0, 0), dtype=np.uint8)
+        self._frame = self._lazy = None
+        self.now_line.hide()
+        set_ticks(self.plot.getAxis("left"), None)
+        set_axis_label(self.plot.getAxis("left"), "neuron (flat index)")
+        set_title(self.plot, "Spikes: nothing runs")
+        self._status.setText("")
 
     # ---- what is shown ---------------------------------------------------------------------
     @property

@@ -95,6 +95,8 @@ class QtTraceMode(QObject):
 
     def _ask(self, title: str):
         path, _ = QFileDialog.getOpenFileName(self.window, title, self.window._last_dir(), TRACE_FILTER)
+        if path:
+            self.window.remember_dir(path)
         return path or None
 
     def _on_open_trace(self) -> None:
