@@ -14,8 +14,11 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import QLabel, QProgressBar, QPushButton, QSpinBox, QStatusBar, QStyle, QToolBar
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QLabel, QProgressBar, QPushButton, QSpinBox, QStatusBar, QStyle,
+                             QToolBar)
 
+SPEEDS = (("max speed", None), ("10,000 steps/s", 10_000), ("1,000 steps/s", 1_000), ("100 steps/s", 100),
+          ("30 steps/s", 30), ("10 steps/s", 10), ("3 steps/s", 3), ("1 step/s", 1))
 SHORTCUTS = {
     "play": ("Space",),
     "step": ("Right", "S"),
@@ -37,10 +40,12 @@ class QtControls(QToolBar):
         self.session = session
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, tip, slot in (
-            ("play", "Play", "Run until paused", session.toggle_play),
+            ("play", "Play", "Run the sample to T, then (with 'next sample') the next one, at the chosen speed",
+             session.toggle_play),
             ("step", "Step", "Advance one timestep (all layers)", session.step),
             ("step_layer", "Step layer", "Advance the next layer only (the cursor)", session.step_layer),
-            ("run_to", "Run to", "Run until timestep T", self._on_run_to),
+            ("run_to", "Run to", "Run until timestep T (from t = 0 again when t is already past T)",
+             self._on_run_to),
             ("reset", "Reset", "Back to t = 0 (state, RNG and recording)", session.reset),
         ):
             action = QAction(text, self)
@@ -56,8 +61,21 @@ class QtControls(QToolBar):
             if name == "run_to":
                 self.target = QSpinBox(minimum=1, maximum=2**31 - 1, value=session.config.steps)
                 self.target.setPrefix("T = ")
-                self.target.setToolTip("Timestep to run to")
+                self.target.setToolTip("Timestep to run to; Play runs each sample to it")
+                self.target.valueChanged.connect(session.set_play_steps)
                 self.addWidget(self.target)
+        self.addSeparator()
+        self.through = QCheckBox("next sample")
+        self.through.setChecked(session.play_through)
+        self.through.setToolTip("Play: after T steps go on with the next sample (batch) from t = 0")
+        self.through.toggled.connect(session.set_play_through)
+        self.addWidget(self.through)
+        self.speed = QComboBox()
+        for text, value in SPEEDS:
+            self.speed.addItem(text, value)
+        self.speed.setToolTip("Steps per second of Play (slow enough to watch each step)")
+        self.speed.currentIndexChanged.connect(lambda i: session.set_speed(self.speed.itemData(i)))
+        self.addWidget(self.speed)
         session.running_changed.connect(self._on_running_changed)
         session.config_changed.connect(self._on_config_changed)
         session.network_changed.connect(self._on_network_changed)

@@ -198,10 +198,11 @@ class QtMainWindow(QMainWindow):
             self.log_view.appendPlainText(details.rstrip())
         self.statusBar().showMessage(f"{message} (details in Messages)", 15_000)
 
-    def _reset_views(self) -> None:
-        """Nothing from before stays in any view: a new model or data set runs from scratch."""
+    def _reset_views(self, forget: bool = True) -> None:
+        """Nothing from before stays in any view: a new model or data set runs from scratch
+        (``forget``: another model, so also the views' legends, layouts and overlays)."""
         for view in self.views.values():
-            view.reset()
+            view.reset(forget)
         self._update_notice()
 
     def _update_notice(self) -> None:
@@ -248,7 +249,7 @@ class QtMainWindow(QMainWindow):
         self.settings_panel.set_config(self.session.config, self.session.percentile)
 
     def _on_data_changed(self) -> None:
-        self._reset_views()
+        self._reset_views(forget=False)
         self.input_view.set_samples(self.session.samples, self.session.batch_start)
         samples = self.session.samples
         self.settings_panel.set_data_size(None if samples is None else len(samples))

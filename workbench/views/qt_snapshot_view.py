@@ -274,10 +274,11 @@ class QtSnapshotView(QWidget):
             except Exception:
                 pass
 
-    def reset(self) -> None:
-        """Forget the model: no snapshot, no legends, layouts or texts of the previous one."""
+    def reset(self, forget: bool = True) -> None:
+        """No snapshot; with ``forget`` also no legends, layouts or texts of the previous model."""
         self._snapshot = None
-        self._forget()
+        if forget:
+            self._forget()
         self._schedule()
         if not self.on_screen():
             self.refresh()  # a covered tab must not show the old model when it is raised
