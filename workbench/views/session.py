@@ -324,8 +324,17 @@ class Session(QObject):
             self.status.emit(value.message)
         self._setup()
 
+    def _current(self, snapshot) -> bool:
+        """The snapshot is of the network that runs now (not one sent before another opened)."""
+        net = self.network
+        return net is not None and len(snapshot.layers) == len(net.layers) and all(
+            ls.name == layer.name for ls, layer in zip(snapshot.layers, net.layers))
+
     def _on_message(self, kind: str, payload) -> None:
         if kind == "snapshot":
+            if payload is not None and not self._current(payload):
+                self._loop.frame_done()  # of the model before: its run was still on its way
+                return
             self.snapshot = payload
             self.snapshot_ready.emit(payload)
             self._loop.frame_done()
