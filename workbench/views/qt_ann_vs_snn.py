@@ -142,9 +142,7 @@ class QtAnnSnnView(QtSnapshotView):
         for name, curve in self._r_curves.items():
             if name not in snapshot.r_history:
                 clear_data(curve)
-        last = snapshot.r_history.get(selected, ())
-        now = f": r = {last[-1][1]:.3f} at t = {int(last[-1][0])}" if len(last) and np.isfinite(last[-1][1]) else ""
-        set_title(self.r_plot, f"Pearson r over time — {selected or '–'}{now}" + (" (others grey)" if len(order) > 1 else ""))
+        set_title(self.r_plot, f"r over time: {selected or '–'}" + (" (grey: others)" if len(order) > 1 else ""))
         self.r_plot.setYRange(lowest, 1.0, padding=0.03)
 
 

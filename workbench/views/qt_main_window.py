@@ -18,7 +18,7 @@ from pathlib import Path
 from PyQt6.QtCore import QSettings, Qt, QTimer
 from PyQt6.QtGui import QTextCursor
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea,
-                             QWidget)
+                             QVBoxLayout, QWidget)
 
 from workbench.models.loading import DEMO_DIR
 from workbench.views.qt_controls import QtControls, QtStatus
@@ -32,6 +32,7 @@ from workbench.views.sim_loop import describe_error
 ORGANIZATION = "SNN Workbench"
 APPLICATION = "snn-workbench"
 MAX_RECENT = 8
+SILENT_AFTER = 30  # steps after which a network without any spike is said to be silent
 Area = Qt.DockWidgetArea
 # (key, module, class, title, area)
 PLOT_VIEWS = (
@@ -87,13 +88,20 @@ class QtMainWindow(QMainWindow):
         self.log_view.setMaximumBlockCount(2000)
         self.log_view.setPlaceholderText("Messages, warnings and errors of this session appear here.")
         self.messages: list[str] = []
+        self._silent_said = False
         self.settings_panel = QtSettingsPanel()
         self.input_view = QtInputView()
         self.controls = QtControls(session, self)
         self.addToolBar(self.controls)
         self.setStatusBar(QtStatus(session, self))
         self._add_dock("input", "Input", self.input_view, Area.LeftDockWidgetArea)
-        self._add_dock("settings", "Settings", _scrolling(self.settings_panel), Area.LeftDockWidgetArea)
+        settings_box = QWidget()
+        box = QVBoxLayout(settings_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(_scrolling(self.settings_panel), 1)
+        box.addWidget(self.settings_panel.take_button_bar())  # Apply stays in view
+        self._add_dock("settings", "Settings", settings_box, Area.LeftDockWidgetArea)
         views, problems = load_views(view_specs)
         for key, title, area, widget in views:
             self._add_plot_view(key, title, area, widget)
@@ -169,6 +177,7 @@ class QtMainWindow(QMainWindow):
         s.config_changed.connect(self._on_config_changed)
         s.data_changed.connect(self._on_data_changed)
         s.snapshot_ready.connect(self.table.set_snapshot)
+        s.snapshot_ready.connect(self._check_silent)
         s.snapshot_ready.connect(self.input_view.set_snapshot)
         s.layer_selected.connect(self.table.set_selected_layer)
         self.table.layer_selected.connect(s.select_layer)
@@ -206,6 +215,7 @@ class QtMainWindow(QMainWindow):
         self._update_notice()
 
     def _update_notice(self) -> None:
+        self._silent_said = False
         s = self.session
         if s.network is None:
             text = "No model open: File > Open model… (Keras .keras/.h5 or a converted .npz), or File > Open demo."
@@ -224,6 +234,22 @@ class QtMainWindow(QMainWindow):
             neuron = net.neuron_layers
             self.table_panel.set_counts(len(net.layers), len(neuron),
                                         sum(math.prod(layer.output_shape) for layer in neuron))
+
+    def _check_silent(self, snapshot) -> None:
+        """Say it when the whole network stays silent (no layer spiked after SILENT_AFTER steps)."""
+        silent = (snapshot is not None and snapshot.t >= SILENT_AFTER and bool(snapshot.stats)
+                  and all(st.mean_rate == 0 for st in snapshot.stats))
+        if silent == self._silent_said:
+            return
+        self._silent_said = silent
+        if silent:
+            text = (f"The network is silent: no neuron layer has spiked in {snapshot.t} steps. Check the neuron "
+                    "model's threshold against dt (an IF neuron adds dt*J per step), the rate scale and the "
+                    "encoding; Tools > Diagnose tells which layer to look at.")
+            self.table_panel.set_notice(text)
+            self.log(text, "warning")
+        else:
+            self._update_notice()
 
     def _on_network_changed(self) -> None:
         network = self.session.network

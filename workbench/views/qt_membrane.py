@@ -217,7 +217,7 @@ class QtMembraneView(QtSnapshotView):
                 clear_data(w.marks)
                 w.note = "not in layer" if lt is not None and w.index >= size else "not recorded"
                 continue
-            w.note = ""
+            w.note = self._values_note(snapshot, w, b)
             if single is not None:  # the window's snapshots: the watched neurons' membranes alone
                 v = single[:, b]
             else:
@@ -242,6 +242,22 @@ class QtMembraneView(QtSnapshotView):
             self._update_legend()
         title = "Membrane" if snapshot.batch == 1 else f"Membrane — sample {b}"
         set_title(self.plot, title)
+
+    @staticmethod
+    def _values_note(snapshot, w, b: int) -> str:
+        """'ANN a, SNN x': the neuron's ANN activation and what the SNN passed on per step so far
+        (counts x spike value / t), in the same normalized units (as in the ANN vs SNN plot)."""
+        try:
+            ls = snapshot.layer(w.layer)
+        except KeyError:
+            return ""
+        parts = []
+        if ls.ann is not None and w.index < ls.ann[b].size:
+            parts.append(f"ANN {float(ls.ann[b].reshape(-1)[w.index]):.3g}")
+        if ls.counts is not None and snapshot.t > 0 and w.index < ls.counts[b].size:
+            value = float(ls.counts[b].reshape(-1)[w.index]) * ls.output_scale / snapshot.t
+            parts.append(f"SNN {value:.3g}")
+        return ", ".join(parts)
 
     @staticmethod
     def mark_level(k: int, threshold: float) -> float:

@@ -418,6 +418,7 @@ class QtTablePanel(QWidget):
         self.find = QLineEdit()
         self.find.setPlaceholderText("find layer…")
         self.find.setClearButtonEnabled(True)
+        self.find.setMinimumWidth(110)
         self.find.setMaximumWidth(200)
         self.find.textChanged.connect(self.table.set_filter)
         self.count = QLabel()
@@ -440,4 +441,5 @@ class QtTablePanel(QWidget):
         self.notice.setVisible(bool(text))
 
     def set_counts(self, layers: int, neuron_layers: int, neurons: int) -> None:
-        self.count.setText(f"{layers} layers, {neuron_layers} neuron layers, {neurons:,} neurons" if layers else "")
+        self.count.setText(f"{neuron_layers}/{layers} neuron layers" if layers else "")
+        self.count.setToolTip(f"{layers} layers, {neuron_layers} of them neuron layers, {neurons:,} neurons" if layers else "")

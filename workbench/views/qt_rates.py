@@ -98,7 +98,7 @@ class QtRatesView(QtSnapshotView):
                           brushes=[pg.mkBrush(BAR_SELECTED if s.name == name else BAR) for s in stats])
         pixels = self.bar_plot.vb.height() or 300.0
         set_ticks(self.bar_plot.getAxis("left"), [thinned_ticks(self._bar_names, pixels, keep=(name,)), []])
-        set_title(self.bar_plot, "Mean rate per layer" + (f" ({n} layers, 1 in {-(-n * 13 // int(pixels))} named)"
+        set_title(self.bar_plot, "Mean rate per layer" + (f" (1 in {-(-n * 13 // int(pixels))} named)"
                                                           if n * 13 > pixels else ""))
         self.bar_plot.setXRange(0.0, max(0.01, float(widths.max()) if n else 0.0) * 1.1, padding=0)
         self.bar_plot.setYRange(-0.5, max(n, 1) - 0.5, padding=0.02)

@@ -55,7 +55,7 @@ def make_plot(title: str = "", x: str = "", y: str = "", x_units: str | None = N
     plot.setLabel("bottom", x, units=x_units)
     plot.setLabel("left", y, units=y_units)
     plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.setMenuEnabled(False)
+    plot.setMenuEnabled(True)  # right-click: View All, axes, and Export… (PNG, SVG, CSV; pyqtgraph's exporters)
     for name in ("left", "bottom", "top", "right"):
         axis = plot.getAxis(name)
         # Also on the hidden top and right axes: with an SI prefix each range change (every
@@ -160,7 +160,9 @@ def thinned_ticks(names, pixels: float, min_px: float = 13.0, keep=()) -> list[t
     chosen so that labels are at least ``min_px`` apart, plus the names in ``keep``."""
     n = len(names)
     step = max(1, math.ceil(n * min_px / max(pixels, 1.0)))
-    return [(i, name) for i, name in enumerate(names) if i % step == 0 or name in keep]
+    kept = [i for i, name in enumerate(names) if name in keep]
+    return [(i, name) for i, name in enumerate(names)
+            if i in kept or (i % step == 0 and all(abs(i - k) >= step for k in kept))]
 
 
 class QtSnapshotView(QWidget):
