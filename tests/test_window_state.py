@@ -256,3 +256,17 @@ def test_a_layer_is_not_flagged_before_it_could_have_fired(qtbot, window):
     for layer in s.network.neuron_layers:
         assert table.flag_level(layer.name) == 0
         assert "not judged before step" in table.flag_reason(layer.name)
+
+
+def test_the_batch_misclassified_samples_are_listed_and_a_click_shows_one(qtbot, window):
+    s = window.session
+    s.select_batch(0, 16)
+    qtbot.waitUntil(lambda: s.snapshot is not None and s.snapshot.batch == 16, timeout=LONG)
+    s.run_to(3)  # early: several samples are still wrong (or undecided)
+    wait_t(qtbot, s, 3)
+    view = window.input_view
+    wrong = [int(i) for i in np.flatnonzero(s.snapshot.predictions != s.snapshot.labels)]
+    assert wrong and view.misclassified() == wrong
+    assert f"wrong in batch ({len(wrong)}/16)" in view.wrong.text()
+    view.wrong.linkActivated.emit(str(wrong[-1]))
+    assert view.shown.value() == wrong[-1] and window.views["heatmap"].sample() == wrong[-1]
