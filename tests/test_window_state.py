@@ -270,3 +270,15 @@ def test_the_batch_misclassified_samples_are_listed_and_a_click_shows_one(qtbot,
     assert f"wrong in batch ({len(wrong)}/16)" in view.wrong.text()
     view.wrong.linkActivated.emit(str(wrong[-1]))
     assert view.shown.value() == wrong[-1] and window.views["heatmap"].sample() == wrong[-1]
+
+
+def test_a_long_message_is_cut_to_fit_keeps_t_in_view_and_stays_in_the_log(qtbot, window):
+    s = window.session
+    status = window.statusBar()
+    long = "Normalized at the 99.9th percentile on 300 samples. Warnings: " + "; ".join(
+        f"layer_{i}: tanh is not scale-equivariant" for i in range(12))
+    s.status.emit(long)
+    shown = status.currentMessage()
+    assert shown.endswith("…") and long.startswith(shown[:-1]) and status.toolTip() == long
+    assert status.time_label.isVisible() and status.time_label.text().startswith("t = ")
+    assert window.messages[-1].endswith(long)

@@ -136,6 +136,7 @@ class QtStatus(QStatusBar):
             self.addPermanentWidget(w)
         self.session = session
         self._busy_message = None
+        self._said = ("", "")  # (message, what was shown of it) of the last say()
         session.snapshot_ready.connect(self.set_snapshot)
         session.status.connect(self._on_status)
         session.busy_changed.connect(self._on_busy)
@@ -152,7 +153,9 @@ class QtStatus(QStatusBar):
         self.time_label.setText(f"t = {snapshot.t}")
         self.speed_label.setText(f"{snapshot.steps_per_second:,.0f} steps/s" if snapshot.running else "paused")
         self.prediction_label.setText(prediction_text(snapshot))
-        self.cursor_label.setText(f"mid-step: next layer {snapshot.cursor_layer}" if snapshot.cursor_layer else "")
+        layer = snapshot.cursor_layer or ""
+        layer = layer if len(layer) <= 28 else layer[:27] + "…"
+        self.cursor_label.setText(f"mid-step: next layer {layer}" if layer else "")
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setRange(0, 0)  # busy until the job says how far it is
@@ -164,10 +167,21 @@ class QtStatus(QStatusBar):
         self.progress.setValue(round(100 * fraction))
         self.progress.setTextVisible(True)
 
+    def say(self, message: str, timeout_ms: int = 15_000) -> None:
+        """``showMessage``, cut with '…' to the room left by t, speed and prediction (which stay in
+        view); the whole message is in the tooltip and in the Messages dock."""
+        room = self.width() - sum(w.sizeHint().width() for w in (self.cursor_label, self.prediction_label,
+                                                                  self.speed_label, self.time_label)
+                                  if w.isVisible()) - 40
+        shown = self.fontMetrics().elidedText(message, Qt.TextElideMode.ElideRight, max(room, 80))
+        self.setToolTip(message if shown != message else "")
+        self._said = (message, shown)
+        self.showMessage(shown, timeout_ms)
+
     def _on_status(self, message: str) -> None:
         """A note shows for 15 s; what the session is busy with stays until it is done."""
         if message:
-            self.showMessage(message, 0 if self.session.busy else 15_000)
-        elif self.currentMessage() == self._busy_message:
+            self.say(message, 0 if self.session.busy else 15_000)
+        elif self._busy_message is not None and self._said == (self._busy_message, self.currentMessage()):
             self.clearMessage()
         self._busy_message = message if self.session.busy else None

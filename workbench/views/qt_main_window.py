@@ -205,7 +205,7 @@ class QtMainWindow(QMainWindow):
         self.log(message, "view error")
         if details:
             self.log_view.appendPlainText(details.rstrip())
-        self.statusBar().showMessage(f"{message} (details in Messages)", 15_000)
+        self.statusBar().say(f"{message} (details in Messages)")
 
     def _reset_views(self, forget: bool = True) -> None:
         """Nothing from before stays in any view: a new model or data set runs from scratch
