@@ -5,7 +5,8 @@
 
 Plays the first batch to ``--steps`` (Play: T steps per sample; "next sample" off), then saves
 ``OUT_<tab>.png`` with each right-hand tab raised (heat map, ANN vs SNN, rates, accuracy) and
-``OUT_flagged.png`` with "flagged only" on. Layout settings go to a temporary file.
+``OUT_flagged.png`` with "flagged only" on. With ``--model`` and no ``--data``: ``OUT.png``, the
+architecture and the notice saying what is missing. Layout settings go to a temporary file.
 """
 
 import argparse
@@ -45,6 +46,12 @@ def main() -> int:
         QTimer.singleShot(wait, then) if condition() else QTimer.singleShot(150, lambda: when(condition, then, wait))
 
     def start():
+        if args.model and not args.data:
+            if session.network is None:
+                QTimer.singleShot(200, start)
+                return
+            QTimer.singleShot(800, lambda: (win.grab().save(f"{out}.png"), finish()))
+            return
         if session.network is None or session.snapshot is None:
             QTimer.singleShot(200, start)
             return
@@ -75,7 +82,7 @@ def main() -> int:
         QTimer.singleShot(500, lambda: (win.grab().save(f"{out}_flagged.png"), finish()))
 
     def finish():
-        print(f"t = {session.snapshot.t}, {len(session.network.layers)} layers, messages:", *win.messages, sep="\n  ")
+        print(f"t = {session.snapshot and session.snapshot.t}, {len(session.network.layers)} layers, messages:", *win.messages, sep="\n  ")
         win.close()
         app.quit()
 

@@ -22,7 +22,8 @@ index (row-major, channels-last flat index), neuron 0 at the top. A left click o
 
 Stacked, a layer much smaller than the others (fc1 and the output under conv layers) is drawn
 with each neuron repeated on ``rows_per_neuron(layer)`` rows, so that every layer has a band of
-at least ``MIN_BAND_SHARE`` of all rows and gets its name on the axis. The key above the plot
+at least ``MIN_BAND_SHARE`` of all rows (with many layers, half their
+equal share) and gets its name on the axis. The key above the plot
 names the colours (yellow: a spike, cyan: a negative spike of a signed model).
 """
 
@@ -39,7 +40,7 @@ from workbench.views.raster_codes import (
 from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_plot, set_axis_label, set_label_format, set_ticks,
                                               set_title)
 
-MIN_BAND_SHARE = 1 / 24  # stacked: the least share of the rows a layer's band gets
+MIN_BAND_SHARE = 1 / 12  # stacked: the least share of the rows a layer's band gets (at most half of 1/layers)
 
 
 class QtRasterView(QtSnapshotView):
@@ -225,7 +226,8 @@ class QtRasterView(QtSnapshotView):
             set_title(self.plot, "Spikes")
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
-        least = int(np.ceil(sum(sizes) * MIN_BAND_SHARE)) if len(names) > 1 else 0
+        share = min(MIN_BAND_SHARE, 0.5 / len(names))
+        least = int(np.ceil(sum(sizes) * share)) if len(names) > 1 else 0
         self._repeat = {n: -(-least // k) for n, k in zip(names, sizes) if 0 < k < least}
         rows = sum(k * self._repeat.get(n, 1) for n, k in zip(names, sizes)) + len(names) - 1
         self._shape = (rows, cols)
