@@ -98,6 +98,10 @@ class QtAnnSnnView(QtSnapshotView):
         x = ls.ann.reshape(-1)
         steps = snapshot.t + (1 if ls.index < snapshot.cursor else 0)
         y = ls.counts.reshape(-1) * (ls.output_scale / steps)
+        finite = np.isfinite(x) & np.isfinite(y)
+        bad = int(finite.size - np.count_nonzero(finite))
+        if bad:  # NaN or infinite values are not drawn (pyqtgraph cannot bound them); the title counts them
+            x, y = x[finite], y[finite]
         stride = max(1, -(-x.size // MAX_POINTS))
         self.scatter.setData(x[::stride], y[::stride])
         top = finite(ls.max_rate * ls.output_scale, np.nan)
@@ -108,6 +112,8 @@ class QtAnnSnnView(QtSnapshotView):
         r = "n/a" if st is None or np.isnan(st.r) else f"{st.r:.3f}"
         sat = "" if st is None else f", {100 * st.saturated:.1f}% saturated"
         shown = f" (1/{stride} shown)" if stride > 1 else ""
+        if bad:
+            shown += f" ({bad} not finite, not drawn)"
         set_title(self.scatter_plot, f"{name}: r = {r}{sat}{shown}")
         lo, hi = finite_range(x, y, [0.0] if np.isnan(top) else [0.0, top])
         if hi <= lo:
