@@ -98,10 +98,10 @@ class QtAnnSnnView(QtSnapshotView):
         x = ls.ann.reshape(-1)
         steps = snapshot.t + (1 if ls.index < snapshot.cursor else 0)
         y = ls.counts.reshape(-1) * (ls.output_scale / steps)
-        finite = np.isfinite(x) & np.isfinite(y)
-        bad = int(finite.size - np.count_nonzero(finite))
+        ok = np.isfinite(x) & np.isfinite(y)
+        bad = int(ok.size - np.count_nonzero(ok))
         if bad:  # NaN or infinite values are not drawn (pyqtgraph cannot bound them); the title counts them
-            x, y = x[finite], y[finite]
+            x, y = x[ok], y[ok]
         stride = max(1, -(-x.size // MAX_POINTS))
         self.scatter.setData(x[::stride], y[::stride])
         top = finite(ls.max_rate * ls.output_scale, np.nan)
@@ -141,7 +141,10 @@ class QtAnnSnnView(QtSnapshotView):
             curve.setSymbolPen(None)
             curve.setZValue(10 if mine else 0)
             t, r = points[:, 0], points[:, 1]
-            curve.setData(t, r, connect=_connected(t, r))
+            if np.isfinite(r).any():
+                curve.setData(t, r, connect=_connected(t, r))
+            else:  # r undefined so far (a silent layer): nothing to draw
+                clear_data(curve)
             finite_r = r[np.isfinite(r)]
             if finite_r.size:
                 lowest = min(lowest, float(finite_r.min()))

@@ -223,7 +223,11 @@ class QtMembraneView(QtSnapshotView):
             else:
                 v = lt.membrane.reshape(len(steps), history.batch, size)[:, b, w.index]
             s = lt.spikes.reshape(len(steps), history.batch, size)[:, b, w.index]
-            w.curve.setData(steps, v)
+            if np.isfinite(v).any():
+                w.curve.setData(steps, v)
+            else:
+                clear_data(w.curve)
+                w.note = "not finite"
             thr = snapshot.layer(w.layer).threshold
             if thr is not None and not np.isfinite(thr):
                 thr = None
