@@ -96,6 +96,7 @@ def extract(model, label: str) -> list[RawNode]:
                 inbound=[t._keras_history[0].name for t in node.arguments.keras_tensors],
                 output_shape=_per_sample_shape(tensor, op.name, label),
                 is_layer=is_layer,
+                extra={"input_shapes": [tuple(t.shape[1:]) for t in node.arguments.keras_tensors]},
             )
         )
     return nodes

@@ -24,7 +24,7 @@ from workbench.errors import ModelImportError, UnsupportedLayerError
 from workbench.hdf5_check import check_hdf5, probe_hdf5
 from workbench.models import network as nw
 from workbench.models.graph.fold import fold
-from workbench.models.keras.convert import translate
+from workbench.models.keras.convert import reasons, translate
 from workbench.models.keras.graph import extract
 
 FORMATS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
@@ -137,9 +137,9 @@ def network_from_keras(model, label: str, source: dict | None = None) -> nw.Netw
     nodes = extract(model, label)
     _check_input(next((n for n in nodes if n.type_name == "InputLayer"), nodes[0]), label)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        items, unsupported = fold([translate(node) for node in nodes])
+        items, unsupported = fold([item for node in nodes for item in translate(node)])
     if unsupported:
-        raise UnsupportedLayerError(label, unsupported)
+        raise UnsupportedLayerError(label, unsupported, reasons(items))
     _check_finite_nodes(nodes, label)
     _check_finite_layers([i for i in items if isinstance(i, nw.Layer)], label)
     folded_into = {m: layer.name for layer in items
