@@ -35,14 +35,13 @@ class _Refuse(Exception):
 # Why a family of layers has no rate-coded spiking equivalent, in a few words (one line each in
 # the refusal, after the list of layers). Keyed by what ``_Refuse(..., why=KEY)`` names.
 WHY = {
-    "activation": "a rate-coded neuron fires at a non-negative rate that grows with its input, so it "
-                  "can stand for ReLU (and linear/softmax read-outs), not for smooth or negative-dipping "
-                  "curves like silu, hard_silu, gelu, elu or leaky ReLU",
+    "activation": "a neuron's firing rate is a rectified, rising function of its input: it stands for "
+                  "ReLU, not for curves that dip below zero or bend back (silu, hard_silu, gelu, elu, ...)",
     "multiply": "spike trains can be summed by synapses but not multiplied by each other "
                 "(squeeze-and-excitation and other gates)",
     "layernorm": "it divides by each sample's own mean and variance at run time, which no fixed synapse "
                  "weight can do",
-    "groups": "only depthwise grouping (one group per channel) is simulated",
+    "groups": "grouped convolution: only depthwise grouping (one group per channel) is simulated",
 }
 
 
@@ -301,8 +300,9 @@ def translate(node: RawNode) -> list:
     except _Refuse as why:
         text = f"{node.type_name} with {why}" if str(why) else node.type_name
         marker = Pending(node.name, "unsupported", tuple(node.inbound), text)
-        if why.why:
-            marker.config["why"] = why.why
+        family = why.why or ("multiply" if node.type_name.split(" ")[0] in ("Multiply", "multiply") else None)
+        if family:
+            marker.config["why"] = family
         return [marker]
     items = items if isinstance(items, list) else [items]
     for item in items:
@@ -319,9 +319,8 @@ def reasons(items: list) -> list[str]:
     for item in items:
         if isinstance(item, Pending) and item.role == "unsupported" and item.config.get("why"):
             seen.setdefault(item.config["why"], [])
-            kind = item.type_name.split(" with ")[0]
-            if kind.startswith("Activation") or "activation" in item.type_name:
-                kind = item.type_name.split("activation ")[-1].strip("'") if "activation '" in item.type_name else kind
+            text = item.type_name
+            kind = text.split("activation '")[1].split("'")[0] if "activation '" in text else text.split(" ")[0]
             if kind not in seen[item.config["why"]]:
                 seen[item.config["why"]].append(kind)
     return [f"{', '.join(kinds)}: {WHY[key]}" for key, kinds in seen.items()]
