@@ -264,6 +264,8 @@ def _translate(node: RawNode):
         return _normalization(node)
     if t == "Multiply":
         raise _Refuse("", why="multiply")
+    if t in ("LeakyReLU", "ELU", "PReLU"):
+        raise _Refuse("", why="activation")
     if t in ("LayerNormalization", "GroupNormalization", "UnitNormalization"):
         raise _Refuse("", why="layernorm")
     if t == "Flatten":

@@ -57,6 +57,41 @@ def _check_file(path: Path) -> str:
     return fmt
 
 
+def _model_config(path: Path):
+    """The model's architecture as JSON data, read without Keras (None when unreadable)."""
+    import json
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return json.loads(zf.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            text = fh.attrs.get("model_config")
+        return json.loads(text) if text is not None else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _lambda_layers(path: Path) -> list[str]:
+    """Names of the Lambda layers in the file's model config, nested models included."""
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "Lambda" and isinstance(obj.get("config"), dict):
+                found.append(str(obj["config"].get("name", "?")))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(_model_config(path))
+    return found
+
+
 def load_model_safely(path: str | os.PathLike):
     """The Keras model in ``path``, loaded with ``compile=False`` and ``safe_mode=True``."""
     path = Path(path)
@@ -71,10 +106,12 @@ def load_model_safely(path: str | os.PathLike):
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # the boundary to a third-party loader: any failure is the file's
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "lambda" in str(exc).lower() and "safe" in str(exc).lower():
+        lambdas = _lambda_layers(path)
+        if lambdas or ("lambda" in str(exc).lower() and "safe" in str(exc).lower()):
+            named = f" ({', '.join(repr(n) for n in lambdas)})" if lambdas else ""
             raise ModelImportError(
-                f"{path.name}: refused: the model contains a Lambda layer, whose Python code "
-                "would run on load. Rebuild the model without Lambda layers."
+                f"{path.name}: refused: Lambda layer{named}: its Python code would run on load, and "
+                "it has no spiking equivalent. Rebuild the model without Lambda layers."
             ) from None
         raise ModelImportError(f"{path.name}: Keras cannot load this model: {text}") from None
 
