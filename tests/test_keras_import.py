@@ -313,3 +313,24 @@ def test_dense_on_a_rank_3_tensor_is_refused_by_name(tmp_path):
     with pytest.raises(UnsupportedLayerError) as err:
         load_keras(path)
     assert "per_row" in str(err.value)
+
+
+def test_verify_relative_tolerance_catches_tiny_layers(keras):
+    """Activations around 1e-12 pass any absolute tolerance; the relative one must catch them."""
+    from workbench.models.keras.importer import network_from_keras
+
+    L = keras.layers
+    i = keras.Input((6,))
+    x = L.Dense(5, name="tiny")(i)
+    model = keras.Model(i, L.Dense(3, name="out")(x))
+    kernel, bias = model.get_layer("tiny").get_weights()
+    model.get_layer("tiny").set_weights([kernel * 1e-12, bias])
+    net = network_from_keras(model, "tiny")
+    x = np.random.default_rng(3).uniform(0, 1, (4, 6)).astype(np.float32)
+    ok, text = verify_report(net, model, x)
+    assert ok and "OK: 3 layers" in text
+    broken = net.copy()
+    broken["tiny"].bias[:] += 1e-11  # 10x the layer's values, far below the absolute 1e-4
+    ok, text = verify_report(broken, model, x)
+    assert not ok and text.splitlines()[-1].endswith(": tiny, out")  # out is as tiny
+    assert "FAIL (tol 0.0001, rtol 0.001)" in text

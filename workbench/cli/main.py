@@ -37,7 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .keras or .h5 model")
     p.add_argument("--data", help="sample inputs (default: random inputs in [0, 1])")
     p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="absolute tolerance per layer (default 1e-4)")
+    p.add_argument("--rtol", type=float, default=1e-3,
+                   help="relative tolerance: max|diff| within RTOL x the layer's max|keras| (default 1e-3)")
 
     p = sub.add_parser("convert", help="import a Keras model and save it as a network file (no TensorFlow needed to open it)")
     p.add_argument("model")

@@ -138,13 +138,15 @@ def cmd_verify(args) -> int:
         raise ConfigError("samples", f"must be >= 1, got {args.samples}")
     if not args.tolerance >= 0 or args.tolerance == float("inf"):
         raise ConfigError("tolerance", f"must be a finite number >= 0, got {args.tolerance}")
+    if not args.rtol >= 0 or args.rtol == float("inf"):
+        raise ConfigError("rtol", f"must be a finite number >= 0, got {args.rtol}")
     model = load_model_safely(args.model)  # loaded once, compared against its own import
     network = network_from_keras(model, Path(args.model).name)
     if args.data:
         x = load_samples(args.data, network.input_shape).x[: args.samples]
     else:
         x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
-    ok, text = verify_report(network, model, x, args.tolerance)
+    ok, text = verify_report(network, model, x, args.tolerance, args.rtol)
     print(text)
     return 0 if ok else 1
 
