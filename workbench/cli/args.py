@@ -10,11 +10,22 @@ class _Default(int):
     error when given, and quietly becomes the data size when it is only the default."""
 
 
+class _DefaultFloat(float):
+    """A float default that remembers it was not typed (``--normalize``)."""
+
+
 DEFAULT_BATCH = _Default(64)
+DEFAULT_PERCENTILE = _DefaultFloat(99.9)
 
 
 def is_default(value) -> bool:
-    return isinstance(value, _Default)
+    return isinstance(value, (_Default, _DefaultFloat))
+
+
+def renormalize_asked(args) -> bool:
+    """Did the user ask for normalization by name (``--normalize P`` or ``--calibration``)? Only
+    then is a network saved normalized normalized again; otherwise it runs as saved."""
+    return not is_default(args.normalize) or bool(getattr(args, "calibration", None))
 
 
 def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
@@ -22,8 +33,9 @@ def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> 
     p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
     p.add_argument("--data", help="sample data: .npz with x (and y), .npy, or an image")
     p.add_argument("--calibration", help="data to normalize with (default: the demo's calibration set, or --data)")
-    p.add_argument("--normalize", type=float, default=99.9, metavar="P",
-                   help="percentile of ANN activations for data-based normalization (100 = max); 0 = off")
+    p.add_argument("--normalize", type=float, default=DEFAULT_PERCENTILE, metavar="P",
+                   help="percentile of ANN activations for data-based normalization (100 = max); 0 = off. "
+                        "A network saved normalized runs as saved unless P or --calibration is given")
 
 
 def add_sim_args(p: argparse.ArgumentParser) -> None:

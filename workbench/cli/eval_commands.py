@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from workbench.cli.args import renormalize_asked
 from workbench.cli.progress import normalizing, progress_bar
 from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
@@ -104,7 +105,8 @@ def _prepare(args):
 
     model, data, calibration = _paths(args)
     with normalizing(not args.no_progress) as bar:
-        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar)
+        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar,
+                       renormalize=renormalize_asked(args))
     x, y = prep.samples.x, prep.samples.y
     if args.samples is not None:
         if args.samples < 1:

@@ -7,6 +7,7 @@ traces differ); ``--debug`` shows the traceback. With no sub-command the window 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="import a Keras model and save it as a network file (no TensorFlow needed to open it)")
     p.add_argument("model")
-    p.add_argument("output", help="output .npz")
+    p.add_argument("output", help="output .npz (the suffix is added when missing)")
     p.add_argument("--calibration", help="normalize with this data before saving")
     p.add_argument("--normalize", type=float, default=99.9, metavar="P")
 
@@ -76,6 +77,8 @@ def _extension_modules():
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.debug:  # TensorFlow's own log lines too (models.keras.import_keras keeps them quiet)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     try:
         if args.command is None or args.command == "gui":
             from workbench.views.app import run_app

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from workbench.cli.args import is_default
+from workbench.cli.args import is_default, renormalize_asked
 from workbench.cli.progress import normalizing, progress_bar
 from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
@@ -36,7 +36,7 @@ def cmd_run(args) -> int:
         raise ConfigError("model", "name a model file or use --demo")
     with normalizing(not args.no_progress) as bar:
         prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo,
-                       on_progress=bar)
+                       on_progress=bar, renormalize=renormalize_asked(args))
     if prep.samples is None:
         raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")
     x, y = prep.samples.x, prep.samples.y
@@ -151,15 +151,29 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
+def convert_output_path(output: str):
+    """``output`` as the .npz path the network is written to: no suffix gets '.npz' (what
+    ``run`` and the window open), any other suffix is refused before the slow import."""
+    from pathlib import Path
+
+    path = Path(output)
+    if path.suffix == "":
+        return path.with_name(path.name + ".npz")
+    if path.suffix.lower() != ".npz":
+        raise ConfigError("output", f"'{output}': a saved network is an .npz file (e.g. {path.with_suffix('.npz')})")
+    return path
+
+
 def cmd_convert(args) -> int:
     from workbench.models.prepare import prepare
 
+    output = convert_output_path(args.output)
     with normalizing(True) as bar:
         prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None,
-                       on_progress=bar)
-    prep.network.save(args.output)
+                       on_progress=bar, renormalize=bool(args.calibration))
+    prep.network.save(output)
     what = "normalized " if prep.network.scales else ""
-    print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {args.output}")
+    print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {output}")
     return 0
 
 

@@ -90,11 +90,24 @@ def _config(args):
     return SimConfig(neuron=make_neuron(args.neuron, **params), encoder=args.input, dt=args.dt)
 
 
-def cmd_export_params(args) -> int:
-    from workbench.exchange.export_params import export_params
+def _saved_network(path):
+    """The saved network in ``path``; a Keras file is refused with what to do instead."""
+    from pathlib import Path
+
+    from workbench.errors import NetworkFileError
     from workbench.models.network import Network
 
-    path = export_params(Network.load(args.network), _config(args), args.output, args.format)
+    if Path(path).suffix.lower() in (".keras", ".h5", ".hdf5"):
+        raise NetworkFileError(
+            f"{path}: a Keras model, not a saved network: convert it first "
+            f"(snn-workbench convert {path} NET.npz --calibration DATA), then export NET.npz")
+    return Network.load(path)
+
+
+def cmd_export_params(args) -> int:
+    from workbench.exchange.export_params import export_params
+
+    path = export_params(_saved_network(args.network), _config(args), args.output, args.format)
     print(f"wrote {path} ({args.format})")
     return 0
 
@@ -103,11 +116,11 @@ def cmd_export_nir(args) -> int:
     import warnings
 
     from workbench.exchange.nir_export import export_nir
-    from workbench.models.network import Network
 
+    network = _saved_network(args.network)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        notes = export_nir(Network.load(args.network), _config(args), args.output, strict=args.strict)
+        notes = export_nir(network, _config(args), args.output, strict=args.strict)
     for note in sorted(set(n.split(": ", 1)[1] for n in notes)):
         print(f"approximation: {note}", file=sys.stderr)
     print(f"wrote {args.output} (NIR)")

@@ -24,6 +24,7 @@ from workbench.errors import ModelImportError, UnsupportedLayerError
 from workbench.hdf5_check import check_hdf5, probe_hdf5
 from workbench.models import network as nw
 from workbench.models.graph.fold import fold
+from workbench.models.keras import import_keras
 from workbench.models.keras.convert import reasons, translate
 from workbench.models.keras.graph import extract
 
@@ -99,8 +100,7 @@ def load_model_safely(path: str | os.PathLike):
         problem = probe_hdf5(path)  # a corrupt .h5 can make libhdf5 loop forever
         if problem:
             raise ModelImportError(f"{path.name}: {problem}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    keras = import_keras()
 
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
