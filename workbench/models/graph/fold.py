@@ -8,7 +8,8 @@ Passes, in this order, each rewiring consumers of a vanished layer to its produc
 2. a per-channel affine marker (role ``batchnorm``: BatchNormalization, and the input
    preprocessing Rescaling / Normalization, all ``y = x * scale + shift`` along the last axis)
    is folded exactly into the weighted layer before it when that layer is linear and the marker
-   is its only consumer (``W' = W * s``, ``b' = b * s + shift``);
+   is its only consumer (``W' = W * s``, ``b' = b * s + shift``), or composed into an affine
+   marker before it that it alone consumes;
 3. otherwise it is folded *forward* into the layers after it when every consumer is a weighted
    layer for which that is exact: ``W·(a⊙x + c) = (W·diag(a))·x + W·c``. The ``W·c`` term is a
    constant bias only where no window reaches into zero padding, so this is done for Dense,
@@ -89,6 +90,11 @@ def _is_affine(item) -> bool:
 def _fold_batchnorm(item, producer, sole) -> bool:
     if not _is_affine(item):
         return False
+    if _is_affine(producer) and sole:  # two affines in a row (Rescaling -> Normalization): compose
+        scale = np.asarray(producer.scale, np.float64) * item.scale
+        shift = np.asarray(producer.shift, np.float64) * item.scale + item.shift
+        producer.scale, producer.shift = scale, shift
+        return True
     ok = (isinstance(producer, nw.Layer) and producer.kind in nw.WEIGHTED_KINDS
           and producer.activation == "linear" and sole)
     if not ok:
