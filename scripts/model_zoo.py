@@ -2,6 +2,7 @@
 
     PYTHONPATH=. python scripts/model_zoo.py            # all models, rewrites docs/models.md
     PYTHONPATH=. python scripts/model_zoo.py VGG16 ...  # some models, printed only
+    PYTHONPATH=. python scripts/model_zoo.py --update VGG16 ...  # and their rows replaced in the doc
 
 Each model is built with weights=None at its smallest allowed input (workbench.models.keras.zoo),
 imported, verified per layer against Keras on 2 random inputs (largest relative difference over
@@ -74,6 +75,8 @@ HEAD = ("| model | input | result | neurons | layers | verify: largest rel. diff
 def main(argv: list[str]) -> int:
     from workbench.models.keras import zoo
 
+    update = "--update" in argv
+    argv = [a for a in argv if a != "--update"]
     names = argv or zoo.model_names()
     lines = []
     for name in names:
@@ -86,6 +89,12 @@ def main(argv: list[str]) -> int:
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table}\n{END}", text, flags=re.S)
         DOC.write_text(text)
         print(f"wrote {DOC}")
+    elif update:
+        text = DOC.read_text()
+        for name, line in zip(names, lines):
+            text = re.sub(rf"^\| {re.escape(name)} \|.*$", lambda _: line, text, flags=re.M)
+        DOC.write_text(text)
+        print(f"updated {len(lines)} row(s) of {DOC}")
     return 0
 
 

@@ -145,3 +145,21 @@ def test_cropping_is_an_exact_shift(keras):
     crop = net["crop"]
     assert crop.kind == nw.DEPTHWISE_CONV2D and crop.weights.shape == (2, 4, 3, 1)
     assert crop.weights[1, 2].all() and crop.weights.sum() == 3 and crop.output_shape == (7, 4, 3)
+
+
+def test_inception_resnet_residual_scale_folds_into_the_branch_conv(keras):
+    from keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    L = keras.layers
+    i = keras.Input((6, 6, 4), name="inp")
+    x = L.Conv2D(4, 3, padding="same", activation="relu", name="trunk")(i)
+    up = L.Conv2D(4, 1, name="branch")(x)
+    x = CustomScaleLayer(0.17, name="scaled_sum")([x, up])
+    x = L.Activation("relu", name="after")(x)
+    model = keras.Model(i, L.Conv2D(2, 1, name="out")(x), name="irv")
+    net = _verified(model, (6, 6, 4))
+    assert net["scaled_sum"].kind == nw.ADD and net["scaled_sum"].inbound == ("trunk", "branch")
+    assert net["scaled_sum"].activation == "relu"
+    kernel, bias = model.get_layer("branch").get_weights()
+    np.testing.assert_allclose(net["branch"].weights, kernel * 0.17, rtol=1e-6)
+    np.testing.assert_allclose(net["branch"].bias, bias * 0.17, rtol=1e-6)

@@ -171,6 +171,18 @@ def _normalization(node: RawNode) -> Pending:
     return Pending(node.name, "batchnorm", tuple(node.inbound), node.type_name, scale, -mean * scale)
 
 
+def _custom_scale(node: RawNode) -> list:
+    """InceptionResNetV2's ``CustomScaleLayer``: ``inputs[0] + inputs[1] * scale``. The scale is
+    an affine marker on the residual branch (it folds into the linear 1x1 conv before it), then
+    an Add that keeps the Keras name."""
+    scale = node.config.get("scale")
+    _check(len(node.inbound) == 2 and isinstance(scale, (int, float)), "inputs other than [x, residual]")
+    name = f"{node.name}/scale"
+    marker = Pending(name, "batchnorm", (node.inbound[1],), f"{node.type_name} (residual scale)",
+                     np.array([float(scale)]), np.array([0.0]))
+    return [marker, nw.Layer(node.name, nw.ADD, node.output_shape, (node.inbound[0], name))]
+
+
 def _pool_config(cfg: dict) -> dict:
     _channels_last(cfg)
     _check(cfg["padding"] in ("same", "valid"), f"padding '{cfg['padding']}'")
@@ -262,6 +274,8 @@ def _translate(node: RawNode):
         return _rescaling(node)
     if t == "Normalization":
         return _normalization(node)
+    if t == "CustomScaleLayer":
+        return _custom_scale(node)
     if t == "Multiply":
         raise _Refuse("", why="multiply")
     if t in ("LeakyReLU", "ELU", "PReLU"):

@@ -18,7 +18,6 @@ REFUSED = {
     "EfficientNet": "silu activations and squeeze-and-excitation Multiply gates",
     "MobileNetV3": "hard_silu activations and squeeze-and-excitation Multiply gates",
     "ConvNeXt": "gelu, LayerNormalization, grouped (non-depthwise) convolutions and LayerScale",
-    "InceptionResNetV2": "CustomScaleLayer (a residual scaled by a Python layer not in Keras' layer set)",
 }
 
 
