@@ -45,24 +45,7 @@ def test_a_saved_normalized_network_runs_as_saved(converted, capsys):
                              "--samples", "8", "--no-progress")
     assert code == 0, err
     assert "runs as saved" in out and "percentile 99.9 on" in out
-    # explicitly asked: the stored scales are undone and the network normalized again
-    code, out, err = run_cli(capsys, "run", str(converted), "--data", str(DEMO_TEST), "--steps", "5",
-                             "--samples", "8", "--no-progress", "--normalize", "99")
-    assert code == 0, err
-    assert "normalized again" in out and "normalize percentile 99 on" in out
     assert Network.load(converted).fingerprint() == saved.fingerprint()
-
-
-def test_denormalize_undoes_the_scales(converted):
-    from workbench.models.loading import open_model
-    from workbench.models.normalize import denormalize
-
-    original, restored = open_model(DEMO_KERAS), denormalize(Network.load(converted))
-    assert not restored.scales and not restored.normalization
-    for a, b in zip(original.layers, restored.layers):
-        if a.weights is not None:
-            assert abs(b.weights - a.weights).max() <= 1e-6 * abs(a.weights).max()
-            assert abs(b.bias - a.bias).max() <= 1e-6 * max(abs(a.bias).max(), 1e-3)
 
 
 @pytest.mark.parametrize("command", ["export-nir", "export-params"])

@@ -11,7 +11,7 @@ class _Default(int):
 
 
 class _DefaultFloat(float):
-    """A float default that remembers it was not typed (``--normalize``)."""
+    """The same for a float: ``--normalize`` not typed runs an already normalized network as saved."""
 
 
 DEFAULT_BATCH = _Default(64)
@@ -22,20 +22,14 @@ def is_default(value) -> bool:
     return isinstance(value, (_Default, _DefaultFloat))
 
 
-def renormalize_asked(args) -> bool:
-    """Did the user ask for normalization by name (``--normalize P`` or ``--calibration``)? Only
-    then is a network saved normalized normalized again; otherwise it runs as saved."""
-    return not is_default(args.normalize) or bool(getattr(args, "calibration", None))
-
-
 def add_model_args(p: argparse.ArgumentParser, model_required: bool = False) -> None:
     p.add_argument("model", nargs=None if model_required else "?", help="a .keras/.h5 model or a saved network (.npz)")
     p.add_argument("--demo", action="store_true", help="use the bundled digits CNN and its test set")
     p.add_argument("--data", help="sample data: .npz with x (and y), .npy, or an image")
     p.add_argument("--calibration", help="data to normalize with (default: the demo's calibration set, or --data)")
     p.add_argument("--normalize", type=float, default=DEFAULT_PERCENTILE, metavar="P",
-                   help="percentile of ANN activations for data-based normalization (100 = max); 0 = off. "
-                        "A network saved normalized runs as saved unless P or --calibration is given")
+                   help="percentile of ANN activations for data-based normalization (100 = max; default "
+                        "99.9); 0 = off. A network saved normalized runs as saved unless P is given")
 
 
 def add_sim_args(p: argparse.ArgumentParser) -> None:

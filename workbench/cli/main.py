@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--record-trace", metavar="FILE",
                    help="also record the first batch (spikes, membrane, ANN) to a trace file: .npz, .h5, .csv")
+    p.add_argument("--trace-layer", action="append", metavar="NAME",
+                   help="record only this neuron layer (repeatable; default every layer); "
+                        "a .csv trace holds exactly one")
     p.add_argument("--max-record-mb", type=float, default=2048, metavar="MB",
                    help="memory a recording may take (default 2048); above it an .h5 trace is streamed "
                         "to disk and other formats are refused")
@@ -57,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _extension_modules():
         module.register(sub)
+    for p in sub.choices.values():  # ``run x.keras --debug`` works as well as ``--debug run x.keras``
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return parser
 
 

@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 
-from workbench.cli.args import is_default, renormalize_asked
+from workbench.cli.args import is_default
 from workbench.cli.progress import normalizing, progress_bar
 from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
@@ -36,7 +36,8 @@ def cmd_run(args) -> int:
         raise ConfigError("model", "name a model file or use --demo")
     with normalizing(not args.no_progress) as bar:
         prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo,
-                       on_progress=bar, renormalize=renormalize_asked(args))
+                       keep_normalized=is_default(args.normalize),
+                       on_progress=bar)
     if prep.samples is None:
         raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")
     x, y = prep.samples.x, prep.samples.y
@@ -101,16 +102,19 @@ def _record_trace(args, network, config, x, y) -> None:
         raise ConfigError("max-record-mb", f"must be a positive number of megabytes, got {mb:g}")
     path = args.record_trace
     fmt = format_for(path)
+    chosen = trace_layers(network, getattr(args, "trace_layer", None), fmt)
     xb = x[: config.batch]
     yb = None if y is None else y[: config.batch]
-    sizes = {layer.name: layer.size for layer in network.neuron_layers}
+    sizes = {layer.name: layer.size for layer in network.neuron_layers if chosen is None or layer.name in chosen}
     need = estimate_bytes(sizes, config.steps, len(xb), True, False)
-    cfg = config.replace(record=None, record_membrane=True, batch=len(xb), max_record_bytes=None)
+    cfg = config.replace(record=chosen, record_membrane=True, batch=len(xb), max_record_bytes=None)
     ann = forward(network, xb)
+    if chosen is not None:
+        ann = {name: value for name, value in ann.items() if name in chosen}
     if need <= mb * 1024**2:
         sim = Simulator(network, cfg, xb, yb)
         sim.run(config.steps)
-        save_trace(sim.trace(ann=ann), path)
+        save_trace(sim.trace(ann=ann), path, layer=chosen[0] if fmt == "csv" else None)
         how = "in memory"
     elif fmt == "hdf5":
         sim = Simulator(network, cfg, xb, yb, record_capacity=1)
@@ -123,8 +127,27 @@ def _record_trace(args, network, config, x, y) -> None:
             f"{need / 1024**2:.1f} MB, above --max-record-mb {mb:g}; write an .h5 file to stream it "
             "to disk, use fewer --steps or a smaller --batch, or raise --max-record-mb",
         )
-    print(f"trace     first batch ({len(xb)} samples x {config.steps} steps, "
+    which = f"layer {', '.join(chosen)}, " if chosen is not None else ""
+    print(f"trace     first batch ({which}{len(xb)} samples x {config.steps} steps, "
           f"{need / 1024**2:.1f} MB) {how} to {path}")
+
+
+def trace_layers(network, wanted, fmt: str) -> tuple[str, ...] | None:
+    """The layers ``--trace-layer`` chose (None: every neuron layer); a CSV file holds exactly one."""
+    names = [layer.name for layer in network.neuron_layers]
+    chosen = tuple(dict.fromkeys(wanted or ()))
+    for name in chosen:
+        if name not in names:
+            raise ConfigError("trace-layer", f"no neuron layer '{name}' in {network.name}; choose from {', '.join(names)}")
+    if fmt == "csv":
+        if len(chosen) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer, {len(chosen)} were named "
+                                             "(write .npz or .h5 for several)")
+        if not chosen and len(names) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer: add --trace-layer NAME, one of "
+                                             f"{', '.join(names)} (or write .npz or .h5 for every layer)")
+        return chosen or tuple(names)
+    return chosen or None
 
 
 def cmd_verify(args) -> int:
@@ -170,7 +193,7 @@ def cmd_convert(args) -> int:
     output = convert_output_path(args.output)
     with normalizing(True) as bar:
         prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None,
-                       on_progress=bar, renormalize=bool(args.calibration))
+                       on_progress=bar)
     prep.network.save(output)
     what = "normalized " if prep.network.scales else ""
     print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {output}")

@@ -33,7 +33,8 @@ def register(sub) -> None:
                            ("export-nir", "write the converted SNN as a NIR graph (nir package, HDF5)")):
         p = sub.add_parser(name, help=helptext)
         p.add_argument("network", help="a saved network (.npz, from 'snn-workbench convert')")
-        p.add_argument("output", help="output file (or folder for --format raw)")
+        p.add_argument("output", help="output file (a folder for --format raw)" if name == "export-params"
+                       else "output NIR file (HDF5, e.g. net.nir)")
         p.add_argument("--neuron", default="if", help="neuron model (default if)")
         p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="neuron parameter")
         p.add_argument("--reset", choices=["subtract", "zero", "modulo"], help="IF reset mode (default subtract)")

@@ -82,7 +82,7 @@ class Simulator:
         )
         self.x = np.zeros((self.batch, *network.input_shape), dtype=np.float32)
         self.labels = None
-        # The fused fast path (engine/fused.py): whole timesteps in one numba call when every
+        # The fused fast path (engine/fused.py, fused_kernel.py): whole timesteps in one numba call when every
         # layer and the neuron model allow it; False (or SNN_WORKBENCH_FUSED=0) forces the
         # generic per-layer path. ``fused_reason`` says why it does not apply (None: it does).
         self.fused = _fused.enabled_by_env()

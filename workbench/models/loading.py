@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from workbench.bundled import DEMO_DIR
 from workbench.errors import ModelImportError
 from workbench.models.network import Network
 
-RESOURCES = Path(__file__).resolve().parent.parent.parent / "resources"
-DEMO_DIR = RESOURCES / "demo"
 DEMO_NETWORK = DEMO_DIR / "digits_cnn.network.npz"
 DEMO_KERAS = DEMO_DIR / "digits_cnn.keras"
 DEMO_TEST = DEMO_DIR / "digits_test.npz"

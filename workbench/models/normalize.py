@@ -111,26 +111,6 @@ def apply_scales(network: nw.Network, scales: dict) -> None:
             layer.activation_params["max_value"] = float(layer.activation_params["max_value"]) / lam
 
 
-def denormalize(network: nw.Network) -> nw.Network:
-    """A copy of a normalized ``network`` with its scales undone (``apply_scales`` inverted), to
-    normalize it again from different data or percentile (equal to the original up to float32
-    rounding)."""
-    out = network.copy()
-    scales = out.scales
-    for layer in out.layers:
-        lam = scales[layer.name]
-        if layer.kind in nw.WEIGHTED_KINDS:
-            lam_prev = scales[layer.inbound[0]]
-            layer.weights = (layer.weights.astype(np.float64) * (lam / lam_prev)).astype(np.float32)
-            layer.bias = (layer.bias.astype(np.float64) * lam).astype(np.float32)
-        elif layer.kind in SCALED_INPUT_KINDS:
-            layer.config["input_scales"] = [1.0] * len(layer.inbound)
-        if "max_value" in layer.activation_params:
-            layer.activation_params["max_value"] = float(layer.activation_params["max_value"]) * lam
-    out.scales, out.normalization = {}, {}
-    return out
-
-
 def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progress=None) -> nw.Network:
     """A new, normalized copy of ``network``; lambdas taken from its activations on ``x_sample``.
 

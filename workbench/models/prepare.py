@@ -12,7 +12,7 @@ from pathlib import Path
 from workbench.models import loading
 from workbench.models.data import Samples, load_samples
 from workbench.models.network import Network
-from workbench.models.normalize import denormalize, normalize
+from workbench.models.normalize import normalize
 
 MAX_CALIBRATION = 1000  # samples used for the activation percentiles
 
@@ -32,11 +32,12 @@ class Prepared:
 
 def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
             percentile: float | None = 99.9, demo: bool = False, on_progress=None,
-            renormalize: bool = False) -> Prepared:
+            keep_normalized: bool = False) -> Prepared:
     """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
     sets unless others are named). ``percentile`` None or 0 skips normalization;
-    ``on_progress(done, total)`` follows it (``normalize``). A network saved normalized runs as
-    saved; with ``renormalize`` its stored scales are undone and it is normalized again."""
+    ``on_progress(done, total)`` follows it (``normalize``). A model saved normalized (``convert
+    --calibration``) is refused for a second normalization, or with ``keep_normalized`` (the
+    percentile was only a default) runs as saved, with a note."""
     notes = []
     if model is None:
         if not demo:
@@ -47,19 +48,16 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
         data = data or loading.DEMO_TEST
         calibration = calibration or loading.DEMO_CALIBRATION
     original = loading.open_model(model)
-    if original.scales and percentile and renormalize:
-        original = denormalize(original)
-        notes.append("the saved network was normalized: its scales were undone and it was normalized again")
-    elif original.scales:
-        norm = original.normalization
-        how = f" (percentile {norm['percentile']:g} on {norm['n_samples']} samples)" if norm.get("percentile") else ""
-        notes.append(f"the network was saved normalized{how} and runs as saved; "
-                     "pass --normalize P or --calibration FILE to normalize it again")
-        percentile = None
     n_classes = original.output_layer.size
     samples = load_samples(data, original.input_shape, n_classes) if data else None
     network = original
     source = ""
+    if percentile and keep_normalized and (original.scales or original.normalization):
+        norm = original.normalization or {}
+        how = (f" (percentile {norm['percentile']:g} on {norm['n_samples']} samples)"
+               if "percentile" in norm and "n_samples" in norm else "")
+        notes.append(f"{Path(str(model)).name} was saved normalized{how}: it runs as saved")
+        percentile = None
     if percentile:
         if calibration:
             cal_x = load_samples(calibration, original.input_shape).x

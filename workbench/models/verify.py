@@ -4,7 +4,7 @@ A layer that absorbed BatchNormalization or an activation is compared with the l
 folded into it (``config['folded']``), the point where both compute the same thing. For a
 normalized network our outputs are multiplied back by lambda; layers whose activation is not
 scale-equivariant (softmax, tanh, sigmoid) are then skipped rather than reported as wrong.
-Keras is only touched through ``keras_graph``/``keras_import``, which import it lazily.
+Keras is only touched through ``models.keras``, which import it lazily.
 
 A layer passes when its largest difference is within *both* tolerances: the absolute one
 (``tol``, default 1e-4) and the relative one (``rtol`` times the layer's largest Keras value,

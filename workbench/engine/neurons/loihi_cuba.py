@@ -156,8 +156,9 @@ class LoihiCUBA(NeuronModel):
     description: ClassVar[str] = (
         "Loihi integer CUBA compartment, bit-accurate with Lava's PyLifModelBitAcc: int current u "
         "and voltage v with 12-bit decays du, dv, threshold vth<<6, reset to 0; weights as 8-bit "
-        "mantissas with one exponent per layer. The first layer under constant input is fed "
-        "QUANTIZED current (round(J*vth))."
+        "mantissas with one exponent per layer. Float currents are QUANTIZED: the first weighted "
+        "layer under constant input to a << 6 = round(J*64), layers without weights (pooling, add) "
+        "to a = round(J*vth)."
     )
     reference: ClassVar[str] = "Lava 0.10, src/lava/proc/lif/models.py (AbstractPyLifModelFixed, PyLifModelBitAcc)"
     state_vars: ClassVar[tuple[str, ...]] = ("v", "u", "refractory")
