@@ -64,8 +64,11 @@ def placements(keras):
     return model
 
 
-def test_every_placement_matches_keras(placements):
+def test_every_placement_matches_keras(placements, tmp_path):
     net = _verified(placements, (10, 10, 3))
+    net.save(tmp_path / "net.npz")  # the new config keys survive the file and its shape check
+    again = nw.Network.load(tmp_path / "net.npz")
+    assert again.fingerprint() == net.fingerprint() and again["bn_cat"].config["affine"] is True
     names = {layer.name for layer in net.layers}
     # forward into exact consumers (valid 3x3, 1x1 'same' with stride 2, Dense): no layer left
     assert "bn_fwd" not in names and "bn_vec" not in names
