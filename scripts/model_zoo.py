@@ -86,13 +86,13 @@ def main(argv: list[str]) -> int:
     if not argv:
         table = HEAD + "\n" + "\n".join(lines)
         text = DOC.read_text()
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table}\n{END}", text, flags=re.S)
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table}\n{END}", text, flags=re.DOTALL)
         DOC.write_text(text)
         print(f"wrote {DOC}")
     elif update:
         text = DOC.read_text()
         for name, line in zip(names, lines):
-            text = re.sub(rf"^\| {re.escape(name)} \|.*$", lambda _: line, text, flags=re.M)
+            text = re.sub(rf"^\| {re.escape(name)} \|.*$", line.replace("\\", "\\\\"), text, flags=re.MULTILINE)
         DOC.write_text(text)
         print(f"updated {len(lines)} row(s) of {DOC}")
     return 0

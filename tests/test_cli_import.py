@@ -66,6 +66,6 @@ def test_tensorflow_start_up_noise_is_quiet():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     env["PYTHONPATH"] = str(REPO)
     proc = subprocess.run([sys.executable, "-m", "workbench", "verify", str(DEMO_KERAS), "--samples", "2"],
-                          capture_output=True, text=True, timeout=300, env=env, cwd=REPO)
+                          capture_output=True, text=True, timeout=300, env=env, cwd=REPO, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == "" and "OK:" in proc.stdout

@@ -1,9 +1,9 @@
 """ReLU6 (``max_value``): normalization puts the cap where an IF neuron saturates, the ANN
 reference clips there, and diagnosis does not call that clip a threshold problem."""
 
+import eval_nets as E
 import numpy as np
 
-import eval_nets as E
 from workbench.analysis.diagnosis import diagnose, format_report
 from workbench.engine.config import SimConfig
 from workbench.models import network as nw
