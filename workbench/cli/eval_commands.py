@@ -106,7 +106,8 @@ def _prepare(args):
     model, data, calibration = _paths(args)
     with normalizing(not args.no_progress) as bar:
         prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar,
-                       keep_normalized=is_default(args.normalize))
+                       keep_normalized=is_default(args.normalize), rule=args.normalize_rule,
+                       factors_file=args.normalization_file)
     x, y = prep.samples.x, prep.samples.y
     if args.samples is not None:
         if args.samples < 1:

@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="memory a recording may take (default 2048); above it an .h5 trace is streamed "
                         "to disk and other formats are refused")
 
-    p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras")
-    p.add_argument("model", help="a .keras or .h5 model")
+    p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras "
+                                      "(or onnxruntime for .onnx), layer by layer")
+    p.add_argument("model", help="a .keras, .h5 or .onnx model")
     p.add_argument("--data", help="sample inputs (default: random inputs in [0, 1])")
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--tolerance", type=float, default=1e-4,
@@ -46,11 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rtol", type=float, default=1e-3,
                    help="relative tolerance: max|diff| within RTOL x the layer's max|keras| (default 1e-3)")
 
-    p = sub.add_parser("convert", help="import a Keras model and save it as a network file (no TensorFlow needed to open it)")
+    p = sub.add_parser("convert", help="import a Keras/ONNX model and save it as a network file (no TensorFlow needed to open it)")
     p.add_argument("model")
     p.add_argument("output", help="output .npz (the suffix is added when missing)")
     p.add_argument("--calibration", help="normalize with this data before saving")
     p.add_argument("--normalize", type=float, default=99.9, metavar="P")
+    p.add_argument("--normalize-rule", choices=["workbench", "snntoolbox"], default="workbench")
+    p.add_argument("--normalization-file", metavar="JSON", help="SNN Toolbox's <percentile>.json factors")
 
     sub.add_parser("neurons", help="list neuron models and their parameters")
 

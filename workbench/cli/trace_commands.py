@@ -32,7 +32,8 @@ def register(sub) -> None:
     for name, helptext in (("export-params", "write the converted network's parameters for external implementations"),
                            ("export-nir", "write the converted SNN as a NIR graph (nir package, HDF5)")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("network", help="a saved network (.npz, from 'snn-workbench convert')")
+        p.add_argument("network", help="a saved network (.npz, from 'snn-workbench convert'; normalized there), "
+                                       "or a .keras/.h5/.onnx model (exported un-normalized)")
         p.add_argument("output", help="output file (a folder for --format raw)" if name == "export-params"
                        else "output NIR file (HDF5, e.g. net.nir)")
         p.add_argument("--neuron", default="if", help="neuron model (default if)")
@@ -91,24 +92,11 @@ def _config(args):
     return SimConfig(neuron=make_neuron(args.neuron, **params), encoder=args.input, dt=args.dt)
 
 
-def _saved_network(path):
-    """The saved network in ``path``; a Keras file is refused with what to do instead."""
-    from pathlib import Path
-
-    from workbench.errors import NetworkFileError
-    from workbench.models.network import Network
-
-    if Path(path).suffix.lower() in (".keras", ".h5", ".hdf5"):
-        raise NetworkFileError(
-            f"{path}: a Keras model, not a saved network: convert it first "
-            f"(snn-workbench convert {path} NET.npz --calibration DATA), then export NET.npz")
-    return Network.load(path)
-
-
 def cmd_export_params(args) -> int:
     from workbench.exchange.export_params import export_params
+    from workbench.models.loading import open_model
 
-    path = export_params(_saved_network(args.network), _config(args), args.output, args.format)
+    path = export_params(open_model(args.network), _config(args), args.output, args.format)
     print(f"wrote {path} ({args.format})")
     return 0
 
@@ -117,11 +105,11 @@ def cmd_export_nir(args) -> int:
     import warnings
 
     from workbench.exchange.nir_export import export_nir
+    from workbench.models.loading import open_model
 
-    network = _saved_network(args.network)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        notes = export_nir(network, _config(args), args.output, strict=args.strict)
+        notes = export_nir(open_model(args.network), _config(args), args.output, strict=args.strict)
     for note in sorted(set(n.split(": ", 1)[1] for n in notes)):
         print(f"approximation: {note}", file=sys.stderr)
     print(f"wrote {args.output} (NIR)")
