@@ -166,3 +166,15 @@ def test_inception_resnet_residual_scale_folds_into_the_branch_conv(keras):
     kernel, bias = model.get_layer("branch").get_weights()
     np.testing.assert_allclose(net["branch"].weights, kernel * 0.17, rtol=1e-6)
     np.testing.assert_allclose(net["branch"].bias, bias * 0.17, rtol=1e-6)
+
+
+def test_a_batchnorm_that_does_not_fit_its_channels_is_refused_by_name():
+    from workbench.models.graph.fold import fold
+    from workbench.models.graph.pending import Pending
+
+    items = [nw.Layer("inp", nw.INPUT, (4, 4, 3)),
+             nw.Layer("pool", nw.MAX_POOL2D, (2, 2, 3), ("inp",),
+                      config={"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}),
+             Pending("bn", "batchnorm", ("pool",), "BatchNormalization", np.ones(16), np.zeros(16))]
+    _, unsupported = fold(items)
+    assert unsupported == [("bn", "BatchNormalization (16 values for 3 channels)")]

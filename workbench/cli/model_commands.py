@@ -226,6 +226,8 @@ def convert_output_path(output: str):
     from pathlib import Path
 
     path = Path(output)
+    if path.is_dir():
+        return path  # refused by the writer, naming the folder
     if path.suffix == "":
         return path.with_name(path.name + ".npz")
     if path.suffix.lower() != ".npz":

@@ -87,10 +87,29 @@ def _is_affine(item) -> bool:
     return isinstance(item, Pending) and item.role == "batchnorm"
 
 
+def _fits(item, channels: int) -> bool:
+    """Does the marker hold one value, or one per channel?"""
+    return all(np.size(v) in (1, channels) for v in (item.scale, item.shift))
+
+
+def _composable(a, b) -> bool:
+    """Can two affine markers in a row become one (their values broadcast together)?"""
+    sizes = {np.size(v) for v in (a.scale, a.shift, b.scale, b.shift)} - {1}
+    return len(sizes) <= 1
+
+
+def _refuse_misfit(item, channels: int) -> None:
+    item.role = "unsupported"
+    item.type_name = f"{item.type_name} ({np.size(item.scale)} values for {channels} channels)"
+
+
 def _fold_batchnorm(item, producer, sole) -> bool:
     if not _is_affine(item):
         return False
-    if _is_affine(producer) and sole:  # two affines in a row (Rescaling -> Normalization): compose
+    if isinstance(producer, nw.Layer) and not _fits(item, producer.output_shape[-1]):
+        return False  # refused when lowered
+    if _is_affine(producer) and sole and _composable(producer, item):
+        # two affines in a row (Rescaling -> Normalization): compose
         scale = np.asarray(producer.scale, np.float64) * item.scale
         shift = np.asarray(producer.shift, np.float64) * item.scale + item.shift
         producer.scale, producer.shift = scale, shift
@@ -99,13 +118,14 @@ def _fold_batchnorm(item, producer, sole) -> bool:
           and producer.activation == "linear" and sole)
     if not ok:
         return False
+    scale, shift = _per_channel(item, producer.output_shape[-1])
     w = producer.weights.astype(np.float64)
     if producer.kind == nw.DEPTHWISE_CONV2D:  # output channel c * multiplier + m
-        w = w * item.scale.reshape(w.shape[2], w.shape[3])
+        w = w * scale.reshape(w.shape[2], w.shape[3])
     else:
-        w = w * item.scale
+        w = w * scale
     producer.weights = w.astype(np.float32)
-    producer.bias = (producer.bias.astype(np.float64) * item.scale + item.shift).astype(np.float32)
+    producer.bias = (producer.bias.astype(np.float64) * scale + shift).astype(np.float32)
     return True
 
 
@@ -153,6 +173,8 @@ def _forward_pass(items: list) -> list:
         if not _is_affine(item) or item.inbound[0] not in shapes:
             continue
         shape = shapes[item.name] = _channels(item, shapes)
+        if not _fits(item, shape[-1]):
+            continue
         users = consumers.get(item.name, [])
         if not users or not all(_forward_exact(u) for u in users):
             continue
@@ -183,7 +205,9 @@ def _lower_affine(items: list) -> list:
     for item in items:
         if _is_affine(item) and item.inbound and item.inbound[0] in shapes:
             shape = _channels(item, shapes)
-            if len(shape) in (1, 3):
+            if not _fits(item, shape[-1]):
+                _refuse_misfit(item, shape[-1])
+            elif len(shape) in (1, 3):
                 scale, shift = _per_channel(item, shape[-1])
                 if len(shape) == 3:
                     layer = nw.Layer(item.name, nw.DEPTHWISE_CONV2D, shape, item.inbound,
