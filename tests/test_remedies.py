@@ -135,3 +135,17 @@ def test_convert_records_the_remedies(setup):
     assert R.saved_remedies(conv) == R.Remedies.parse("half+channel+calib4+lateral")
     with pytest.raises(ConfigError, match="calibration data"):
         R.convert(net, normalize(net, x), None, R.Remedies.parse("calib"), SimConfig())
+
+
+def test_diagnose_names_channel_spread_and_channelwise_removes_it(setup):
+    """A layer whose channels span very different ranges is a channel_spread finding whose remedy
+    is channel-wise normalization; after it, the finding is gone."""
+    from workbench.analysis.diagnosis import channel_spread
+
+    net, x = setup
+    net = net.copy()
+    net.layers[1].weights = net.layers[1].weights * np.float32([1, 1, 0.1, 0.1])  # two weak channels in c1
+    found = channel_spread(normalize(net, x), x)
+    c1 = [f for f in found if f.layer == "c1"]
+    assert c1 and c1[0].remedy == "channel" and c1[0].evidence["weak_channels"] >= 0.5
+    assert not [f for f in channel_spread(normalize_channelwise(net, x), x) if f.layer == "c1"]

@@ -18,13 +18,15 @@ Causes (``Finding.cause``), each checked per layer:
 - ``negative_spikes``: signed neuron models send negative spikes, which most hardware cannot.
 - ``not_converged`` (network): accuracy was still rising at the last step.
 - ``unnormalized`` (network): no data-based normalization, so rates are not fitted to [0, 1].
+- ``channel_spread`` (``diagnose`` with data): many channels of a layer use a small part of its
+  range (their 99.9th percentile below half the largest channel's), so they fire a trickle.
 - ``slow_onset`` (network): the output stays silent or wrong for the first steps while the
   membranes charge from 0.
 
 Each finding also names the conversion remedy that fits it (``Finding.remedy``, a spec for
 ``--remedies``; ``analysis.remedies``): slow onset, not converged -> ``half`` (half-threshold
 start); resolution -> ``half`` + ``calibT`` (bias calibration at this T); saturated -> ``burst2``;
-silent but not dead -> ``channel`` (channel-wise normalization); max pooling -> ``lateral``;
+silent but not dead, channel spread -> ``channel`` (channel-wise normalization); max pooling -> ``lateral``;
 low correlation -> ``calibT``. ``diagnose --try`` applies them and reports before and after.
 """
 
@@ -377,9 +379,49 @@ def suggested_remedies(d: Diagnosis) -> str:
     return "+".join(words)
 
 
+SPREAD_BELOW = 0.5  # a channel whose 99.9th percentile is below this share of its layer's: weak
+SPREAD_SHARE = 0.25  # this share of a layer's channels weak: a channel_spread finding
+
+
+def channel_spread(network: nw.Network, x) -> list[Finding]:
+    """``channel_spread``: layers (that can take one scale per channel) where many channels use
+    a small part of the layer's range, measured on the ANN activations of ``x``: their neurons
+    fire a trickle. The remedy is channel-wise normalization."""
+    from workbench.models.forward import forward
+    from workbench.models.normalize import _channel_sinks
+
+    done = set((network.normalization or {}).get("channel_scales", {}))
+    acts = forward(network, np.asarray(x[:256]))
+    out = []
+    for layer in network.layers:
+        if (layer.kind not in (nw.DENSE, nw.CONV2D) or layer is network.output_layer or layer.name in done
+                or layer.activation != "relu" or _channel_sinks(network, layer.name) is None):
+            continue
+        a = np.asarray(acts[layer.name], np.float64).reshape(-1, layer.output_shape[-1])
+        top = [float(np.percentile(col[col > 0], 99.9)) for col in a.T if np.any(col > 0)]
+        if len(top) < 2:
+            continue
+        ratio = np.asarray(top) / max(top)
+        weak = float(np.mean(ratio < SPREAD_BELOW))
+        if weak >= SPREAD_SHARE:
+            out.append(Finding(layer.name, "channel_spread", LOW,  # a latency cost, not an error
+                               f"layer {layer.name}: {_pct(weak)} of its channels reach less than half of the "
+                               f"layer's range (99.9th percentiles from {min(ratio):.2f} to 1 of the largest); "
+                               "their neurons fire a trickle", "normalize channel by channel (--remedies channel)",
+                               {"weak_channels": weak, "min_ratio": float(min(ratio))}, remedy="channel"))
+    return out
+
+
 def diagnose(network: nw.Network, config, x, y=None, steps: int | None = None, **kw) -> Diagnosis:
-    """Run ``network`` on ``x`` (``evaluate``'s keyword arguments pass through) and diagnose it."""
-    return diagnose_result(network, evaluate(network, config, x, y, steps=steps, **kw))
+    """Run ``network`` on ``x`` (``evaluate``'s keyword arguments pass through) and diagnose it;
+    with the data at hand, also the spread of its channels (``channel_spread``)."""
+    d = diagnose_result(network, evaluate(network, config, x, y, steps=steps, **kw))
+    spread = channel_spread(network, x)
+    if not spread:
+        return d
+    order = {name: i for i, name in enumerate(l.name for l in network.layers)}
+    findings = sorted([*d.findings, *spread], key=lambda f: (-f.severity, order.get(f.layer, -1)))
+    return dataclasses.replace(d, findings=tuple(findings))
 
 
 def format_report(d: Diagnosis) -> str:
