@@ -25,9 +25,9 @@ class _LoopThread(QThread):
 
     message = pyqtSignal(str, object)
 
-    def __init__(self, parent=None, window: int = 500):
+    def __init__(self, parent=None, window: int = 500, budget: int | None = None):
         super().__init__(parent)
-        self.loop = SimLoop(self.message.emit, window)
+        self.loop = SimLoop(self.message.emit, window, budget=budget)
         self.setObjectName("snn-workbench-sim")
 
     def run(self) -> None:
@@ -48,8 +48,9 @@ class Session(QObject):
     layer_selected = pyqtSignal(str)
     ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
     trace_ready = pyqtSignal(object)  # Trace of the recorded steps (request_trace), None when nothing runs
+    memory_changed = pyqtSignal(object)  # sim_loop.RecordingPlan: what is recorded, its history, bytes, budget
 
-    def __init__(self, parent=None, window: int = 500):
+    def __init__(self, parent=None, window: int = 500, budget: int | None = None):
         super().__init__(parent)
         self.original = None  # Network as loaded
         self.network = None  # the normalized Network that runs
@@ -66,9 +67,11 @@ class Session(QObject):
         self.ann_accuracy = float("nan")  # of the running batch, from the worker's ANN forward pass
         self.running = False
         self.busy = False
-        self._thread = _LoopThread(self, window)
+        self.recording = None  # sim_loop.RecordingPlan of the running simulation
+        self._thread = _LoopThread(self, window, budget)
         self._thread.message.connect(self._on_message)
         self._loop = self._thread.loop
+        self.memory_budget = self._loop.budget  # bytes the recording may take
         self._thread.start()
 
     # ---- intents: running ------------------------------------------------------------------
@@ -159,6 +162,16 @@ class Session(QObject):
 
     def open_demo(self) -> None:
         self._job("model", "Opening the demo network…", loaders.open_demo, self.percentile)
+
+    def set_memory_budget(self, nbytes: int) -> None:
+        """The memory the recording may take: with less, a big network's history gets shorter
+        and only the layers the views show are recorded (``sim_loop.RecordingPlan``)."""
+        nbytes = int(nbytes)
+        if nbytes < 1:
+            self.error.emit(f"The memory budget must be positive, got {nbytes} bytes", "")
+            return
+        self.memory_budget = nbytes
+        self._loop.post("budget", nbytes)
 
     # ---- intents: what is looked at ----------------------------------------------------------
     @pyqtSlot(str)
@@ -302,6 +315,9 @@ class Session(QObject):
             self._on_cancelled(*payload)
         elif kind == "trace":
             self.trace_ready.emit(payload)
+        elif kind == "memory":
+            self.recording = payload
+            self.memory_changed.emit(payload)
         elif kind == "ann_accuracy":
             self.ann_accuracy = float(payload)
             self.ann_accuracy_changed.emit(self.ann_accuracy)
