@@ -14,8 +14,8 @@ from workbench.engine.trace import LayerTrace, Trace
 
 NO_LAYER_CAPACITY = 10_000  # steps of step numbers and predictions kept when no layer is recorded
 MIN_HISTORY = 16  # the shortest history the window keeps, however big the layer
-BUDGET_SHARE = 0.125  # of the machine's memory, the window's default recording budget
-BUDGET_RANGE = (256 * 1024**2, 4 * 1024**3)  # ... clipped to this
+BUDGET_SHARE = 1 / 16  # of the machine's memory, the window's default recording budget
+BUDGET_RANGE = (256 * 1024**2, 1024**3)  # ... clipped to this
 
 
 def estimate_bytes(layer_sizes: dict[str, int], steps: int, batch: int, membrane: bool, current: bool) -> int:
@@ -35,11 +35,11 @@ def machine_memory() -> int | None:
 
 
 def default_budget(total: int | None = None) -> int:
-    """The window's default memory budget for what it records: an eighth of the machine's
-    memory, at least 256 MB and at most 4 GB (2 GB when the machine does not say)."""
+    """The window's default memory budget for what it records: a sixteenth of the machine's
+    memory, at least 256 MB and at most 1 GB (1 GB when the machine does not say)."""
     total = machine_memory() if total is None else total
     if not total:
-        return 2 * 1024**3
+        return BUDGET_RANGE[1]
     lo, hi = BUDGET_RANGE
     return int(min(max(total * BUDGET_SHARE, lo), hi))
 

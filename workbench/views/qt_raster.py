@@ -30,6 +30,7 @@ from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from workbench.views.raster_codes import (
     CURSOR, DIVERGENT, EMPTY, LEVELS, LUT, NEGATIVE, NOW, POSITIVE, SEPARATOR, pool_codes, pool_spikes,
+    steady_pooling,
 )
 from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_plot, set_axis_label, set_label_format, set_ticks,
                                               set_title)
@@ -160,7 +161,7 @@ class QtRasterView(QtSnapshotView):
         if rows == 0 or cols == 0:
             return (1, 1)
         px = self.plot.vb.viewPixelSize()  # data units per pixel, (x, y)
-        return max(1, int(px[1])), max(1, int(px[0]))
+        return steady_pooling(px[1]), max(1, int(px[0]))
 
     # ---- painting --------------------------------------------------------------------------
     def _render(self, snapshot) -> None:

@@ -57,7 +57,8 @@ MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
 DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots copy every layer's arrays
 STATS_SECONDS = 1.0  # while playing a bigger network, the other layers' stats are refreshed this often
-COMPACT_CACHE = dict(slack=2, spare=1, warm=1)  # the history cache when not everything fits the budget
+SNAPSHOT_SHARE = 0.2  # of a play's time, what a big network's snapshots may take (fewer frames then)
+COMPACT_CACHE = dict(slack=2, spare=1, warm=0)  # the history cache when not everything fits the budget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -422,7 +423,9 @@ class SimLoop:
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
-        interval = self.frame_interval
+        cost = max(0.0, self._clock() - now) if detail is not None else 0.0
+        # a big network's snapshot takes a share of the steps' time: frames at most SNAPSHOT_SHARE of it
+        interval = max(self.frame_interval, cost / SNAPSHOT_SHARE)
         self._due = max(self._due + interval, now + interval * (1 - FRAME_JITTER)) if running else now + interval
         self._frame_wanted = False
         self._emit("snapshot", snap)
