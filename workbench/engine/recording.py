@@ -13,7 +13,7 @@ from workbench.engine.trace import LayerTrace, Trace
 
 
 NO_LAYER_CAPACITY = 10_000  # steps of step numbers and predictions kept when no layer is recorded
-MIN_HISTORY = 16  # the shortest history the window keeps, however big the layer
+MIN_HISTORY = 2  # the shortest history the window keeps (a tiny budget: fewer steps, not more memory)
 BUDGET_SHARE = 1 / 16  # of the machine's memory, the window's default recording budget
 BUDGET_RANGE = (256 * 1024**2, 1024**3)  # ... clipped to this
 
