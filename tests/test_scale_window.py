@@ -175,3 +175,25 @@ def test_a_run_that_records_nothing_just_runs():
 
     sim = Simulator(small_network(), SimConfig(steps=100_000_000, batch=32, record=(), record_membrane=False))
     assert sim.recorder.capacity == NO_LAYER_CAPACITY and sim.recorder.nbytes == NO_LAYER_CAPACITY * (8 + 32 * 2)
+
+
+def test_opening_a_keras_model_reports_each_stage_and_stops_between_them():
+    from workbench.models import loading
+    from workbench.views import loaders
+
+    stages = []
+    loaded = loaders.open_model(loading.DEMO_KERAS, loading.DEMO_TEST, 99.9, on_stage=stages.append)
+    n = len(loaded.original.layers)
+    assert stages[:2] == ["Starting TensorFlow…", "Reading digits_cnn.keras (0 MB)…"]
+    assert stages[2].startswith("Importing ") and stages[2].endswith(" Keras layers of digits_cnn.keras…")
+    assert stages[3:] == [f"Normalizing on {len(loaded.samples)} samples ({n} layers)…"]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_reading(label):
+        if label.startswith("Reading"):
+            raise Stop
+
+    with pytest.raises(Stop):
+        loaders.open_model(loading.DEMO_KERAS, None, 99.9, on_stage=stop_at_reading)

@@ -36,6 +36,7 @@ Exceptions never end the loop: they are reported and the loop stays usable.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import queue
 import time
 import traceback
@@ -229,13 +230,20 @@ class SimLoop:
                 shown[0] = percent
                 self._emit("progress", percent / 100)
 
+        def on_stage(text):
+            if cancelled():
+                raise JobCancelled
+            shown[0] = -1
+            self._emit("status", text)
+
         if cancelled():
             self._emit("cancelled", (tag, label))
             return
         self._emit("cancellable", True)
         self._emit("status", label)
+        kw = {"on_stage": on_stage} if "on_stage" in inspect.signature(fn).parameters else {}
         try:
-            value = fn(*fn_args, on_progress=on_progress)
+            value = fn(*fn_args, on_progress=on_progress, **kw)
         except JobCancelled:
             value = None
         finally:
