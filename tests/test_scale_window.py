@@ -197,3 +197,34 @@ def test_opening_a_keras_model_reports_each_stage_and_stops_between_them():
 
     with pytest.raises(Stop):
         loaders.open_model(loading.DEMO_KERAS, None, 99.9, on_stage=stop_at_reading)
+
+
+def test_find_neuron_and_all_layers_at_scale(big_window, qtbot):
+    app, session, win, errors = big_window
+    wait(app, lambda: session.snapshot is not None and session.recording is not None)
+    session.set_watched([])
+    session.select_layer("conv1")
+    session.run_to(session.snapshot.t + 1)
+    wait(app, lambda: "conv1" in session.snapshot.history.layers and not session.running)
+    raster = win.views["raster"]
+    raster.refresh()
+    with qtbot.waitSignal(raster.neuron_clicked) as hit:
+        assert raster.find_neuron("100, 200, 5") == ("conv1", (100 * 224 + 200) * 32 + 5)
+    assert hit.args == ["conv1", (100 * 224 + 200) * 32 + 5]
+    top, bottom = raster.plot.vb.viewRange()[1]
+    assert top <= (100 * 224 + 200) * 32 + 5 <= bottom and bottom - top < 100  # zoomed to its row
+    assert raster.find_neuron("300 1 1") is None and raster._status.text() == "h = 300 is outside the layer's 224"
+    assert raster.find_neuron("1605632") is None and "outside the layer (0 to 1605631)" in raster._status.text()
+    assert raster.find_neuron("77") == ("conv1", 77)
+    # all 5 neuron layers (3.2 M neurons) stacked: one band of at most 256 pooled rows each
+    raster.set_stacked(True)
+    wait(app, lambda: session.recording.layers == ("conv1", "conv2", "conv3", "gap", "output"))
+    session.step()
+    wait(app, lambda: len(session.snapshot.history.layers) == 5 and session.snapshot.history.n_steps >= 1)
+    raster.refresh()
+    assert [(name, n) for name, _, n in raster.blocks] == [("conv1", 256), ("conv2", 256), ("conv3", 256),
+                                                           ("gap", 64), ("output", 10)]
+    assert raster.row_to_neuron(257 + 3) == ("conv2", 3 * -(-802_816 // 256))
+    assert session._loop.sim.recorder.nbytes + session._loop._cache.nbytes <= BUDGET
+    raster.set_stacked(False)
+    assert errors == []

@@ -19,6 +19,11 @@ background: the spikes of the layers already advanced (``LayerSnapshot.spikes``)
 for the others. x is the real timestep number (``history.steps``, then ``t + 1``), y the neuron
 index (row-major, channels-last flat index), neuron 0 at the top. A left click on a row emits
 ``neuron_clicked(layer, index)``.
+
+At ImageNet size: the "find neuron" box takes a neuron number or its (h, w, c), zooms the raster
+to its row and emits ``neuron_clicked`` for it (the membrane view then watches it); "all layers"
+over more than ``STACKED_FULL_ROWS`` neurons draws each layer as a band of at most
+``STACKED_BAND`` pooled rows (shaded by density), so 71 layers of 16 M neurons fit one image.
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
 
 from workbench.views.raster_codes import (
     CURSOR, DIVERGENT, EMPTY, LEVELS, LUT, NEGATIVE, NOW, POSITIVE, SEPARATOR, pool_codes, pool_spikes,
-    steady_pooling,
+    parse_neuron, steady_pooling,
 )
 from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_plot, set_axis_label, set_label_format, set_ticks,
                                               set_title)
+
+STACKED_FULL_ROWS = 200_000  # "all layers" over more neurons: each layer a band of pooled rows
+STACKED_BAND = 256  # the most rows a layer's band has then
+
 
 class QtRasterView(QtSnapshotView):
     neuron_clicked = pyqtSignal(str, int)
@@ -59,9 +68,16 @@ class QtRasterView(QtSnapshotView):
         self._all.toggled.connect(self._on_all_toggled)
         self._status = QLabel()
         self._status.setStyleSheet("color: gray")
+        self._band: dict[str, int] = {}  # layer -> neurons per row of its band ("all layers", pooled)
+        self.find = QLineEdit(placeholderText="find neuron: # or h,w,c")
+        self.find.setToolTip("A neuron of the shown layer by its number or its (h, w, c): the raster "
+                             "zooms to its row and the membrane view watches it")
+        self.find.setMaximumWidth(190)
+        self.find.returnPressed.connect(lambda: self.find_neuron(self.find.text()))
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
+        bar.addWidget(self.find)
         bar.addStretch(1)
         bar.addWidget(self._status)
 
@@ -145,8 +161,31 @@ class QtRasterView(QtSnapshotView):
     def row_to_neuron(self, row: int) -> tuple[str, int] | None:
         for name, first, n in self._blocks:
             if first <= row < first + n:
-                return name, row - first
+                return name, (row - first) * self._band.get(name, 1)  # a band row: its first neuron
         return None
+
+    def find_neuron(self, text: str) -> tuple[str, int] | None:
+        """Zoom to the neuron ``text`` names in the shown layer (see ``parse_neuron``) and emit
+        ``neuron_clicked`` for it; a message in the status line when it names none."""
+        snapshot = self._snapshot
+        names = [] if snapshot is None else self._shown_layers(snapshot)
+        name = self._selected if self._selected in names else (names[0] if names else None)
+        if name is None:
+            self._status.setText("no layer shown")
+            return None
+        shape = snapshot.layer(name).shape
+        try:
+            flat = parse_neuron(text, shape)
+        except ValueError as exc:
+            self._status.setText(str(exc))
+            return None
+        first = next((f for n, f, _ in self._blocks if n == name), 0)
+        row = first + flat // self._band.get(name, 1)
+        self.plot.vb.setYRange(row - 24, row + 24, padding=0)
+        where = np.unravel_index(flat, shape)
+        self._status.setText(f"{name}[{flat}] = ({', '.join(map(str, where))})")
+        self.neuron_clicked.emit(name, int(flat))
+        return name, int(flat)
 
     def _shown_layers(self, snapshot) -> list[str]:
         recorded = snapshot.history.layers
@@ -189,6 +228,10 @@ class QtRasterView(QtSnapshotView):
             set_title(self.plot, "Spikes")
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
+        self._band = {}
+        if self._stacked and sum(sizes) > STACKED_FULL_ROWS:
+            self._render_bands(snapshot, names, sizes, b, T)
+            return
         rows = sum(sizes) + len(names) - 1
         self._shape = (rows, cols)
         epoch = getattr(snapshot, "history_epoch", 0)
@@ -240,6 +283,32 @@ class QtRasterView(QtSnapshotView):
         self._update_axes(snapshot, names, b)
         if marks[0]:
             self.div_marks.setData(np.concatenate(marks[0]).astype(float), np.concatenate(marks[1]).astype(float))
+
+    def _render_bands(self, snapshot, names, sizes, b: int, T: int) -> None:
+        """"All layers" of a big network: each layer a band of at most STACKED_BAND rows, a row
+        pooling ``ceil(n / STACKED_BAND)`` neurons (shaded by density), separated by grey rows."""
+        history = snapshot.history
+        bands = []
+        for name, n in zip(names, sizes):
+            per = -(-n // STACKED_BAND)
+            self._band[name] = per
+            spikes = history[name].spikes.reshape(T, history.batch, n)[:, b, :]
+            bands.append(pool_spikes(spikes, per, snapshot.layer(name).signed) if per > 1
+                         else np.where(spikes.T > 0, POSITIVE, np.where(spikes.T < 0, NEGATIVE, EMPTY)).astype(np.uint8))
+        rows = sum(len(x) for x in bands) + len(bands) - 1
+        buf = np.full((rows, T), SEPARATOR, dtype=np.uint8)
+        self._blocks = []
+        row = 0
+        for name, band in zip(names, bands):
+            buf[row:row + len(band)] = band
+            self._blocks.append((name, row, len(band)))
+            row += len(band) + 1
+        self._buf, self._shape, self._frame = buf, (rows, T), None
+        self._last_step = int(history.steps[-1])
+        self.now_line.setVisible(False)
+        self._push_image(self._last_step)
+        self._update_axes(snapshot, names, b)
+        self._status.setText(self._status.text() + f"  ·  {sum(sizes):,} neurons in {len(names)} bands")
 
     def _spike_codes(self, snapshot, name: str, b: int, n: int) -> np.ndarray:
         """(n, T) codes (POSITIVE, NEGATIVE, EMPTY) of a layer's recorded spikes of sample ``b``.

@@ -133,3 +133,26 @@ def pool_spikes(spikes: np.ndarray, py: int, signed: bool = False) -> np.ndarray
         if neg.any():
             np.copyto(out, (NEGATIVE_RAMP + shade)[neg], where=neg > pos)
     return out
+
+
+def parse_neuron(text: str, shape: tuple[int, ...]) -> int:
+    """The flat (channels-last, row-major) index of a neuron of a layer of ``shape`` given as
+    ``text``: a flat index ('123456') or its coordinates ('h, w, c' / 'h w c', as many as the
+    shape has). Raises ValueError saying what is wrong, in the layer's terms."""
+    parts = [p for p in text.replace(",", " ").replace("(", " ").replace(")", " ").split() if p]
+    n = int(np.prod(shape))
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"'{text}': give a neuron number (0 to {n - 1}) or its coordinates "
+                         f"({', '.join('hwc'[:len(shape)] if len(shape) <= 3 else 'index')})") from None
+    if len(values) == 1:
+        if not 0 <= values[0] < n:
+            raise ValueError(f"neuron {values[0]} is outside the layer (0 to {n - 1})")
+        return values[0]
+    if len(values) != len(shape):
+        raise ValueError(f"'{text}': the layer has shape {tuple(shape)}, give {len(shape)} coordinates or one number")
+    for v, size, axis in zip(values, shape, "hwc" if len(shape) == 3 else range(len(shape))):
+        if not 0 <= v < size:
+            raise ValueError(f"{axis} = {v} is outside the layer's {size}")
+    return int(np.ravel_multi_index(values, shape))

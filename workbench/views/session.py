@@ -251,7 +251,7 @@ class Session(QObject):
         self._loop.post("setup", self.network, self.config, x, y)
 
     def _post_history(self) -> None:
-        self._loop.post("history", self.history_layers(), (), self.membrane_neurons())
+        self._loop.post("history", self.history_layers(), (), self.membrane_neurons(), self.selected_layer)
 
     def _adopt_network(self, loaded: loaders.Loaded) -> None:
         self.original, self.network = loaded.original, loaded.network

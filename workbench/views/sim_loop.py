@@ -100,6 +100,7 @@ class SimLoop:
         self.budget = default_budget() if budget is None else int(budget)
         self.plan: RecordingPlan | None = None
         self._config = None
+        self._selected: str | None = None  # the selected layer (its arrays in every snapshot)
         self._stats: tuple = ()
         self._stats_time = -1e9
         self.frame_interval = frame_interval
@@ -186,6 +187,7 @@ class SimLoop:
             self._history_layers = args[0]
             self._membrane_layers = args[1] if len(args) > 1 else None
             self._membrane_neurons = tuple(args[2]) if len(args) > 2 else ()
+            self._selected = args[3] if len(args) > 3 else None
             self._replan()
             self._dirty = True
         elif kind == "budget":
@@ -336,11 +338,15 @@ class SimLoop:
 
     def _detail_layers(self):
         """Layers whose arrays snapshots copy: all of a network up to DETAIL_ALL_NEURONS, else
-        the recorded ones (what the views show) and the output."""
+        the history layers (what the views show: the selected layer, the watched neurons'
+        layers) and the output."""
         sim = self.sim
         if sum(ls.layer.size for ls in sim.layers) * sim.batch <= DETAIL_ALL_NEURONS:
             return None
-        names = set(self.plan.layers if self.plan else ()) | set(self._history_layers or ())
+        if self._history_layers is None:  # every layer's history (a stacked raster): not every layer's arrays
+            names = {self._selected} | {layer for layer, _ in self._membrane_neurons}
+        else:
+            names = set(self._history_layers)
         return names | {sim.layers[-1].layer.name}
 
     def _layer_stats(self, detail, now: float):
