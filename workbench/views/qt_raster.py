@@ -20,8 +20,8 @@ for the others. x is the real timestep number (``history.steps``, then ``t + 1``
 index (row-major, channels-last flat index), neuron 0 at the top. A left click on a row emits
 ``neuron_clicked(layer, index)``.
 
-At ImageNet size: the "find neuron" box takes a neuron number or its (h, w, c), zooms the raster
-to its row and emits ``neuron_clicked`` for it (the membrane view then watches it); "all layers"
+At ImageNet size: ``find_neuron`` (the window's View > Find neuron…, Ctrl+F) takes a neuron
+number or its (h, w, c), zooms the raster to its row and emits ``neuron_clicked`` for it (the membrane view then watches it); "all layers"
 over more than ``STACKED_FULL_ROWS`` neurons draws each layer as a band of at most
 ``STACKED_BAND`` pooled rows (shaded by density), so 71 layers of 16 M neurons fit one image.
 """
@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal, pyqtSlot
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QLineEdit, QVBoxLayout
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from workbench.views.raster_codes import (
     CURSOR, DIVERGENT, EMPTY, LEVELS, LUT, NEGATIVE, NOW, POSITIVE, SEPARATOR, pool_codes, pool_spikes,
@@ -69,15 +69,9 @@ class QtRasterView(QtSnapshotView):
         self._status = QLabel()
         self._status.setStyleSheet("color: gray")
         self._band: dict[str, int] = {}  # layer -> neurons per row of its band ("all layers", pooled)
-        self.find = QLineEdit(placeholderText="find neuron: # or h,w,c")
-        self.find.setToolTip("A neuron of the shown layer by its number or its (h, w, c): the raster "
-                             "zooms to its row and the membrane view watches it")
-        self.find.setMaximumWidth(190)
-        self.find.returnPressed.connect(lambda: self.find_neuron(self.find.text()))
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
-        bar.addWidget(self.find)
         bar.addStretch(1)
         bar.addWidget(self._status)
 
