@@ -505,9 +505,13 @@ def test_parallel_fused_is_chosen_by_measurement(monkeypatch, threads):
     ref = Simulator(net, SimConfig(steps=20, batch=4), x=x)
     ref.fused = False
     sim.run(1)
-    assert sim._fused_prog.blocks == 4  # first measured: parallel
+    assert sim._fused_prog.blocks == 4  # first measured: parallel (the first call of each is not counted)
+    sim.run(1)
+    assert sim._fused_prog.blocks == 4
     sim.run(1)
     assert sim._fused_prog.blocks == 1  # then serial
+    sim.run(1)
+    assert sim._fused_prog.blocks == 1
     chooser = sim._fused_prog.chooser
     assert chooser.seconds[True] is not None and chooser.seconds[False] is not None
     chooser.seconds.update({True: 1.0, False: 0.001})  # serial measured faster (a loaded machine)
@@ -532,6 +536,8 @@ def test_chooser_averages_the_recent_calls():
     from workbench.engine.block_pool import Chooser
 
     c = Chooser()
+    c.record(True, 50.0, 1)  # the first call of a mode (starting threads) is not counted
+    assert c.seconds[True] is None
     c.record(True, 2.0, 4)
     c.record(True, 1.0, 1)
     assert c.seconds[True] == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)

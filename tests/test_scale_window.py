@@ -155,8 +155,9 @@ def test_the_plan_records_everything_when_it_fits_else_what_is_shown():
     assert plan.everything and plan.layers == plan.membranes == ("conv1", "fc1", "output")
     assert plan.steps == 500 and loop.sim.recorder.capacity == 500
     assert set(loop.sim.recorder.arrays("conv1")) == {"spikes", "membrane"}
-    # 48 + 12 + 5 neurons: int16 spikes + float32 membranes in the ring, 16 int16 copies in the history
-    per_step = (48 + 12 + 5) * (2 + 16 * 2 + 4) + 16
+    # 48 + 12 + 5 neurons: int16 spikes + float32 membranes in the ring; 16 int16 copies in the
+    # history of the layers shown (fc1, output)
+    per_step = (48 + 12 + 5) * (2 + 4) + (12 + 5) * 16 * 2 + 16
     assert plan.bytes == 500 * per_step
     loop.budget = 100 * per_step  # only 100 steps of everything fit: record what is shown
     loop._replan()

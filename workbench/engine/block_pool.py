@@ -74,6 +74,8 @@ class Chooser:
     def __init__(self):
         self.seconds: dict[bool, float | None] = {False: None, True: None}  # per step, by mode
         self.calls = 0
+        self._seen: set[bool] = set()  # modes run once: their first call (starting threads, faulting
+        # memory in) is not counted
 
     def parallel(self) -> bool:
         if not _AUTO:
@@ -88,6 +90,9 @@ class Chooser:
         return (not best) if self.calls % self.RETRY == 0 else best
 
     def record(self, parallel: bool, seconds: float, steps: int) -> None:
+        if parallel not in self._seen:
+            self._seen.add(parallel)
+            return
         per = seconds / max(1, steps)
         old = self.seconds[parallel]
         self.seconds[parallel] = per if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * per

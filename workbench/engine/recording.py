@@ -58,15 +58,17 @@ def spike_dtype(max_per_step: float) -> np.dtype:
 
 
 def history_plan(sizes: dict[str, int], membranes: set[str] | frozenset, batch: int, budget: int,
-                 longest: int, cache_factor: int = 4, cache_spike_bytes: int = 1) -> tuple[int, int]:
+                 longest: int, cache_factor: int = 4, cache_spike_bytes: int = 1, cached=None) -> tuple[int, int]:
     """(steps, bytes): how many steps of history the window can keep within ``budget`` bytes,
     at most ``longest`` and at least MIN_HISTORY, and what they take. Per recorded neuron and
     step: 2 bytes of int16 spikes in the simulator's ring (+ 4 of float32 membrane for the
     layers in ``membranes``) and ``cache_factor`` copies of ``cache_spike_bytes`` in the
-    history the snapshots share (``analysis.snapshot.HistoryCache``: its buffers and spares)."""
+    history the snapshots share (``analysis.snapshot.HistoryCache``: its buffers and spares) for
+    the layers in ``cached`` (the history layers the views show; None: all of ``sizes``)."""
     per_step = batch * 16  # step numbers and predictions, ring and cache
     for name, n in sizes.items():
-        per_step += n * batch * (2 + cache_factor * cache_spike_bytes + (4 if name in membranes else 0))
+        copies = cache_factor * cache_spike_bytes if cached is None or name in cached else 0
+        per_step += n * batch * (2 + copies + (4 if name in membranes else 0))
     steps = int(max(MIN_HISTORY, min(longest, budget // max(per_step, 1))))
     return steps, steps * per_step
 

@@ -305,11 +305,12 @@ class SimLoop:
         wanted = self._wanted()
         membranes = wanted if config.record_membrane else ()
         base = HistoryCache(self.window)
+        layers, shown_membranes = self._needed()
         steps, nbytes = history_plan({n: sizes[n] for n in wanted}, set(membranes), sim.batch, self.budget,
-                                     self.window, base.factor, 2)
+                                     self.window, base.factor, 2, cached=set(layers))
         if steps >= self.window:
             return RecordingPlan(True, wanted, membranes, self.window, nbytes, self.budget)
-        layers, membranes = self._needed()
+        membranes = shown_membranes
         compact = HistoryCache(1, **COMPACT_CACHE)
         dtype = self._spike_dtype(layers)
         steps, nbytes = history_plan({n: sizes[n] for n in layers}, set(membranes), sim.batch, self.budget,
