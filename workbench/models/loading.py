@@ -1,6 +1,7 @@
 """Open any supported model file by its suffix, and the bundled demo.
 
-``.keras`` / ``.h5`` go through the Keras importer (TensorFlow imported only then); a saved
+``.keras`` / ``.h5`` go through the Keras importer (TensorFlow imported only then), ``.onnx``
+through the ONNX importer (``onnx`` imported only then); a saved
 ``Network`` (``.npz``) opens with numpy alone, in milliseconds.
 """
 
@@ -17,7 +18,7 @@ DEMO_KERAS = DEMO_DIR / "digits_cnn.keras"
 DEMO_TEST = DEMO_DIR / "digits_test.npz"
 DEMO_CALIBRATION = DEMO_DIR / "digits_calibration.npz"
 
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".npz")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".npz")
 
 
 def open_model(path: str | Path, on_stage=None) -> Network:
@@ -37,4 +38,10 @@ def open_model(path: str | Path, on_stage=None) -> Network:
         from workbench.models.keras.importer import load_keras
 
         return load_keras(path, on_stage)
+    if suffix == ".onnx":
+        from workbench.models.onnx.importer import load_onnx
+
+        if on_stage is not None:
+            on_stage(f"Reading {path.name} ({path.stat().st_size / 1024**2:.0f} MB)…")
+        return load_onnx(path)
     raise ModelImportError(f"{path}: unsupported model file type '{suffix}' (expected one of {', '.join(MODEL_SUFFIXES)})")
