@@ -11,7 +11,8 @@ in a temporary folder; the data are smooth random images (sums of low-frequency 
 
 Cells (every time is wall time on this machine, with whatever else runs on it):
 - ``headless``: import, read + import the .keras, normalize, build the Simulator, first step
-  (compiling or loading the kernels), then ``STEPS`` steps at batch 1 recording nothing: steps/s.
+  (compiling or loading the kernels), then ``STEPS`` steps at batch 1 recording nothing, one
+  ``run(1)`` call each (so the fused path can measure one thread against two): steps/s.
 - ``keras``: ``STEPS`` Keras forward passes at batch 1 (``model(x, training=False)``), the dense
   bound: passes/s.
 - ``window``: ``build_window(model, data)`` offscreen at 1600x1000 with the default memory
@@ -89,7 +90,8 @@ def _headless(model, data, steps: int) -> dict:
     sim.run(1)
     t_first = time.perf_counter()
     start = time.perf_counter()
-    sim.run(steps)
+    for _ in range(steps):  # one call a step: the fused path measures serial against parallel (Chooser)
+        sim.run(1)
     el = time.perf_counter() - start
     weights = sum(l.weights.nbytes + (l.bias.nbytes if l.bias is not None else 0)
                   for l in norm.layers if l.weights is not None)

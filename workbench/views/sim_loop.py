@@ -57,8 +57,8 @@ OVERDUE_CHUNK_SECONDS = 0.002  # chunks while a due frame waits for the GUI to t
 MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
 DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots copy every layer's arrays
-STATS_SECONDS = 1.0  # while playing a bigger network, the other layers' stats are refreshed this often
-SNAPSHOT_SHARE = 0.2  # of a play's time, what a big network's snapshots may take (fewer frames then)
+STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed this often
+SNAPSHOT_SHARE = 0.25  # of a play's time, what a big network's snapshots may take (fewer frames then)
 COMPACT_CACHE = dict(slack=2, spare=1, warm=0)  # the history cache when not everything fits the budget
 
 
@@ -103,6 +103,7 @@ class SimLoop:
         self._selected: str | None = None  # the selected layer (its arrays in every snapshot)
         self._stats: tuple = ()
         self._stats_time = -1e9
+        self._snap_cost = 0.0  # seconds a big network's snapshot takes (recent average)
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = stop_flag.new_flag()  # pause generation; a play runs while it matches
@@ -277,7 +278,7 @@ class SimLoop:
         self._emit("ann_accuracy", ann_accuracy(network, self._ann, labels))
         self._config = config
         self.plan = None
-        self._stats, self._stats_time = (), -1e9
+        self._stats, self._stats_time, self._snap_cost = (), -1e9, 0.0
         self.sim = Simulator(network, config.replace(record=(), max_record_bytes=None), x, labels, record_capacity=1)
         self.sim.split_steps = False  # the GUI thread needs the other core
         self._replan()
@@ -438,9 +439,10 @@ class SimLoop:
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
-        cost = max(0.0, self._clock() - now) if detail is not None else 0.0
-        # a big network's snapshot takes a share of the steps' time: frames at most SNAPSHOT_SHARE of it
-        interval = max(self.frame_interval, cost / SNAPSHOT_SHARE)
+        if detail is not None:  # a big network's snapshots: frames spaced to take at most SNAPSHOT_SHARE
+            cost = max(0.0, self._clock() - now)
+            self._snap_cost = cost if not self._snap_cost else 0.7 * self._snap_cost + 0.3 * cost
+        interval = max(self.frame_interval, self._snap_cost / SNAPSHOT_SHARE)
         self._due = max(self._due + interval, now + interval * (1 - FRAME_JITTER)) if running else now + interval
         self._frame_wanted = False
         self._emit("snapshot", snap)
