@@ -104,6 +104,8 @@ class SimLoop:
         self._stats: tuple = ()
         self._stats_time = -1e9
         self._snap_cost = 0.0  # seconds a big network's snapshot takes (recent average)
+        self._full_stats_cost = 0.0  # seconds the last snapshot spent on every layer's stats
+        self._cache_epoch = 0  # the history epoch of the last snapshot
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = stop_flag.new_flag()  # pause generation; a play runs while it matches
@@ -357,9 +359,12 @@ class SimLoop:
         if detail is None:
             return None
         running = self._play_gen is not None
+        self._full_stats_cost = 0.0
         if not running or now - self._stats_time >= STATS_SECONDS or not self._stats:
-            self._stats_time = now
+            start = self._clock()
             self._stats = layer_stats_of(self.sim, self._ann, set(l.layer.name for l in self.sim.layers))
+            self._stats_time = self._clock()
+            self._full_stats_cost = self._stats_time - start
         else:
             self._stats = layer_stats_of(self.sim, self._ann, detail, self._stats)
         return self._stats
@@ -439,9 +444,13 @@ class SimLoop:
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
-        if detail is not None:  # a big network's snapshots: frames spaced to take at most SNAPSHOT_SHARE
-            cost = max(0.0, self._clock() - now)
+        if detail is not None and self._cache_epoch == self._cache.epoch:
+            # a big network's snapshots: frames spaced to take at most SNAPSHOT_SHARE of a play; not
+            # counted: a history's first snapshot (its buffers are allocated) and the refresh of
+            # every layer's stats (every STATS_SECONDS, whatever the frame rate)
+            cost = max(0.0, self._clock() - now - self._full_stats_cost)
             self._snap_cost = cost if not self._snap_cost else 0.7 * self._snap_cost + 0.3 * cost
+        self._cache_epoch = self._cache.epoch
         interval = max(self.frame_interval, self._snap_cost / SNAPSHOT_SHARE)
         self._due = max(self._due + interval, now + interval * (1 - FRAME_JITTER)) if running else now + interval
         self._frame_wanted = False
