@@ -159,6 +159,14 @@ def test_the_plan_records_everything_when_it_fits_else_what_is_shown():
     # history of the layers shown (fc1, output)
     per_step = (48 + 12 + 5) * (2 + 4) + (12 + 5) * 16 * 2 + 16
     assert plan.bytes == 500 * per_step
+    recorder = loop.sim.recorder
+    loop.sim.run(3)
+    loop._history_layers = ("conv1", "output")  # another layer shown: everything is still recorded
+    loop._replan()
+    assert loop.plan.everything and loop.sim.recorder is recorder and recorder.count == 3
+    assert loop.plan.bytes == 500 * ((48 + 12 + 5) * (2 + 4) + (48 + 5) * 16 * 2 + 16)
+    loop._history_layers = ("fc1", "output")
+    loop._replan()
     loop.budget = 100 * per_step  # only 100 steps of everything fit: record what is shown
     loop._replan()
     assert not loop.plan.everything and loop.plan.layers == ("fc1", "output") and loop.plan.membranes == ()

@@ -331,14 +331,17 @@ class SimLoop:
         plan = self.recording_plan()
         if plan == self.plan:
             return
+        old = self.plan
+        self.plan = plan
+        self._emit("memory", plan)
+        if old is not None and (old.layers, old.membranes, old.steps) == (plan.layers, plan.membranes, plan.steps):
+            return  # the same recording (only the estimate moved with the layers shown): it goes on
         self.sim.set_recording(plan.layers, plan.steps, set(plan.membranes), self._config.record_current)
         if plan.everything:
             if self._cache.window != plan.steps or self._cache.spike_dtype is not None or self._cache.slack != 4:
                 self._cache = HistoryCache(plan.steps)
         else:
             self._cache = HistoryCache(plan.steps, **COMPACT_CACHE, spike_dtype=self._spike_dtype(plan.layers))
-        self.plan = plan
-        self._emit("memory", plan)
 
     def _detail_layers(self):
         """Layers whose arrays snapshots copy: all of a network up to DETAIL_ALL_NEURONS, else
