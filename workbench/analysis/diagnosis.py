@@ -136,9 +136,23 @@ def lif_conversion_hint(le: LayerEval) -> str | None:
             "(docs/neurons.md, 'Converting to LIF')")
 
 
+def _capped_at_max_output(le: LayerEval, network) -> bool:
+    """A ReLU with ``max_value`` (ReLU6) normalized so its cap is at most the SNN's maximum
+    output clips exactly where the neurons saturate: firing at the maximum rate is then the
+    ANN's own clip, not a threshold to raise (issue 14; docs/models.md, 'ReLU6')."""
+    try:
+        layer = network[le.name]
+    except (KeyError, TypeError):
+        return False
+    cap = layer.activation_params.get("max_value") if layer.activation == "relu" else None
+    return cap is not None and float(cap) <= le.max_output * (1 + 1e-6)
+
+
 def _saturated(le: LayerEval, percentile, network, flagged: set[str]) -> Finding | None:
     """``flagged``: layers upstream already found saturated (their excess flows down)."""
     if le.saturated < 0.02 and le.ann_over < 0.02:
+        return None
+    if le.ann_over < 0.02 and _capped_at_max_output(le, network):
         return None
     clipped = max(le.ann_over, le.saturated)
     severity = HIGH if clipped >= 0.2 else MEDIUM if clipped >= 0.05 else LOW

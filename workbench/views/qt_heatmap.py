@@ -21,7 +21,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, clear_data, make_plot, set_title
+from workbench.views.qt_snapshot_view import QtSnapshotView, clear_data, finite, make_plot, set_title
 
 GAP = 1
 ALL_CHANNELS_MAX = 200_000  # a bigger layer opens on one channel (the channel box), not all tiled
@@ -112,6 +112,20 @@ class QtHeatmapView(QtSnapshotView):
         return self._grid
 
     # ---- painting --------------------------------------------------------------------------
+    def _forget(self) -> None:
+        self._layout = None
+        self._name = None
+        self._rates = np.zeros(0)
+        self._divergence = None
+        self._hover.setText(" ")
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._rect = None
+        self._rates = np.zeros(0)
+        self._hover.setText(" ")
+        set_title(self.plot, "Firing rate: nothing runs")
+
     def _render(self, snapshot) -> None:
         name = self.layer_name(snapshot)
         self._name = name
@@ -119,6 +133,7 @@ class QtHeatmapView(QtSnapshotView):
         if name is None:
             self.image.clear()
             self._rect = None
+            set_title(self.plot, "Firing rate: no neuron layer")
             return
         ls = snapshot.layer(name)
         if ls.counts is None:  # a big network's newly selected layer: its arrays come with the next snapshot
@@ -135,7 +150,9 @@ class QtHeatmapView(QtSnapshotView):
         self._rates = counts / snapshot.t if snapshot.t > 0 else np.zeros(counts.shape)
         ch = self.shown_channel()
         self._fill(self._rates if ch is None else self._rates.reshape(-1, ls.shape[-1])[:, ch], h, w, c, rows, cols)
-        top = float(np.nanmax(np.abs(self._rates))) if self._auto.isChecked() and self._rates.size else ls.max_rate
+        finite_rates = np.abs(self._rates[np.isfinite(self._rates)])
+        highest = float(finite_rates.max()) if finite_rates.size else 0.0
+        top = highest if self._auto.isChecked() else finite(ls.max_rate, highest)
         levels = (0.0, max(top, 1e-6))
         self.image.setImage(self._grid, autoLevels=False, levels=levels)
         rect = QRectF(0, 0, self._grid.shape[1], self._grid.shape[0])

@@ -20,6 +20,12 @@ for the others. x is the real timestep number (``history.steps``, then ``t + 1``
 index (row-major, channels-last flat index), neuron 0 at the top. A left click on a row emits
 ``neuron_clicked(layer, index)``.
 
+Stacked, a layer much smaller than the others (fc1 and the output under conv layers) is drawn
+with each neuron repeated on ``rows_per_neuron(layer)`` rows, so that every layer has a band of
+at least ``MIN_BAND_SHARE`` of all rows (with many layers, half their
+equal share) and gets its name on the axis. The key above the plot
+names the colours (yellow: a spike, cyan: a negative spike of a signed model).
+
 At ImageNet size: ``find_neuron`` (the window's View > Find neuron…, Ctrl+F) takes a neuron
 number or its (h, w, c), zooms the raster to its row and emits ``neuron_clicked`` for it (the membrane view then watches it); "all layers"
 over more than ``STACKED_FULL_ROWS`` neurons draws each layer as a band of at most
@@ -42,6 +48,7 @@ from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_p
 
 STACKED_FULL_ROWS = 200_000  # "all layers" over more neurons: each layer a band of pooled rows
 STACKED_BAND = 256  # the most rows a layer's band has then
+MIN_BAND_SHARE = 1 / 12  # stacked: the least share of the rows a layer's band gets (at most half of 1/layers)
 
 
 class QtRasterView(QtSnapshotView):
@@ -55,6 +62,7 @@ class QtRasterView(QtSnapshotView):
         self._shape = (0, 0)  # (rows, columns) of the full-resolution codes shown
         self._lazy = None  # (snapshot, layer, sample, neurons) when codes() must build _buf first
         self._blocks: list[tuple[str, int, int]] = []  # (layer, first row, neurons)
+        self._repeat: dict[str, int] = {}  # layer -> rows per neuron (stacked small layers)
         self._pool = (1, 1)
         self._last_step = 0  # timestep of the last column shown
         self._divergence = None  # DivergenceOverlay of a comparison, or None
@@ -72,6 +80,10 @@ class QtRasterView(QtSnapshotView):
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
+        self.key = QLabel("<span style='color:#ffe13c'>■</span> spike &nbsp;<span style='color:#00d7ff'>■</span> "
+                          "negative spike (signed models)")
+        self.key.setStyleSheet("color: gray")
+        bar.addWidget(self.key)
         bar.addStretch(1)
         bar.addWidget(self._status)
 
@@ -136,6 +148,26 @@ class QtRasterView(QtSnapshotView):
         if self._snapshot is not None and self._pooling() != self._pool:
             self._schedule()
 
+    def _forget(self) -> None:
+        self._codes, self._spare_codes = {}, {}
+        self._frame = self._pooled = self._lazy = None
+        self._blocks = []
+        self._divergence = None
+        self.first_line.hide()
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._blocks = []
+        self._repeat = {}
+        self._shape = (0, 0)
+        self._buf = np.zeros((0, 0), dtype=np.uint8)
+        self._frame = self._lazy = None
+        self.now_line.hide()
+        set_ticks(self.plot.getAxis("left"), None)
+        set_axis_label(self.plot.getAxis("left"), "neuron (flat index)")
+        set_title(self.plot, "Spikes: nothing runs")
+        self._status.setText("")
+
     # ---- what is shown ---------------------------------------------------------------------
     @property
     def blocks(self) -> list[tuple[str, int, int]]:
@@ -152,10 +184,14 @@ class QtRasterView(QtSnapshotView):
             self._buf = np.array(self._spike_codes(snapshot, name, b, n))
         return self._buf
 
+    def rows_per_neuron(self, layer: str) -> int:
+        return self._repeat.get(layer, 1)
+
     def row_to_neuron(self, row: int) -> tuple[str, int] | None:
         for name, first, n in self._blocks:
-            if first <= row < first + n:
-                return name, (row - first) * self._band.get(name, 1)  # a band row: its first neuron
+            r = self._repeat.get(name, 1)
+            if first <= row < first + n * r:
+                return name, (row - first) // r * self._band.get(name, 1)  # a band row: its first neuron
         return None
 
     def find_neuron(self, text: str) -> tuple[str, int] | None:
@@ -174,7 +210,7 @@ class QtRasterView(QtSnapshotView):
             self._status.setText(str(exc))
             return None
         first = next((f for n, f, _ in self._blocks if n == name), 0)
-        row = first + flat // self._band.get(name, 1)
+        row = first + flat // self._band.get(name, 1) * self._repeat.get(name, 1)
         self.plot.vb.setYRange(row - 24, row + 24, padding=0)
         where = np.unravel_index(flat, shape)
         self._status.setText(f"{name}[{flat}] = ({', '.join(map(str, where))})")
@@ -224,9 +260,13 @@ class QtRasterView(QtSnapshotView):
         sizes = [int(np.prod(history[n].shape)) for n in names]
         self._band = {}
         if self._stacked and sum(sizes) > STACKED_FULL_ROWS:
+            self._repeat = {}
             self._render_bands(snapshot, names, sizes, b, T)
             return
-        rows = sum(sizes) + len(names) - 1
+        share = min(MIN_BAND_SHARE, 0.5 / len(names))
+        least = int(np.ceil(sum(sizes) * share)) if len(names) > 1 else 0
+        self._repeat = {n: -(-least // k) for n, k in zip(names, sizes) if 0 < k < least}
+        rows = sum(k * self._repeat.get(n, 1) for n, k in zip(names, sizes)) + len(names) - 1
         self._shape = (rows, cols)
         epoch = getattr(snapshot, "history_epoch", 0)
         steps = history.steps
@@ -249,7 +289,8 @@ class QtRasterView(QtSnapshotView):
         row = 0
         marks = ([], [])
         for name, n in zip(names, sizes):
-            block = buf[row:row + n]
+            r = self._repeat.get(name, 1)
+            block = buf[row:row + n] if r == 1 else np.empty((n, cols), dtype=np.uint8)
             done = block[:, :T]
             np.copyto(done, self._spike_codes(snapshot, name, b, n))
             if now:
@@ -262,9 +303,11 @@ class QtRasterView(QtSnapshotView):
                 if mask is not None and mask.any():
                     first = self._divergence.first_step[name][min(b, self._divergence.first_step[name].shape[0] - 1)]
                     marks[0].append(first[mask])
-                    marks[1].append(row + np.flatnonzero(mask))
+                    marks[1].append(row + np.flatnonzero(mask) * r + (r - 1) / 2)
+            if r > 1:
+                buf[row:row + n * r] = np.repeat(block, r, axis=0)
             self._blocks.append((name, row, n))
-            row += n
+            row += n * r
             if row < rows:
                 buf[row] = SEPARATOR
                 row += 1
@@ -445,7 +488,7 @@ class QtRasterView(QtSnapshotView):
         rows_per_px = max(self.plot.vb.viewPixelSize()[1], 1e-9)
         ticks, last = [], -np.inf
         for name, first, n in self._blocks:
-            mid = first + n / 2
+            mid = first + n * self._repeat.get(name, 1) / 2
             if (mid - last) / rows_per_px >= 14:
                 ticks.append((mid, name))
                 last = mid
