@@ -489,17 +489,55 @@ def test_parallel_fused_only_when_it_pays(threads):
     assert two._fused_prog.blocks == 1  # SNN_WORKBENCH_THREADS=1
 
 
-def test_parallel_fused_backs_off_on_a_busy_machine(monkeypatch, threads):
+def test_parallel_fused_is_chosen_by_measurement(monkeypatch, threads):
+    """By default the fused path runs in parallel or serially by which measured faster (not by
+    the load average); the other is measured again every RETRY calls; results are identical."""
     from workbench.engine import block_pool
 
     monkeypatch.setattr(F, "PARALLEL_MIN_WORK", 0)
-    threads(None)  # the default: all cores unless the machine is oversubscribed
+    monkeypatch.setattr(block_pool, "_THREADS", 4)
+    threads(None)
+    monkeypatch.setattr(block_pool, "_THREADS", 4)
     rng = np.random.default_rng(24)
     net = random_conv_net(rng)
-    sim = Simulator(net, SimConfig(steps=20, batch=4), x=inputs(rng, net, 4))
-    monkeypatch.setattr(block_pool, "_busy", lambda: True)
-    sim.run(5)
+    x = inputs(rng, net, 4)
+    sim = Simulator(net, SimConfig(steps=20, batch=4), x=x)
+    ref = Simulator(net, SimConfig(steps=20, batch=4), x=x)
+    ref.fused = False
+    sim.run(1)
+    assert sim._fused_prog.blocks == 4  # first measured: parallel (the first call of each is not counted)
+    sim.run(1)
+    assert sim._fused_prog.blocks == 4
+    sim.run(1)
+    assert sim._fused_prog.blocks == 1  # then serial
+    sim.run(1)
     assert sim._fused_prog.blocks == 1
-    monkeypatch.setattr(block_pool, "_busy", lambda: False)
-    sim.run(5)
-    assert sim._fused_prog.blocks == (1 if block_pool.threads() == 1 else 4)
+    chooser = sim._fused_prog.chooser
+    assert chooser.seconds[True] is not None and chooser.seconds[False] is not None
+    chooser.seconds.update({True: 1.0, False: 0.001})  # serial measured faster (a loaded machine)
+    chooser.calls = 0
+    for _ in range(block_pool.Chooser.RETRY - 1):
+        sim.run(1)
+        assert sim._fused_prog.blocks == 1
+    chooser.seconds.update({True: 1.0, False: 0.001})
+    sim.run(1)  # every RETRY calls the other is measured again
+    assert sim._fused_prog.blocks == 4
+    chooser.seconds.update({True: 0.001, False: 1.0})
+    sim.run(1)
+    assert sim._fused_prog.blocks == 4
+    ref.run(sim.t)
+    assert_same(sim, ref)
+    block_pool.set_threads(1)  # a fixed choice is kept
+    sim.run(1)
+    assert sim._fused_prog.blocks == 1
+
+
+def test_chooser_averages_the_recent_calls():
+    from workbench.engine.block_pool import Chooser
+
+    c = Chooser()
+    c.record(True, 50.0, 1)  # the first call of a mode (starting threads) is not counted
+    assert c.seconds[True] is None
+    c.record(True, 2.0, 4)
+    c.record(True, 1.0, 1)
+    assert c.seconds[True] == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)

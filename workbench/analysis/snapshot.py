@@ -32,7 +32,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.analysis.layer_stats import LayerStats, accuracy_over_time, simulator_stats
+from workbench.analysis.layer_stats import LayerStats, accuracy_over_time, layer_stats, simulator_stats
 from workbench.engine.trace import LayerTrace, Trace
 
 _EPOCHS = itertools.count(1)
@@ -55,7 +55,8 @@ class LayerSnapshot:
     index: int
     shape: tuple[int, ...]
     is_neuron: bool
-    output: np.ndarray  # (B, *shape) this step's output in rate units
+    output: np.ndarray | None  # (B, *shape) this step's output in rate units (None: not copied,
+    # as spikes, membrane, counts and ann: a big network's layers the views do not show)
     spikes: np.ndarray | None = None  # (B, *shape) this step's spike counts
     membrane: np.ndarray | None = None  # (B, *shape) post-reset membrane
     counts: np.ndarray | None = None  # (B, *shape) cumulative spike counts
@@ -121,8 +122,11 @@ class HistoryCache:
     pool is full, buffers that views still hold are dropped before free ones.
     """
 
-    def __init__(self, window: int = 500, slack: int = 4, spare: int = 3, warm: int = 2):
+    def __init__(self, window: int = 500, slack: int = 4, spare: int = 3, warm: int = 2, spike_dtype=None):
+        """``spike_dtype``: the type the history's spikes are kept in (None: as recorded, int16;
+        int8 halves a big layer's history when a step's counts fit)."""
         self.window = int(window)
+        self.spike_dtype = None if spike_dtype is None else np.dtype(spike_dtype)
         self.slack = max(2, int(slack))
         self.spare = max(0, int(spare))
         self.warm = min(max(0, int(warm)), self.spare)
@@ -193,6 +197,17 @@ class HistoryCache:
                 columns.setdefault(layer, set()).add(int(index))
         return {name: tuple(sorted(idx)) for name, idx in sorted(columns.items())}
 
+    @property
+    def factor(self) -> int:
+        """Windows of rows the cache may hold per recorded row (its buffers and spares)."""
+        return self.slack * (1 + self.spare)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the cache's buffers and spares hold now."""
+        pools = [b for pool in self._retired.values() for b in pool]
+        return int(sum(b.nbytes for b in [*self._bufs.values(), *pools]))
+
     def _rows(self) -> int:
         return next(iter(self._bufs.values())).shape[0]
 
@@ -242,7 +257,8 @@ class HistoryCache:
             for field, arr in rec.arrays(name).items():
                 if name is not None and field != "spikes" and name not in membranes:
                     continue
-                self._bufs[(name, field)] = self._take((rows, *arr.shape[1:]), arr.dtype, touch=True)
+                dtype = self.spike_dtype if field == "spikes" and self.spike_dtype is not None else arr.dtype
+                self._bufs[(name, field)] = self._take((rows, *arr.shape[1:]), dtype, touch=True)
         for name, idx in self._columns.items():
             ring = rec.arrays(name)["membrane"]
             self._bufs[(name, "neurons")] = self._take((rows, ring.shape[1], len(idx)), ring.dtype, touch=True)
@@ -261,9 +277,28 @@ class HistoryCache:
         self._end = keep
 
 
+def layer_stats_of(sim, ann, names, previous=()) -> tuple[LayerStats, ...]:
+    """LayerStats of every neuron layer of ``sim``: computed now for ``names`` (and the layers
+    ``previous`` lacks), the others taken from ``previous`` (the window refreshes a big
+    network's other layers less often than every frame)."""
+    old = {s.name: s for s in previous}
+    out = []
+    for ls in sim.layers:
+        if not ls.is_neuron:
+            continue
+        name = ls.layer.name
+        if name in names or name not in old:
+            steps = sim.t + (1 if ls.index < sim.cursor else 0)
+            out.append(layer_stats(name, ls.counts, steps, ls.model.max_rate(sim.dt), (ann or {}).get(name)))
+        else:
+            out.append(old[name])
+    return tuple(out)
+
+
 def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_layers=None, window: int = 500,
                   r_history: Mapping | None = None, steps_per_second: float = 0.0, running: bool = False,
-                  cache: HistoryCache | None = None, membrane_layers=None, membrane_neurons=()) -> Snapshot:
+                  cache: HistoryCache | None = None, membrane_layers=None, membrane_neurons=(),
+                  detail_layers=None, stats=None) -> Snapshot:
     """Copy what views need from ``sim`` (a Simulator). Call only from the thread that steps it.
 
     ``history_layers``: names of recorded layers whose newest ``window`` steps to include
@@ -274,21 +309,29 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
     (None = all). ``membrane_neurons``: (layer, flat index) pairs of history layers whose
     membranes to include one by one (``Snapshot.neuron_membranes``; the window asks for its
     watched neurons so, and for no layer's whole membranes).
+    ``detail_layers``: names of the layers whose arrays (output, spikes, membrane, counts, ANN)
+    to copy (None = all); the others' are None (an ImageNet-size network holds 16 M neurons:
+    copying them all was 320 MB a snapshot). ``stats``: LayerStats to hand out instead of
+    computing them for every layer (see ``layer_stats_of``).
     """
     ann = ann or {}
+    detail = None if detail_layers is None else set(detail_layers)
     layers = []
     for ls in sim.layers:
         kw = {}
+        copy = detail is None or ls.layer.name in detail
         if ls.is_neuron:
             model = ls.model
             kw = dict(
-                spikes=_ro(ls.spikes), membrane=_ro(ls.membrane()), counts=_ro(ls.counts),
                 model=model.describe(), threshold=model.membrane_threshold,
                 max_rate=float(model.max_rate(sim.dt)), signed=bool(model.signed), path=ls.path,
                 output_scale=float(ls.out_scale),
             )
+            if copy:
+                kw.update(spikes=_ro(ls.spikes), membrane=_ro(ls.membrane()), counts=_ro(ls.counts))
         layers.append(LayerSnapshot(ls.layer.name, ls.layer.kind, ls.index, ls.layer.output_shape,
-                                    ls.is_neuron, _ro(ls.y), ann=_ro(ann.get(ls.layer.name)), **kw))
+                                    ls.is_neuron, _ro(ls.y) if copy else None,
+                                    ann=_ro(ann.get(ls.layer.name)) if copy else None, **kw))
     rec = sim.recorder
     keep = None if history_layers is None else set(history_layers)
     membranes = None if membrane_layers is None else set(membrane_layers)
@@ -310,7 +353,7 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
     cursor_layer = sim.layers[sim.cursor].layer.name if sim.cursor else None
     return Snapshot(
         t=sim.t, cursor=sim.cursor, cursor_layer=cursor_layer, batch=sim.batch, dt=sim.dt,
-        layers=tuple(layers), history=full, stats=tuple(simulator_stats(sim, ann)),
+        layers=tuple(layers), history=full, stats=tuple(simulator_stats(sim, ann) if stats is None else stats),
         predictions=_ro(sim.prediction()), labels=_ro(sim.labels), output_counts=_ro(sim.output_counts()),
         accuracy=_ro(acc), r_history=MappingProxyType(dict(r_history or {})),
         steps_per_second=float(steps_per_second), running=running,

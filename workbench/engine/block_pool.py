@@ -6,8 +6,9 @@ batch 1) run truly in parallel. Blocks are handed out one at a time to whichever
 first, the calling thread included: on a busy machine a pool thread that the OS does not
 schedule soon only means the caller does more blocks itself, never that it waits for a block
 nobody started. Thread-safe: several simulators may step at once from different threads.
-``set_threads(1)`` (or ``SNN_WORKBENCH_THREADS=1``) makes every path serial; by default all
-cores are used unless the machine is oversubscribed (see ``_AUTO``).
+``set_threads(1)`` (or ``SNN_WORKBENCH_THREADS=1``) makes every path serial; by default the
+fused path measures which is faster now (``Chooser``), the per-layer paths use all cores unless
+the machine is oversubscribed (see ``_AUTO``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,43 @@ def threads() -> int:
     if _THREADS > 1 and _AUTO and _busy():
         return 1
     return _THREADS
+
+
+class Chooser:
+    """Serial or parallel for one call site (a fused program), by measurement rather than by
+    the load average (which also counts threads that are idle now, such as a benchmark's own
+    Keras threads of the last minute): the seconds per step of each, averaged over recent
+    calls; the choice not taken is measured again every ``RETRY`` calls, as the load changes.
+    With ``set_threads(n)`` (or SNN_WORKBENCH_THREADS) the choice is fixed: parallel iff n > 1."""
+
+    RETRY = 16
+    WEIGHT = 0.3  # of the newest call in the average
+
+    def __init__(self):
+        self.seconds: dict[bool, float | None] = {False: None, True: None}  # per step, by mode
+        self.calls = 0
+        self._seen: set[bool] = set()  # modes run once: their first call (starting threads, faulting
+        # memory in) is not counted
+
+    def parallel(self) -> bool:
+        if not _AUTO:
+            return threads() > 1
+        if _THREADS <= 1:
+            return False
+        self.calls += 1
+        for mode in (True, False):  # each measured once first
+            if self.seconds[mode] is None:
+                return mode
+        best = self.seconds[True] <= self.seconds[False]
+        return (not best) if self.calls % self.RETRY == 0 else best
+
+    def record(self, parallel: bool, seconds: float, steps: int) -> None:
+        if parallel not in self._seen:
+            self._seen.add(parallel)
+            return
+        per = seconds / max(1, steps)
+        old = self.seconds[parallel]
+        self.seconds[parallel] = per if old is None else (1 - self.WEIGHT) * old + self.WEIGHT * per
 
 
 def _blocks(batch: int, channels: int, n: int) -> list[tuple[int, int, int, int]]:

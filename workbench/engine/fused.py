@@ -42,6 +42,7 @@ bit-identical to one serial call.
 from __future__ import annotations
 
 import os
+import time
 
 import numba
 import numpy as np
@@ -259,6 +260,7 @@ class FusedProgram:
         self.max_steps = max(1, RAND_ELEMENTS // per_step) if per_step else 1 << 62
         self.sync = np.zeros(2, np.int64)  # the barrier's counters of a split step (back to 0 count after each)
         self.work = B * sum(ls.layer.size for ls in sim.layers)  # neuron updates a step, roughly
+        self.chooser = block_pool.Chooser()  # one thread or several: whichever measured faster
         self.blocks = 0  # sample blocks of the last run (1: serial)
         self.parts = 0  # threads that shared each step of the last run (batch 1; 1: serial)
 
@@ -314,16 +316,21 @@ class FusedProgram:
                 arrays["predictions"], self.pred)
         self.parts = 1
         ran = k
-        if self.batch >= 2 and k * self.work >= PARALLEL_MIN_WORK and block_pool.threads() > 1:
+        blocks = self.batch >= 2 and k * self.work >= PARALLEL_MIN_WORK
+        split = self.batch == 1 and sim.split_steps and self.work >= SPLIT_MIN_WORK
+        parallel = (blocks or split) and self.chooser.parallel()  # measured, not guessed (block_pool.Chooser)
+        start = time.perf_counter()
+        if parallel and blocks:
             self.blocks = block_pool.run_blocks(_fused_block, (*args, _NO_STOP, 0), self.batch, 1)
-        elif (self.batch == 1 and sim.split_steps and self.work >= SPLIT_MIN_WORK
-              and block_pool.threads() > 1):
+        elif parallel:
             self.parts = block_pool.run_parts(run_fused, (*args, _NO_STOP, 0, 0, 1), 2, self.sync)
             self.blocks = 1
         else:
             flag, token = (_NO_STOP, 0) if stop is None else (stop.flag, stop.token)
             ran = run_fused(*args, flag, token, 0, self.batch, 0, 1, _NO_SYNC)
             self.blocks = 1
+        if blocks or split:
+            self.chooser.record(parallel, time.perf_counter() - start, ran)
         if ran < k and (self.encoder == 1 or self.sto_size):  # as if only the steps that ran drew
             sim.rng.bit_generator.state = drawn_from
             self._draw(sim, ran)

@@ -12,15 +12,71 @@ import numpy as np
 from workbench.engine.trace import LayerTrace, Trace
 
 
+NO_LAYER_CAPACITY = 10_000  # steps of step numbers and predictions kept when no layer is recorded
+MIN_HISTORY = 2  # the shortest history the window keeps (a tiny budget: fewer steps, not more memory)
+BUDGET_SHARE = 1 / 16  # of the machine's memory, the window's default recording budget
+BUDGET_RANGE = (256 * 1024**2, 1024**3)  # ... clipped to this
+
+
 def estimate_bytes(layer_sizes: dict[str, int], steps: int, batch: int, membrane: bool, current: bool) -> int:
     """Bytes a recording of ``steps`` steps will hold: int16 spikes + float32 per extra field."""
     per_neuron_step = 2 + 4 * int(membrane) + 4 * int(current)
     return int(sum(layer_sizes.values())) * steps * batch * per_neuron_step + steps * batch * 8
 
 
+def machine_memory() -> int | None:
+    """Physical memory of this machine in bytes (None when the system does not say)."""
+    try:
+        import os
+
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def default_budget(total: int | None = None) -> int:
+    """The window's default memory budget for what it records: a sixteenth of the machine's
+    memory, at least 256 MB and at most 1 GB (1 GB when the machine does not say)."""
+    total = machine_memory() if total is None else total
+    if not total:
+        return BUDGET_RANGE[1]
+    lo, hi = BUDGET_RANGE
+    return int(min(max(total * BUDGET_SHARE, lo), hi))
+
+
+def format_bytes(n: float) -> str:
+    """``n`` bytes for people: '812 kB', '46.1 MB', '2.0 GB'."""
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("kB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}" if unit != "kB" else f"{n / size:.0f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def spike_dtype(max_per_step: float) -> np.dtype:
+    """The smallest signed integer type that holds a step's spike count (int8 up to 127)."""
+    return np.dtype(np.int8) if abs(max_per_step) <= 127 else np.dtype(np.int16)
+
+
+def history_plan(sizes: dict[str, int], membranes: set[str] | frozenset, batch: int, budget: int,
+                 longest: int, cache_factor: int = 4, cache_spike_bytes: int = 1, cached=None) -> tuple[int, int]:
+    """(steps, bytes): how many steps of history the window can keep within ``budget`` bytes,
+    at most ``longest`` and at least MIN_HISTORY, and what they take. Per recorded neuron and
+    step: 2 bytes of int16 spikes in the simulator's ring (+ 4 of float32 membrane for the
+    layers in ``membranes``) and ``cache_factor`` copies of ``cache_spike_bytes`` in the
+    history the snapshots share (``analysis.snapshot.HistoryCache``: its buffers and spares) for
+    the layers in ``cached`` (the history layers the views show; None: all of ``sizes``)."""
+    per_step = batch * 16  # step numbers and predictions, ring and cache
+    for name, n in sizes.items():
+        copies = cache_factor * cache_spike_bytes if cached is None or name in cached else 0
+        per_step += n * batch * (2 + copies + (4 if name in membranes else 0))
+    steps = int(max(MIN_HISTORY, min(longest, budget // max(per_step, 1))))
+    return steps, steps * per_step
+
+
 class Recorder:
-    def __init__(self, layers, batch: int, capacity: int, membrane: bool = True, current: bool = False):
-        """``layers``: LayerState objects to record (neuron layers)."""
+    def __init__(self, layers, batch: int, capacity: int, membrane=True, current: bool = False):
+        """``layers``: LayerState objects to record (neuron layers); ``membrane``: True (of
+        every recorded layer), False, or the names of the layers whose membranes to record."""
         self.capacity = int(capacity)
         self.layers = list(layers)
         self.batch = batch
@@ -32,12 +88,18 @@ class Recorder:
         for ls in self.layers:
             shape = (self.capacity, *ls.shape)
             self._spikes[ls.layer.name] = np.zeros(shape, dtype=np.int16)
-            if membrane:
+            if membrane is True or (membrane is not False and ls.layer.name in membrane):
                 self._membrane[ls.layer.name] = np.zeros(shape, dtype=np.float32)
             if current:
                 self._current[ls.layer.name] = np.zeros(shape, dtype=np.float32)
         self._steps = np.zeros(self.capacity, dtype=np.int64)
         self._pred = np.zeros((self.capacity, batch), dtype=np.int16)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the ring buffers hold."""
+        arrays = [*self._spikes.values(), *self._membrane.values(), *self._current.values(), self._steps, self._pred]
+        return int(sum(a.nbytes for a in arrays))
 
     def clear(self) -> None:
         self.count = 0

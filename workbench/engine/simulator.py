@@ -27,7 +27,7 @@ from workbench.engine import fused as _fused
 from workbench.engine.config import SimConfig
 from workbench.engine.layer_state import LayerState, advance
 from workbench.engine.neurons.softmax import SampledSoftmax
-from workbench.engine.recording import Recorder, estimate_bytes
+from workbench.engine.recording import NO_LAYER_CAPACITY, Recorder, estimate_bytes, format_bytes
 from workbench.engine.stop_flag import StopWhenChanged
 from workbench.errors import ConfigError, DataFileError
 from workbench.models import network as nw
@@ -83,6 +83,8 @@ class Simulator:
         names = [l.name for l in network.neuron_layers] if record is None else list(record)
         recorded = [self._by_name[n] for n in names if self._by_name[n].is_neuron]
         capacity = record_capacity or self.config.steps
+        if not recorded and record_capacity is None:  # nothing asked for: keep the newest predictions only
+            capacity = min(capacity, NO_LAYER_CAPACITY)
         self._check_record_memory(recorded, capacity)
         self.recorder = Recorder(
             recorded,
@@ -116,13 +118,23 @@ class Simulator:
         sizes = {ls.layer.name: ls.layer.size for ls in recorded}
         need = estimate_bytes(sizes, capacity, self.batch, self.config.record_membrane, self.config.record_current)
         if need > limit:
-            mb = 1024**2
+            what = "spikes" + (", membranes" if self.config.record_membrane else "") + (
+                ", currents" if self.config.record_current else "")
             raise ConfigError(
                 "max_record_bytes",
-                f"recording {len(sizes)} layer(s) x {capacity} steps x batch {self.batch} needs "
-                f"{need / mb:.1f} MB, above the limit of {limit / mb:.1f} MB; record fewer layers "
-                "or steps, keep a ring buffer (record_capacity), stream to HDF5, or raise the limit",
+                f"recording the {what} of {len(sizes)} layer(s) for {capacity} steps "
+                f"({self.batch} sample(s) at a time) would take {format_bytes(need)}, more than the "
+                f"{format_bytes(limit)} allowed for a recording; record fewer layers or fewer steps",
             )
+
+    def set_recording(self, layers, capacity: int, membrane=True, current: bool = False) -> None:
+        """Record ``layers`` (names of neuron layers) from now on, keeping the newest ``capacity``
+        steps (``membrane``: True, False or the names of the layers whose membranes to keep).
+        The state is kept (no reset); the recording starts empty. No limit applies: the caller
+        sized it (the window, by its memory budget)."""
+        recorded = [self._by_name[n] for n in layers if self._by_name[n].is_neuron]
+        self.recorder = Recorder(recorded, self.batch, int(capacity), membrane, current)
+        self._fused_prog = None  # its program holds the old recorder's rings
 
     def _constant_layers(self) -> set[int]:
         """Layers whose inputs are the same every step: fed only by the input layer (through

@@ -21,8 +21,9 @@ DEMO_CALIBRATION = DEMO_DIR / "digits_calibration.npz"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".npz")
 
 
-def open_model(path: str | Path) -> Network:
-    """The (un-normalized) Network in ``path``; ModelImportError/NetworkFileError name the file."""
+def open_model(path: str | Path, on_stage=None) -> Network:
+    """The (un-normalized) Network in ``path``; ModelImportError/NetworkFileError name the file.
+    ``on_stage(label)``: told as each stage of a Keras import starts (may raise to stop it)."""
     path = Path(path)
     if not path.exists():
         raise ModelImportError(f"{path}: no such file")
@@ -30,13 +31,17 @@ def open_model(path: str | Path) -> Network:
         raise ModelImportError(f"{path}: is a folder, not a model file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
+        if on_stage is not None:
+            on_stage(f"Reading {path.name} ({path.stat().st_size / 1024**2:.0f} MB)…")
         return Network.load(path)
     if suffix in (".keras", ".h5", ".hdf5"):
         from workbench.models.keras.importer import load_keras
 
-        return load_keras(path)
+        return load_keras(path, on_stage)
     if suffix == ".onnx":
         from workbench.models.onnx.importer import load_onnx
 
+        if on_stage is not None:
+            on_stage(f"Reading {path.name} ({path.stat().st_size / 1024**2:.0f} MB)…")
         return load_onnx(path)
     raise ModelImportError(f"{path}: unsupported model file type '{suffix}' (expected one of {', '.join(MODEL_SUFFIXES)})")

@@ -3,8 +3,9 @@
 Plain functions of immutable arguments (no Qt, no session state), so they run on the worker
 thread without locks and can be called directly in tests and scripts. Each returns a ``Loaded``
 record saying what was read and, in ``message``, anything a person should know about it.
-Each takes ``on_progress(done, total)`` for its normalization (``normalize``), which may raise
-to cancel the job.
+Each takes ``on_progress(done, total)`` for its normalization (``normalize``) and
+``on_stage(label)`` told as each stage starts (starting TensorFlow, reading the file, importing,
+normalizing); either may raise to cancel the job.
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ def n_classes(network: Network) -> int | None:
     return int(shape[0]) if len(shape) == 1 else None
 
 
-def normalized(original: Network, calib_x, percentile: float, on_progress=None) -> Network:
+def normalized(original: Network, calib_x, percentile: float, on_progress=None, on_stage=None) -> Network:
     """The network to run: ``original`` normalized on ``calib_x``; unchanged when it already is
     normalized (a saved, converted network) or when there is no data to normalize with."""
     from workbench.models.normalize import normalize
 
     if original.scales or original.normalization or calib_x is None:
         return original
+    if on_stage is not None:
+        on_stage(f"Normalizing on {len(calib_x)} samples ({len(original.layers)} layers)…")
     return normalize(original, calib_x, percentile, on_progress)
 
 
@@ -65,9 +68,9 @@ def _note(original: Network, network: Network, percentile: float) -> str:
     return note + (f" Warnings: {'; '.join(warnings)}" if warnings else "")
 
 
-def open_model(path: Path, data_path: Path | None, percentile: float, on_progress=None) -> Loaded:
+def open_model(path: Path, data_path: Path | None, percentile: float, on_progress=None, on_stage=None) -> Loaded:
     """Open a model file; re-read the current data file (if any) to fit it and normalize on it."""
-    original = loading.open_model(path)
+    original = loading.open_model(path, on_stage)
     samples, message = None, ""
     if data_path is not None:
         try:
@@ -75,28 +78,28 @@ def open_model(path: Path, data_path: Path | None, percentile: float, on_progres
         except Exception as exc:  # the model still opens; the data is reported as dropped
             message = f"The open data does not fit this model and was closed ({exc}). "
     calib = None if samples is None else samples.x[:CALIBRATION_SAMPLES]
-    network = normalized(original, calib, percentile, on_progress)
+    network = normalized(original, calib, percentile, on_progress, on_stage)
     return Loaded(original, network, samples, None, Path(path), message + _note(original, network, percentile))
 
 
 def open_data(path: Path, original: Network, current: Network | None, percentile: float,
-              on_progress=None) -> Loaded:
+              on_progress=None, on_stage=None) -> Loaded:
     """Read samples shaped for ``original``; normalize on them when ``current`` is None (the
     network has not been normalized yet)."""
     samples = load_samples(path, original.input_shape, n_classes(original))
     message = f"{len(samples)} samples from {Path(path).name}" + ("" if samples.y is not None else " (no labels)")
     if current is not None:
         return Loaded(original, None, samples, None, None, message + ".")
-    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile, on_progress)
+    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile, on_progress, on_stage)
     return Loaded(original, network, samples, None, None, f"{message}. {_note(original, network, percentile)}")
 
 
-def open_demo(percentile: float, on_progress=None) -> Loaded:
+def open_demo(percentile: float, on_progress=None, on_stage=None) -> Loaded:
     """The bundled digits CNN (saved Network, no TensorFlow), its test set, normalized on the
     calibration set."""
     path = loading.DEMO_NETWORK if loading.DEMO_NETWORK.exists() else loading.DEMO_KERAS
     original = loading.open_model(path)
     test = load_samples(loading.DEMO_TEST, original.input_shape, n_classes(original))
     calib = load_samples(loading.DEMO_CALIBRATION, original.input_shape).x
-    network = normalized(original, calib, percentile, on_progress)
+    network = normalized(original, calib, percentile, on_progress, on_stage)
     return Loaded(original, network, test, calib, path, "Demo: " + _note(original, network, percentile))

@@ -90,9 +90,11 @@ class QtAnnSnnView(QtSnapshotView):
     def _render_scatter(self, snapshot) -> None:
         name = self.layer_name(snapshot)
         ls = None if name is None else snapshot.layer(name)
-        if ls is None or ls.ann is None or snapshot.t == 0:
+        if ls is None or ls.ann is None or ls.counts is None or snapshot.t == 0:
             self.scatter.setData([], [])
-            why = "no neuron layer" if ls is None else ("no ANN activation" if ls.ann is None else "no steps yet")
+            why = "no neuron layer" if ls is None else (
+                "waiting for its first snapshot" if ls.counts is None and ls.output is None
+                else "no ANN activation" if ls.ann is None else "no steps yet")
             set_title(self.scatter_plot, f"{name or 'ANN vs SNN'}: {why}")
             return
         x = ls.ann.reshape(-1)

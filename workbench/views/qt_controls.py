@@ -121,6 +121,7 @@ class QtStatus(QStatusBar):
         self.speed_label = QLabel()
         self.prediction_label = QLabel()
         self.cursor_label = QLabel()
+        self.memory_label = QLabel()  # what the recording takes of the memory budget
         self.speed_label.setMinimumWidth(self.speed_label.fontMetrics().horizontalAdvance("000,000 steps/s") + 24)
         self.progress = QProgressBar(maximum=0, maximumWidth=120, textVisible=False)
         self.progress.hide()
@@ -129,7 +130,8 @@ class QtStatus(QStatusBar):
         self.cancel_button.setToolTip("Stop opening or normalizing; nothing is changed (Esc)")
         self.cancel_button.clicked.connect(session.cancel_jobs)
         self.cancel_button.hide()
-        for w in (self.cursor_label, self.prediction_label, self.speed_label, self.time_label, self.progress,
+        for w in (self.cursor_label, self.prediction_label, self.memory_label, self.speed_label, self.time_label,
+                  self.progress,
                   self.cancel_button):
             if isinstance(w, QLabel):
                 w.setContentsMargins(10, 0, 10, 0)
@@ -142,7 +144,23 @@ class QtStatus(QStatusBar):
         session.busy_changed.connect(self._on_busy)
         session.cancellable_changed.connect(self.cancel_button.setVisible)
         session.job_progress.connect(self._on_progress)
+        session.memory_changed.connect(self.set_recording)
         self.set_snapshot(None)
+
+    @pyqtSlot(object)
+    def set_recording(self, plan) -> None:
+        """'history 500 steps · 41.2 MB of 3.0 GB', the tooltip says what is recorded."""
+        from workbench.engine.recording import format_bytes
+
+        if plan is None:
+            self.memory_label.setText("")
+            return
+        self.memory_label.setText(f"history {plan.steps} steps · {format_bytes(plan.bytes)} of "
+                                  f"{format_bytes(plan.budget)}")
+        what = ("every layer, with membranes" if plan.everything else
+                f"only what the views show ({', '.join(plan.layers)}); choosing another layer records "
+                "it from then on")
+        self.memory_label.setToolTip(f"Recorded: {what}. The memory budget is set in Settings > Memory.")
 
     @pyqtSlot(object)
     def set_snapshot(self, snapshot) -> None:

@@ -6,6 +6,8 @@ with ``cols = ceil(sqrt(C))`` and a one-cell transparent gap; a vector layer (N,
 row-major into a near-square grid. Colour range: 0 to the model's maximum rate (or, with
 "auto", to the highest rate shown). Hover tells the neuron (h, w, c) and its rate; a click emits
 ``neuron_clicked(layer, flat index)`` with the channels-last row-major flat index.
+A layer with many channels or neurons (more than ``ALL_CHANNELS_MAX`` neurons, e.g. 64 x 112 x 112)
+opens on one channel at a time, chosen in the "channel" box (its first entry, "all", tiles them).
 After a comparison (``set_divergence``) the cells of neurons that differ from the compared trace
 (up to the shown step) are outlined in red.
 """
@@ -17,11 +19,12 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal
-from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
+from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
 
 from workbench.views.qt_snapshot_view import QtSnapshotView, clear_data, finite, make_plot, set_title
 
 GAP = 1
+ALL_CHANNELS_MAX = 200_000  # a bigger layer opens on one channel (the channel box), not all tiled
 
 
 def tiling(shape: tuple[int, ...]) -> tuple[int, int, int, int, int]:
@@ -51,11 +54,19 @@ class QtHeatmapView(QtSnapshotView):
         self._auto = QCheckBox("auto range")
         self._auto.setToolTip("Colour range 0 .. highest rate shown (else 0 .. the model's maximum rate)")
         self._auto.toggled.connect(lambda _: self._schedule())
+        self.channel = QSpinBox(minimum=-1, maximum=0)
+        self.channel.setSpecialValueText("all")
+        self.channel.setPrefix("channel ")
+        self.channel.setToolTip("One channel of the layer (H x W), or all tiled")
+        self.channel.valueChanged.connect(lambda _: self._schedule())
+        self.channel.hide()
+        self._channel_layer = None  # the layer the channel box was set up for
         self._hover = QLabel(" ")
         self._hover.setStyleSheet("color: gray")
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._hover, 1)
+        bar.addWidget(self.channel)
         bar.addWidget(self._auto)
 
         self.plot = make_plot("Firing rate", "", "")
@@ -125,17 +136,22 @@ class QtHeatmapView(QtSnapshotView):
             set_title(self.plot, "Firing rate: no neuron layer")
             return
         ls = snapshot.layer(name)
+        if ls.counts is None:  # a big network's newly selected layer: its arrays come with the next snapshot
+            set_title(self.plot, f"Firing rate — {name}: waiting for its first snapshot")
+            return
         b = self.sample(snapshot)
-        h, w, c, rows, cols = tiling(ls.shape)
-        if self._layout != (name, ls.shape):
-            self._layout = (name, ls.shape)
+        shown = self._shown_shape(name, ls.shape)
+        h, w, c, rows, cols = tiling(shown)
+        if self._layout != (name, shown):
+            self._layout = (name, shown)
             self._grid = np.full((rows * (h + GAP) - GAP, cols * (w + GAP) - GAP), np.nan, dtype=np.float32)
             self.plot.vb.enableAutoRange()
         counts = ls.counts[b].reshape(-1)
         self._rates = counts / snapshot.t if snapshot.t > 0 else np.zeros(counts.shape)
-        self._fill(self._rates, h, w, c, rows, cols)
-        shown = np.abs(self._rates[np.isfinite(self._rates)])
-        highest = float(shown.max()) if shown.size else 0.0
+        ch = self.shown_channel()
+        self._fill(self._rates if ch is None else self._rates.reshape(-1, ls.shape[-1])[:, ch], h, w, c, rows, cols)
+        finite_rates = np.abs(self._rates[np.isfinite(self._rates)])
+        highest = float(finite_rates.max()) if finite_rates.size else 0.0
         top = highest if self._auto.isChecked() else finite(ls.max_rate, highest)
         levels = (0.0, max(top, 1e-6))
         self.image.setImage(self._grid, autoLevels=False, levels=levels)
@@ -150,15 +166,43 @@ class QtHeatmapView(QtSnapshotView):
             self._outline(self._divergence.mask(name, b, snapshot.t), ls.shape)
         shape = " x ".join(map(str, ls.shape))
         sample = f", sample {b}" if snapshot.batch > 1 else ""
-        set_title(self.plot, f"Firing rate — {name} ({shape}){sample}, t = {snapshot.t}")
+        part = "" if ch is None else f", channel {ch} of {ls.shape[-1]}"
+        set_title(self.plot, f"Firing rate — {name} ({shape}){part}{sample}, t = {snapshot.t}")
+
+    def shown_channel(self) -> int | None:
+        """The one channel shown, or None (all channels tiled, or a layer without channels)."""
+        if self.channel.isHidden():
+            return None
+        return None if self.channel.value() < 0 else self.channel.value()
+
+    def _shown_shape(self, name: str, shape) -> tuple[int, ...]:
+        """The shape drawn: (H, W, 1) with one channel chosen, else the layer's. A new layer
+        sets up the channel box: all channels up to ALL_CHANNELS_MAX neurons, else channel 0."""
+        if name != self._channel_layer:
+            self._channel_layer = name
+            self.channel.blockSignals(True)
+            if len(shape) == 3 and shape[2] > 1:
+                self.channel.setMaximum(shape[2] - 1)
+                self.channel.setValue(0 if int(np.prod(shape)) > ALL_CHANNELS_MAX else -1)
+                self.channel.setHidden(False)
+            else:
+                self.channel.setValue(-1)
+                self.channel.setHidden(True)
+            self.channel.blockSignals(False)
+        ch = self.shown_channel()
+        return tuple(shape) if ch is None else (shape[0], shape[1], 1)
 
     def _outline(self, mask, shape) -> None:
         self._outlined = np.zeros(0, dtype=np.int64) if mask is None else np.flatnonzero(mask)
         if not self._outlined.size:
             clear_data(self.outlines)
             return
-        h, w, c, rows, cols = tiling(shape)
+        ch1 = self.shown_channel()
         flat = self._outlined
+        if ch1 is not None:  # one channel shown: its neurons, as if the layer had one channel
+            flat = flat[flat % shape[-1] == ch1] // shape[-1]
+            shape = (shape[0], shape[1], 1)
+        h, w, c, rows, cols = tiling(shape)
         r, q, ch = (flat // c) // w, (flat // c) % w, flat % c
         tr, tc = ch // cols, ch % cols
         self.outlines.setData(tc * (w + GAP) + q + 0.5, tr * (h + GAP) + r + 0.5)
@@ -187,6 +231,10 @@ class QtHeatmapView(QtSnapshotView):
         if r >= h or q >= w or tr >= rows or tc >= cols or ch >= c:
             return None
         flat = (r * w + q) * c + ch
+        one = self.shown_channel()
+        if one is not None:  # (H, W, 1) drawn: the neuron of the chosen channel
+            layer_c = self._rates.size // max(h * w, 1)
+            flat, ch = (r * w + q) * layer_c + one, one
         if flat >= self._rates.size:
             return None
         return flat, (r, q, ch)

@@ -167,6 +167,8 @@ class QtMainWindow(QMainWindow):
         for dock in self.docks.values():
             self.view_menu.addAction(dock.toggleViewAction())
         self.view_menu.addAction(self.controls.toggleViewAction())
+        self.view_menu.addSeparator()
+        self.view_menu.addAction("&Find neuron…", "Ctrl+F", self._on_find_neuron)
         self._fill_recent()
 
     def _connect(self) -> None:
@@ -183,6 +185,14 @@ class QtMainWindow(QMainWindow):
         self.table.layer_selected.connect(s.select_layer)
         self.settings_panel.config_edited.connect(s.set_config)
         self.settings_panel.percentile_edited.connect(s.set_percentile)
+        self.settings_panel.budget_edited.connect(self._on_budget_edited)
+        saved = self.settings.value("memory_budget", None)
+        try:
+            if saved is not None and int(saved) > 0:
+                s.set_memory_budget(int(saved))
+        except (TypeError, ValueError):
+            pass
+        self.settings_panel.set_budget(s.memory_budget)
         self.input_view.sample_selected.connect(s.select_sample)
         self.input_view.batch_sample_selected.connect(self._on_batch_sample_selected)
         accuracy = self.views.get("accuracy")
@@ -279,6 +289,24 @@ class QtMainWindow(QMainWindow):
         self.input_view.set_samples(self.session.samples, self.session.batch_start)
         samples = self.session.samples
         self.settings_panel.set_data_size(None if samples is None else len(samples))
+
+    def _on_find_neuron(self) -> None:
+        """Ask for a neuron of the selected layer (number or h, w, c): the raster zooms to it and
+        the membrane view watches it."""
+        from PyQt6.QtWidgets import QInputDialog
+
+        raster = self.views.get("raster")
+        if raster is None or self.session.selected_layer is None:
+            return
+        text, ok = QInputDialog.getText(self, "Find neuron",
+                                        f"Neuron of {self.session.selected_layer}: its number, or h, w, c")
+        if ok and text.strip():
+            self.docks["raster"].raise_()
+            raster.find_neuron(text)
+
+    def _on_budget_edited(self, nbytes: int) -> None:
+        self.session.set_memory_budget(nbytes)
+        self.settings.setValue("memory_budget", int(nbytes))
 
     def _on_batch_sample_selected(self, index: int) -> None:
         for view in self.views.values():

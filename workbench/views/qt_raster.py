@@ -25,6 +25,11 @@ with each neuron repeated on ``rows_per_neuron(layer)`` rows, so that every laye
 at least ``MIN_BAND_SHARE`` of all rows (with many layers, half their
 equal share) and gets its name on the axis. The key above the plot
 names the colours (yellow: a spike, cyan: a negative spike of a signed model).
+
+At ImageNet size: ``find_neuron`` (the window's View > Find neuron…, Ctrl+F) takes a neuron
+number or its (h, w, c), zooms the raster to its row and emits ``neuron_clicked`` for it (the membrane view then watches it); "all layers"
+over more than ``STACKED_FULL_ROWS`` neurons draws each layer as a band of at most
+``STACKED_BAND`` pooled rows (shaded by density), so 71 layers of 16 M neurons fit one image.
 """
 
 from __future__ import annotations
@@ -36,10 +41,13 @@ from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
 from workbench.views.raster_codes import (
     CURSOR, DIVERGENT, EMPTY, LEVELS, LUT, NEGATIVE, NOW, POSITIVE, SEPARATOR, pool_codes, pool_spikes,
+    parse_neuron, steady_pooling,
 )
 from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_plot, set_axis_label, set_label_format, set_ticks,
                                               set_title)
 
+STACKED_FULL_ROWS = 200_000  # "all layers" over more neurons: each layer a band of pooled rows
+STACKED_BAND = 256  # the most rows a layer's band has then
 MIN_BAND_SHARE = 1 / 12  # stacked: the least share of the rows a layer's band gets (at most half of 1/layers)
 
 
@@ -68,6 +76,7 @@ class QtRasterView(QtSnapshotView):
         self._all.toggled.connect(self._on_all_toggled)
         self._status = QLabel()
         self._status.setStyleSheet("color: gray")
+        self._band: dict[str, int] = {}  # layer -> neurons per row of its band ("all layers", pooled)
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
@@ -182,8 +191,31 @@ class QtRasterView(QtSnapshotView):
         for name, first, n in self._blocks:
             r = self._repeat.get(name, 1)
             if first <= row < first + n * r:
-                return name, (row - first) // r
+                return name, (row - first) // r * self._band.get(name, 1)  # a band row: its first neuron
         return None
+
+    def find_neuron(self, text: str) -> tuple[str, int] | None:
+        """Zoom to the neuron ``text`` names in the shown layer (see ``parse_neuron``) and emit
+        ``neuron_clicked`` for it; a message in the status line when it names none."""
+        snapshot = self._snapshot
+        names = [] if snapshot is None else self._shown_layers(snapshot)
+        name = self._selected if self._selected in names else (names[0] if names else None)
+        if name is None:
+            self._status.setText("no layer shown")
+            return None
+        shape = snapshot.layer(name).shape
+        try:
+            flat = parse_neuron(text, shape)
+        except ValueError as exc:
+            self._status.setText(str(exc))
+            return None
+        first = next((f for n, f, _ in self._blocks if n == name), 0)
+        row = first + flat // self._band.get(name, 1) * self._repeat.get(name, 1)
+        self.plot.vb.setYRange(row - 24, row + 24, padding=0)
+        where = np.unravel_index(flat, shape)
+        self._status.setText(f"{name}[{flat}] = ({', '.join(map(str, where))})")
+        self.neuron_clicked.emit(name, int(flat))
+        return name, int(flat)
 
     def _shown_layers(self, snapshot) -> list[str]:
         recorded = snapshot.history.layers
@@ -198,7 +230,7 @@ class QtRasterView(QtSnapshotView):
         if rows == 0 or cols == 0:
             return (1, 1)
         px = self.plot.vb.viewPixelSize()  # data units per pixel, (x, y)
-        return max(1, int(px[1])), max(1, int(px[0]))
+        return steady_pooling(px[1]), max(1, int(px[0]))
 
     # ---- painting --------------------------------------------------------------------------
     def _render(self, snapshot) -> None:
@@ -226,6 +258,11 @@ class QtRasterView(QtSnapshotView):
             set_title(self.plot, "Spikes")
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
+        self._band = {}
+        if self._stacked and sum(sizes) > STACKED_FULL_ROWS:
+            self._repeat = {}
+            self._render_bands(snapshot, names, sizes, b, T)
+            return
         share = min(MIN_BAND_SHARE, 0.5 / len(names))
         least = int(np.ceil(sum(sizes) * share)) if len(names) > 1 else 0
         self._repeat = {n: -(-least // k) for n, k in zip(names, sizes) if 0 < k < least}
@@ -283,6 +320,32 @@ class QtRasterView(QtSnapshotView):
         self._update_axes(snapshot, names, b)
         if marks[0]:
             self.div_marks.setData(np.concatenate(marks[0]).astype(float), np.concatenate(marks[1]).astype(float))
+
+    def _render_bands(self, snapshot, names, sizes, b: int, T: int) -> None:
+        """"All layers" of a big network: each layer a band of at most STACKED_BAND rows, a row
+        pooling ``ceil(n / STACKED_BAND)`` neurons (shaded by density), separated by grey rows."""
+        history = snapshot.history
+        bands = []
+        for name, n in zip(names, sizes):
+            per = -(-n // STACKED_BAND)
+            self._band[name] = per
+            spikes = history[name].spikes.reshape(T, history.batch, n)[:, b, :]
+            bands.append(pool_spikes(spikes, per, snapshot.layer(name).signed) if per > 1
+                         else np.where(spikes.T > 0, POSITIVE, np.where(spikes.T < 0, NEGATIVE, EMPTY)).astype(np.uint8))
+        rows = sum(len(x) for x in bands) + len(bands) - 1
+        buf = np.full((rows, T), SEPARATOR, dtype=np.uint8)
+        self._blocks = []
+        row = 0
+        for name, band in zip(names, bands):
+            buf[row:row + len(band)] = band
+            self._blocks.append((name, row, len(band)))
+            row += len(band) + 1
+        self._buf, self._shape, self._frame = buf, (rows, T), None
+        self._last_step = int(history.steps[-1])
+        self.now_line.setVisible(False)
+        self._push_image(self._last_step)
+        self._update_axes(snapshot, names, b)
+        self._status.setText(self._status.text() + f"  ·  {sum(sizes):,} neurons in {len(names)} bands")
 
     def _spike_codes(self, snapshot, name: str, b: int, n: int) -> np.ndarray:
         """(n, T) codes (POSITIVE, NEGATIVE, EMPTY) of a layer's recorded spikes of sample ``b``.

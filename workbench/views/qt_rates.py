@@ -72,8 +72,8 @@ class QtRatesView(QtSnapshotView):
 
     def _render(self, snapshot) -> None:
         name = self.layer_name(snapshot)
-        if name is not None:
-            ls = snapshot.layer(name)
+        ls = None if name is None else snapshot.layer(name)
+        if ls is not None and ls.counts is not None:  # None: a big network's layer not copied yet
             rates = np.abs(ls.counts).reshape(-1) / snapshot.t if snapshot.t > 0 else np.zeros(ls.counts.size)
             bad = int(np.sum(~np.isfinite(rates)))
             rates = np.where(np.isfinite(rates), rates, 0.0)

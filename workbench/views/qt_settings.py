@@ -47,6 +47,7 @@ def field_choices(cls, field: dataclasses.Field) -> tuple[str, ...] | None:
 class QtSettingsPanel(QWidget):
     config_edited = pyqtSignal(object)  # SimConfig
     percentile_edited = pyqtSignal(float)
+    budget_edited = pyqtSignal(int)  # bytes the recording may take (Memory box)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -103,6 +104,14 @@ class QtSettingsPanel(QWidget):
                         "neuron": self.neuron_type, "float64": self.float64,
                         "synaptic_delay": self.synaptic_delay, "softmax_output": self.softmax_output}
 
+        self.budget = QDoubleSpinBox(minimum=0.05, maximum=1024.0, decimals=2, singleStep=0.25, suffix=" GB")
+        self.budget.setToolTip("Memory the recording of spikes and membranes may take. When every layer does "
+                               "not fit, only the layers the views show are recorded, with a shorter history.")
+        self.budget.setKeyboardTracking(False)
+        self.budget.valueChanged.connect(lambda gb: self.budget_edited.emit(int(gb * 1024**3)))
+        memory_box = QGroupBox("Memory")
+        QFormLayout(memory_box).addRow("recording budget", self.budget)
+
         self.message = QLabel(wordWrap=True)
         self.message.setStyleSheet("color: #d03030;")
         self.apply_button = QPushButton("Apply")
@@ -121,7 +130,7 @@ class QtSettingsPanel(QWidget):
         bar.addLayout(buttons)
 
         self._layout = layout = QVBoxLayout(self)
-        for w in (neuron_box, override_box, run_box, self.button_bar):
+        for w in (neuron_box, override_box, run_box, memory_box, self.button_bar):
             layout.addWidget(w)
         layout.addStretch()
 
@@ -264,6 +273,12 @@ class QtSettingsPanel(QWidget):
         if self.n_samples is not None and config.batch > self.n_samples:
             raise ConfigError("batch", f"must be at most {self.n_samples}, the samples in the open data")
         return config
+
+    def set_budget(self, nbytes: int) -> None:
+        """Show the memory budget (bytes) without emitting ``budget_edited``."""
+        self.budget.blockSignals(True)
+        self.budget.setValue(nbytes / 1024**3)
+        self.budget.blockSignals(False)
 
     def set_data_size(self, n: int | None) -> None:
         """How many samples the open data holds (None: no data); re-checks the form."""

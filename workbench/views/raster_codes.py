@@ -90,14 +90,28 @@ def pool_codes(codes: np.ndarray, py: int, px: int) -> np.ndarray:
     return out
 
 
+def steady_pooling(rows_per_pixel: float) -> int:
+    """Rows pooled per cell for ``rows_per_pixel``: itself up to 16, above that the nearest step
+    of a ladder of quarter octaves (16, 19, 22, 26, 32, ...). A layer of 800,000 rows is ~3,700
+    rows a pixel, and the plot's height moving by a pixel (axis labels) changed that every frame,
+    so every frame pooled the whole history anew (0.2 s) instead of only its new steps."""
+    r = max(1.0, float(rows_per_pixel))
+    if r <= 16:
+        return int(r)
+    return int(round(2 ** (round(np.log2(r) * 4) / 4)))
+
+
 def _group_sums(mask: np.ndarray, py: int) -> np.ndarray:
     """(T, ceil(n / py)) uint16 sums over groups of ``py`` columns of a (T, n) 0/1 array, a last
     group of fewer columns on its own (as ``_cell_sums`` does for rows)."""
     n = mask.shape[1]
     full = n // py * py
-    acc = mask[:, 0:full:py].astype(np.uint16)
-    for k in range(1, py):
-        acc += mask[:, k:full:py]
+    if py > 64:  # many neurons a cell: one contiguous reduction (a loop over py strided adds is slow)
+        acc = mask[:, :full].reshape(mask.shape[0], full // py, py).sum(axis=2, dtype=np.uint16)
+    else:
+        acc = mask[:, 0:full:py].astype(np.uint16)
+        for k in range(1, py):
+            acc += mask[:, k:full:py]
     if full < n:
         acc = np.concatenate([acc, mask[:, full:].sum(axis=1, dtype=np.uint16)[:, None]], axis=1)
     return acc
@@ -119,3 +133,26 @@ def pool_spikes(spikes: np.ndarray, py: int, signed: bool = False) -> np.ndarray
         if neg.any():
             np.copyto(out, (NEGATIVE_RAMP + shade)[neg], where=neg > pos)
     return out
+
+
+def parse_neuron(text: str, shape: tuple[int, ...]) -> int:
+    """The flat (channels-last, row-major) index of a neuron of a layer of ``shape`` given as
+    ``text``: a flat index ('123456') or its coordinates ('h, w, c' / 'h w c', as many as the
+    shape has). Raises ValueError saying what is wrong, in the layer's terms."""
+    parts = [p for p in text.replace(",", " ").replace("(", " ").replace(")", " ").split() if p]
+    n = int(np.prod(shape))
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"'{text}': give a neuron number (0 to {n - 1}) or its coordinates "
+                         f"({', '.join('hwc'[:len(shape)] if len(shape) <= 3 else 'index')})") from None
+    if len(values) == 1:
+        if not 0 <= values[0] < n:
+            raise ValueError(f"neuron {values[0]} is outside the layer (0 to {n - 1})")
+        return values[0]
+    if len(values) != len(shape):
+        raise ValueError(f"'{text}': the layer has shape {tuple(shape)}, give {len(shape)} coordinates or one number")
+    for v, size, axis in zip(values, shape, "hwc" if len(shape) == 3 else range(len(shape))):
+        if not 0 <= v < size:
+            raise ValueError(f"{axis} = {v} is outside the layer's {size}")
+    return int(np.ravel_multi_index(values, shape))

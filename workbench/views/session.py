@@ -25,9 +25,9 @@ class _LoopThread(QThread):
 
     message = pyqtSignal(str, object)
 
-    def __init__(self, parent=None, window: int = 500):
+    def __init__(self, parent=None, window: int = 500, budget: int | None = None):
         super().__init__(parent)
-        self.loop = SimLoop(self.message.emit, window)
+        self.loop = SimLoop(self.message.emit, window, budget=budget)
         self.setObjectName("snn-workbench-sim")
 
     def run(self) -> None:
@@ -48,8 +48,9 @@ class Session(QObject):
     layer_selected = pyqtSignal(str)
     ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
     trace_ready = pyqtSignal(object)  # Trace of the recorded steps (request_trace), None when nothing runs
+    memory_changed = pyqtSignal(object)  # sim_loop.RecordingPlan: what is recorded, its history, bytes, budget
 
-    def __init__(self, parent=None, window: int = 500):
+    def __init__(self, parent=None, window: int = 500, budget: int | None = None):
         super().__init__(parent)
         self.original = None  # Network as loaded
         self.network = None  # the normalized Network that runs
@@ -70,9 +71,11 @@ class Session(QObject):
         self.play_through = True  # then goes on with the next sample (batch) of the data
         self.speed: float | None = None  # steps per second of a play (None: as fast as it goes)
         self._playing = False  # a play the person started and did not pause
-        self._thread = _LoopThread(self, window)
+        self.recording = None  # sim_loop.RecordingPlan of the running simulation
+        self._thread = _LoopThread(self, window, budget)
         self._thread.message.connect(self._on_message)
         self._loop = self._thread.loop
+        self.memory_budget = self._loop.budget  # bytes the recording may take
         self._thread.start()
 
     # ---- intents: running ------------------------------------------------------------------
@@ -206,6 +209,16 @@ class Session(QObject):
     def open_demo(self) -> None:
         self._job("model", "Opening the demo network…", loaders.open_demo, self.percentile)
 
+    def set_memory_budget(self, nbytes: int) -> None:
+        """The memory the recording may take: with less, a big network's history gets shorter
+        and only the layers the views show are recorded (``sim_loop.RecordingPlan``)."""
+        nbytes = int(nbytes)
+        if nbytes < 1:
+            self.error.emit(f"The memory budget must be positive, got {nbytes} bytes", "")
+            return
+        self.memory_budget = nbytes
+        self._loop.post("budget", nbytes)
+
     # ---- intents: what is looked at ----------------------------------------------------------
     @pyqtSlot(str)
     def select_layer(self, name: str) -> None:
@@ -284,7 +297,7 @@ class Session(QObject):
         self._loop.post("setup", self.network, self.config, x, y)
 
     def _post_history(self) -> None:
-        self._loop.post("history", self.history_layers(), (), self.membrane_neurons())
+        self._loop.post("history", self.history_layers(), (), self.membrane_neurons(), self.selected_layer)
 
     def _adopt_network(self, loaded: loaders.Loaded) -> None:
         self.original, self.network = loaded.original, loaded.network
@@ -357,6 +370,9 @@ class Session(QObject):
             self._on_cancelled(*payload)
         elif kind == "trace":
             self.trace_ready.emit(payload)
+        elif kind == "memory":
+            self.recording = payload
+            self.memory_changed.emit(payload)
         elif kind == "reached":
             if self._playing and self.play_through:
                 self._next_sample()

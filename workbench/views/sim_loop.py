@@ -41,6 +41,7 @@ Exceptions never end the loop: they are reported and the loop stays usable.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import queue
 import time
 import traceback
@@ -48,8 +49,9 @@ from types import MappingProxyType
 
 from workbench.analysis import warmup
 from workbench.engine import stop_flag
+from workbench.engine.recording import default_budget, history_plan, spike_dtype
 from workbench.engine.simulator import Simulator
-from workbench.analysis.snapshot import HistoryCache, make_snapshot
+from workbench.analysis.snapshot import HistoryCache, layer_stats_of, make_snapshot
 from workbench.errors import WorkbenchError
 from workbench.models.forward import forward
 from workbench.views.loaders import ann_accuracy
@@ -59,6 +61,25 @@ CHUNK_SECONDS = 0.05  # the longest chunk of a play (frames usually end them soo
 OVERDUE_CHUNK_SECONDS = 0.002  # chunks while a due frame waits for the GUI to take the last one
 MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
+DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots copy every layer's arrays
+STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed this often
+SNAPSHOT_SHARE = 0.25  # of a play's time, what a big network's snapshots may take (fewer frames then)
+COMPACT_CACHE = dict(slack=2, spare=1, warm=0)  # the history cache when not everything fits the budget
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordingPlan:
+    """What the window records (``SimLoop``): ``everything`` (every layer the settings name, with
+    membranes, for the full window) when that fits the memory budget, else only what the views
+    show: the history layers (the selected layer, the watched neurons' layers, the output) with
+    the membranes of the watched neurons' layers, for as many steps as fit."""
+
+    everything: bool
+    layers: tuple[str, ...]
+    membranes: tuple[str, ...]
+    steps: int  # history length
+    bytes: int  # estimated: the simulator's ring and the snapshots' history
+    budget: int
 
 
 class JobCancelled(Exception):
@@ -74,11 +95,22 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
 
 
 class SimLoop:
-    def __init__(self, emit, window: int = 500, frame_interval: float = 1 / 30, clock=time.perf_counter):
-        """``clock``: seconds, monotonic (tests pass a fake one to check the frame gate)."""
+    def __init__(self, emit, window: int = 500, frame_interval: float = 1 / 30, clock=time.perf_counter,
+                 budget: int | None = None):
+        """``clock``: seconds, monotonic (tests pass a fake one to check the frame gate).
+        ``budget``: bytes the recording may take (default: ``recording.default_budget()``)."""
         self._emit = emit
         self._clock = clock
         self.window = window
+        self.budget = default_budget() if budget is None else int(budget)
+        self.plan: RecordingPlan | None = None
+        self._config = None
+        self._selected: str | None = None  # the selected layer (its arrays in every snapshot)
+        self._stats: tuple = ()
+        self._stats_time = -1e9
+        self._snap_cost = 0.0  # seconds a big network's snapshot takes (recent average)
+        self._full_stats_cost = 0.0  # seconds the last snapshot spent on every layer's stats
+        self._cache_epoch = 0  # the history epoch of the last snapshot
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._stop = stop_flag.new_flag()  # pause generation; a play runs while it matches
@@ -165,6 +197,12 @@ class SimLoop:
             self._history_layers = args[0]
             self._membrane_layers = args[1] if len(args) > 1 else None
             self._membrane_neurons = tuple(args[2]) if len(args) > 2 else ()
+            self._selected = args[3] if len(args) > 3 else None
+            self._replan()
+            self._dirty = True
+        elif kind == "budget":
+            self.budget = int(args[0])
+            self._replan()
             self._dirty = True
         elif kind == "pause":
             self._set_running(None)
@@ -204,13 +242,20 @@ class SimLoop:
                 shown[0] = percent
                 self._emit("progress", percent / 100)
 
+        def on_stage(text):
+            if cancelled():
+                raise JobCancelled
+            shown[0] = -1
+            self._emit("status", text)
+
         if cancelled():
             self._emit("cancelled", (tag, label))
             return
         self._emit("cancellable", True)
         self._emit("status", label)
+        kw = {"on_stage": on_stage} if "on_stage" in inspect.signature(fn).parameters else {}
         try:
-            value = fn(*fn_args, on_progress=on_progress)
+            value = fn(*fn_args, on_progress=on_progress, **kw)
         except JobCancelled:
             value = None
         finally:
@@ -240,8 +285,99 @@ class SimLoop:
         for arr in self._ann.values():
             arr.flags.writeable = False  # snapshots then share them instead of copying each time
         self._emit("ann_accuracy", ann_accuracy(network, self._ann, labels))
-        self.sim = Simulator(network, config, x, labels, record_capacity=self.window)
+        self._config = config
+        self.plan = None
+        self._stats, self._stats_time, self._snap_cost = (), -1e9, 0.0
+        self.sim = Simulator(network, config.replace(record=(), max_record_bytes=None), x, labels, record_capacity=1)
         self.sim.split_steps = False  # the GUI thread needs the other core
+        self._replan()
+
+    # ---- what is recorded -------------------------------------------------------------------
+    def _wanted(self) -> tuple[str, ...]:
+        """Neuron layers the settings ask to record (all by default)."""
+        names = [ls.layer.name for ls in self.sim.layers if ls.is_neuron]
+        record = self._config.record
+        return tuple(names if record is None else [n for n in names if n in set(record)])
+
+    def _needed(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(layers, membrane layers) the views show: the history layers (None: all wanted) and
+        the watched neurons' layers."""
+        wanted = self._wanted()
+        hist = wanted if self._history_layers is None else self._history_layers
+        watched = tuple(dict.fromkeys(layer for layer, _ in self._membrane_neurons))
+        need = set(hist) | set(watched)
+        names = tuple(n for n in (ls.layer.name for ls in self.sim.layers if ls.is_neuron) if n in need)
+        return names, tuple(n for n in names if n in watched)
+
+    def recording_plan(self) -> RecordingPlan:
+        sim, config = self.sim, self._config
+        sizes = {ls.layer.name: ls.layer.size for ls in sim.layers if ls.is_neuron}
+        wanted = self._wanted()
+        membranes = wanted if config.record_membrane else ()
+        base = HistoryCache(self.window)
+        layers, shown_membranes = self._needed()
+        steps, nbytes = history_plan({n: sizes[n] for n in wanted}, set(membranes), sim.batch, self.budget,
+                                     self.window, base.factor, 2, cached=set(layers))
+        if steps >= self.window:
+            return RecordingPlan(True, wanted, membranes, self.window, nbytes, self.budget)
+        membranes = shown_membranes
+        compact = HistoryCache(1, **COMPACT_CACHE)
+        dtype = self._spike_dtype(layers)
+        steps, nbytes = history_plan({n: sizes[n] for n in layers}, set(membranes), sim.batch, self.budget,
+                                     self.window, compact.factor, dtype.itemsize)
+        return RecordingPlan(False, layers, membranes, steps, nbytes, self.budget)
+
+    def _spike_dtype(self, layers):
+        most = max([self.sim.layer(n).model.max_rate(self.sim.dt) for n in layers] or [1.0])
+        return spike_dtype(most)
+
+    def _replan(self) -> None:
+        """Record what the plan says; a changed plan starts the history afresh (the state is kept)."""
+        if self.sim is None:
+            return
+        plan = self.recording_plan()
+        if plan == self.plan:
+            return
+        old = self.plan
+        self.plan = plan
+        self._emit("memory", plan)
+        if old is not None and (old.layers, old.membranes, old.steps) == (plan.layers, plan.membranes, plan.steps):
+            return  # the same recording (only the estimate moved with the layers shown): it goes on
+        self.sim.set_recording(plan.layers, plan.steps, set(plan.membranes), self._config.record_current)
+        if plan.everything:
+            if self._cache.window != plan.steps or self._cache.spike_dtype is not None or self._cache.slack != 4:
+                self._cache = HistoryCache(plan.steps)
+        else:
+            self._cache = HistoryCache(plan.steps, **COMPACT_CACHE, spike_dtype=self._spike_dtype(plan.layers))
+
+    def _detail_layers(self):
+        """Layers whose arrays snapshots copy: all of a network up to DETAIL_ALL_NEURONS, else
+        the history layers (what the views show: the selected layer, the watched neurons'
+        layers) and the output."""
+        sim = self.sim
+        if sum(ls.layer.size for ls in sim.layers) * sim.batch <= DETAIL_ALL_NEURONS:
+            return None
+        if self._history_layers is None:  # every layer's history (a stacked raster): not every layer's arrays
+            names = {self._selected} | {layer for layer, _ in self._membrane_neurons}
+        else:
+            names = set(self._history_layers)
+        return names | {sim.layers[-1].layer.name}
+
+    def _layer_stats(self, detail, now: float):
+        """Every layer's stats when the network is small, paused, or STATS_SECONDS passed; else
+        those of ``detail`` with the others from the last time."""
+        if detail is None:
+            return None
+        running = self._play_gen is not None
+        self._full_stats_cost = 0.0
+        if not running or now - self._stats_time >= STATS_SECONDS or not self._stats:
+            start = self._clock()
+            self._stats = layer_stats_of(self.sim, self._ann, set(l.layer.name for l in self.sim.layers))
+            self._stats_time = self._clock()
+            self._full_stats_cost = self._stats_time - start
+        else:
+            self._stats = layer_stats_of(self.sim, self._ann, detail, self._stats)
+        return self._stats
 
     def _set_running(self, gen: int | None) -> None:
         was = self._play_gen is not None
@@ -326,14 +462,23 @@ class SimLoop:
             return
         now = self._clock() if now is None else now
         running = self._play_gen is not None
-        snap = make_snapshot(self.sim, self._ann, self._history_layers, self.window,
+        detail = self._detail_layers()
+        snap = make_snapshot(self.sim, self._ann, self._history_layers, self._cache.window,
                              steps_per_second=self._steps_per_second(now) if running else 0.0,
                              running=running, cache=self._cache, membrane_layers=self._membrane_layers,
-                             membrane_neurons=self._membrane_neurons)
+                             membrane_neurons=self._membrane_neurons, detail_layers=detail,
+                             stats=self._layer_stats(detail, now))
         self._record_r(snap)
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
-        interval = self.frame_interval
+        if detail is not None and self._cache_epoch == self._cache.epoch:
+            # a big network's snapshots: frames spaced to take at most SNAPSHOT_SHARE of a play; not
+            # counted: a history's first snapshot (its buffers are allocated) and the refresh of
+            # every layer's stats (every STATS_SECONDS, whatever the frame rate)
+            cost = max(0.0, self._clock() - now - self._full_stats_cost)
+            self._snap_cost = cost if not self._snap_cost else 0.7 * self._snap_cost + 0.3 * cost
+        self._cache_epoch = self._cache.epoch
+        interval = max(self.frame_interval, self._snap_cost / SNAPSHOT_SHARE)
         self._due = max(self._due + interval, now + interval * (1 - FRAME_JITTER)) if running else now + interval
         self._frame_wanted = False
         self._emit("snapshot", snap)

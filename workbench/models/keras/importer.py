@@ -93,14 +93,20 @@ def _lambda_layers(path: Path) -> list[str]:
     return found
 
 
-def load_model_safely(path: str | os.PathLike):
-    """The Keras model in ``path``, loaded with ``compile=False`` and ``safe_mode=True``."""
+def load_model_safely(path: str | os.PathLike, on_stage=None):
+    """The Keras model in ``path``, loaded with ``compile=False`` and ``safe_mode=True``.
+    ``on_stage(label)``: told before starting TensorFlow and before reading the file."""
     path = Path(path)
     if _check_file(path) == "h5":
         problem = probe_hdf5(path)  # a corrupt .h5 can make libhdf5 loop forever
         if problem:
             raise ModelImportError(f"{path.name}: {problem}")
+    if on_stage is not None:
+        on_stage("Starting TensorFlow…")
     keras = import_keras()
+
+    if on_stage is not None:
+        on_stage(f"Reading {path.name} ({path.stat().st_size / 1024**2:.0f} MB)…")
 
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
@@ -189,10 +195,14 @@ def network_from_keras(model, label: str, source: dict | None = None) -> nw.Netw
         raise ModelImportError(f"{label}: cannot build the network: {exc}") from None
 
 
-def load_keras(path: str | os.PathLike) -> nw.Network:
-    """Read a ``.keras`` or ``.h5`` model file as a ``Network`` (float32, Keras weight layout)."""
+def load_keras(path: str | os.PathLike, on_stage=None) -> nw.Network:
+    """Read a ``.keras`` or ``.h5`` model file as a ``Network`` (float32, Keras weight layout).
+    ``on_stage(label)``: told as each stage starts (TensorFlow, reading, importing); it may
+    raise to stop the import between stages."""
     path = Path(path)
     fmt = _check_file(path)
-    model = load_model_safely(path)
+    model = load_model_safely(path, on_stage)
+    if on_stage is not None:
+        on_stage(f"Importing {len(model.layers)} Keras layers of {path.name}…")
     source = {"file": path.name, "sha256": nw.file_sha256(path), "format": fmt}
     return network_from_keras(model, path.name, source)
