@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtGui import QTextCursor
+from PyQt6.QtGui import QGuiApplication, QTextCursor
 from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea,
                              QVBoxLayout, QWidget)
 
@@ -381,8 +381,10 @@ class QtMainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 950)
+        else:  # 1500x950, or the screen's free area on a smaller screen (a 1366x768 laptop)
+            screen = self.screen() or QGuiApplication.primaryScreen()
+            free = screen.availableGeometry() if screen is not None else None
+            self.resize(min(1500, free.width()) if free else 1500, min(950, free.height()) if free else 950)
         self._first_show = self.settings.value("window/state") is None
         state = self.settings.value("window/state")
         if state is not None:
