@@ -47,6 +47,7 @@ class LayerEval:
     quantization: dict = dataclasses.field(default_factory=dict)
     model: str = ""  # the neuron model's name ("" for max pooling and the input)
     model_params: dict = dataclasses.field(default_factory=dict)
+    role: str = "spiking"  # "current" / "readout": a non-spiking layer (engine.conversion)
 
     def ann_quantile(self, q: float) -> float:
         """Approximate q-quantile (0..1) of the positive ANN values, in units of max_output."""
@@ -88,6 +89,7 @@ class LayerAccumulator:
         self.name, self.kind, self.neurons, self.scale = name, kind, neurons, scale
         self.out_scale, self.max_rate = out_scale, max_rate
         self.model, self.model_params = "", {}
+        self.role = "spiking"
         self.samples = 0
         self.steps = 0
         self.spikes = self.synops = self.neg = 0.0
@@ -151,5 +153,5 @@ class LayerAccumulator:
             hist=tuple(int(c) for c in self.hist),
             pool_error=self.pool_abs / self.pool_ref if self.pool_ref > 0 else float("nan"),
             pool_r=self.pool_pearson.r(), quantization=dict(self.quantization),
-            model=self.model, model_params=dict(self.model_params),
+            model=self.model, model_params=dict(self.model_params), role=self.role,
         )

@@ -15,6 +15,7 @@ from workbench.engine.neurons import IF, NeuronModel
 from workbench.errors import ConfigError
 
 ENCODERS = ("constant", "poisson")
+READOUTS = ("auto", "membrane", "spikes")
 MAX_STEPS = 100_000_000
 DEFAULT_MAX_RECORD_BYTES = 2 * 1024**3  # what a Simulator may allocate for its recording
 
@@ -37,6 +38,12 @@ class SimConfig:
     - ``max_record_bytes``: the most memory the recording may take (estimated before a run from
       layers x recorded steps x batch); above it the Simulator refuses with ConfigError naming
       this field (record fewer layers or steps, or stream to HDF5). None: no limit.
+    - ``readout``: how the output layer gives class scores: 'membrane' (no spikes: the
+      accumulated current, i.e. the logits), 'spikes' (spike counts) or 'auto' (membrane for a
+      linear or softmax output, else spikes).
+    - ``auto_neurons``: each layer gets the neuron its activation calls for (tanh/sigmoid: the
+      spiking wrapper; linear: signed; LIF and wrappers fitted to the rate units) — see
+      ``engine.conversion``. Linear layers feeding linear layers carry current either way.
     """
 
     neuron: NeuronModel = dataclasses.field(default_factory=IF)
@@ -51,6 +58,8 @@ class SimConfig:
     record_membrane: bool = True
     record_current: bool = False
     max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
+    readout: str = "auto"
+    auto_neurons: bool = True
 
     def __post_init__(self):
         if not isinstance(self.neuron, NeuronModel):
@@ -80,6 +89,8 @@ class SimConfig:
             raise ConfigError("rate_scale", f"must be a positive number, got {rs!r}")
         if rs != 1 and any(m.name == "loihi_cuba" for m in [self.neuron, *self.overrides.values()]):
             raise ConfigError("rate_scale", "must be 1 for the integer Loihi model (its units are chip units)")
+        if self.readout not in READOUTS:
+            raise ConfigError("readout", f"must be one of {', '.join(READOUTS)}, got '{self.readout}'")
         if self.record is not None:
             object.__setattr__(self, "record", tuple(self.record))
 
@@ -111,4 +122,6 @@ class SimConfig:
             "seed": self.seed,
             "rate_scale": self.rate_scale,
             "batch": self.batch,
+            "readout": self.readout,
+            "auto_neurons": self.auto_neurons,
         }

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from workbench.engine import conversion as _conversion
 from workbench.engine import fused as _fused
 from workbench.engine.config import SimConfig
 from workbench.engine.layer_state import LayerState, advance
@@ -52,15 +53,20 @@ class Simulator:
         self.config = config or SimConfig()
         self.config.check_against(network)
         self.dt = self.config.effective_dt
-        for model in {id(m): m for m in [self.config.neuron, *self.config.overrides.values()]}.values():
+        # which neuron each layer runs (engine/conversion.py): overrides, readout, linear layers
+        # carrying current, activation-matched neurons; ``plan.warnings`` for the reports
+        self.plan = _conversion.plan(network, self.config)
+        models = [self.config.neuron, *self.config.overrides.values(), *(lp.model for lp in self.plan.layers.values())]
+        for model in {id(m): m for m in models}.values():
             model.validate_dt(self.dt)
         self.batch = self.config.batch if x is None else int(np.asarray(x).shape[0])
         index = {layer.name: i for i, layer in enumerate(network.layers)}
         self.layers: list[LayerState] = []
         for i, layer in enumerate(network.layers):
-            model = self.config.model_for(layer.name) if layer.is_neuron_layer else None
+            lp = self.plan.layers.get(layer.name)
+            model, gain = (lp.model, lp.gain) if lp is not None else (None, 1.0)
             self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
-                                          self.config.rate_scale))
+                                          self.config.rate_scale * gain))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
@@ -230,7 +236,8 @@ class Simulator:
         return self.layers[-1]
 
     def output_counts(self) -> np.ndarray:
-        """(B, classes) cumulative output spike counts."""
+        """(B, classes) cumulative output spike counts (the membrane readout: the accumulated
+        charge of the non-spiking output layer, ``conversion`` rule 1)."""
         out = self.output
         counts = out.counts if out.is_neuron else out.y
         return counts.reshape(self.batch, -1)
@@ -261,8 +268,10 @@ class Simulator:
             "membrane": "post-reset",
             "tool": f"snn-workbench {__version__}",
             "models": {ls.layer.name: {"name": ls.model.name, "params": ls.model.params(),
-                                       "signed": ls.model.signed}
+                                       "signed": ls.model.signed, "role": self.plan.layers[ls.layer.name].role,
+                                       "gain": float(ls.gain)}
                        for ls in self.layers if ls.is_neuron},
+            "conversion_warnings": list(self.plan.warnings),
             "kinds": {ls.layer.name: ls.layer.kind for ls in self.layers},
         }
 

@@ -11,8 +11,9 @@ Two choices worth knowing:
   SNN Toolbox does: an IF neuron's rate tracks the linear input, not the softmax probability.
 - All inputs of a Concatenate must share one lambda (the spikes are merged without rescaling),
   so the producers feeding a Concatenate are unified to the largest of their lambdas.
-ReLU layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l`` exactly;
-tanh/sigmoid/softmax are not scale-equivariant, which is recorded as a warning.
+ReLU and linear layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l``
+exactly; tanh and sigmoid are bounded already and not scale-equivariant, so they keep lambda 1
+(their output is the original's exactly).
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def _layer_lambda(layer, acts, percentile, warnings) -> float:
     if layer.activation == "softmax":
         values = preactivation(layer, [acts[s].astype(np.float64) for s in layer.inbound])
     elif layer.activation in ("tanh", "sigmoid"):
-        warnings.append(f"{layer.name}: {layer.activation} is not scale-equivariant; "
-                        "its normalized output is not the original divided by lambda")
+        # bounded already (|tanh| < 1, sigmoid in (0, 1)) and not scale-equivariant: lambda 1
+        # keeps the function exact (its input weights still take the previous layer's lambda)
+        return 1.0
     positive = values[values > 0]
     lam = float(np.percentile(positive, percentile)) if positive.size else 0.0
     if not lam > 0:
