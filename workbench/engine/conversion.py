@@ -47,7 +47,9 @@ class LayerPlan:
     model: NeuronModel
     role: str  # "spiking", "current" (a linear layer carrying current) or "readout" (membrane readout)
     gain: float = 1.0  # extra current gain on top of SimConfig.rate_scale (fitted LIF)
+
     why: str = ""
+    offset: float = 0.0  # added to the current after the gain (a fitted LIF's rheobase shift)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,11 +124,16 @@ def fit(model: NeuronModel, activation: str, dt: float, rate_scale: float) -> tu
         else:
             m = dataclasses.replace(model, rate_fn=rate_fn, gain=1.0 / dt, tau_ref=dt / s, amplitude=dt)
         return m, 1.0, f"fitted to rate units: {rate_fn}(J) spikes/step x{s:g}"
-    if isinstance(model, LIF) and _is_default(model, "amplitude", "tau_ref"):
-        g = model.tau_rc / dt if s == 1.0 else 1.0
-        m = dataclasses.replace(model, amplitude=model.tau_rc, tau_ref=0.0)
+    if isinstance(model, LIF) and _is_default(model, "amplitude", "tau_ref", "min_voltage"):
+        g = LIF_GAIN * model.tau_rc / dt if s == 1.0 else 1.0
+        m = dataclasses.replace(model, amplitude=model.tau_rc, tau_ref=0.0, min_voltage=LIF_MIN_VOLTAGE)
         return m, g, f"fitted: amplitude = tau_rc, tau_ref 0, current x{g * s:g} (fires from J = {1 / (g * s):.3g})"
     return model, 1.0, ""
+
+
+LIF_GAIN = 0.5  # spikes worth 2: at most half a spike a step, the reset-to-zero staircase halved
+LIF_OFFSET = 0.5  # half the rheobase: J*g + 0.5 centres the rate curve on the ReLU
+LIF_MIN_VOLTAGE = -1e6
 
 
 def plan(network: nw.Network, config) -> Plan:
@@ -176,7 +183,8 @@ def plan(network: nw.Network, config) -> Plan:
                                     f"{base.name} cannot emit negative spikes")
         else:  # relu (capped or not), softmax with a spiking readout
             model, gain, why = fit(base, "relu", dt, s)
-        layers[name] = LayerPlan(model, "spiking", gain, why)
+        offset = LIF_OFFSET if isinstance(model, LIF) and gain != 1.0 else 0.0
+        layers[name] = LayerPlan(model, "spiking", gain, why=why, offset=offset)
         _check(layer, model, warnings)
     return Plan(layers, tuple(warnings))
 

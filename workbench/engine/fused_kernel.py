@@ -64,8 +64,8 @@ SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
  MODEL_CURRENT, MODEL_SIGNED_IF) = range(9)
 _MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking, LoihiCUBA, Current, SignedIF)
 # float32 parameter columns
-F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
-NFCOL = 5
+F_DT, F_THR, F_GAIN, F_OUT, F_SCALE, F_OFFSET = range(6)
+NFCOL = 6
 # float64 parameter columns (the float64 models' steps take dt and their constants as Python floats)
 P_DT, P_TAU_RC, P_TAU_REF, P_MINV, P_GAIN, P_IN_SCALE = range(6)
 
@@ -218,6 +218,11 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                     Jb = J[lo:hi]
                     for i in range(hi - lo):
                         Jb[i] *= gain
+                off = fp[li, F_OFFSET]
+                if off != 0.0:
+                    Jb = J[lo:hi]
+                    for i in range(hi - lo):
+                        Jb[i] += off
                 if row[C_CONST] == 1:
                     f32[row[C_CACHE]][lo:hi] = J[lo:hi]
                     valid[li] = 1

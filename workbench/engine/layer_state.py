@@ -22,7 +22,7 @@ class LayerState:
     (batch, *shape) float32; ``counts`` is the cumulative spike count (float64)."""
 
     def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
-                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0):
+                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0, offset: float = 0.0):
         self.layer = layer
         self.index = index
         self.inbound = inbound
@@ -44,6 +44,7 @@ class LayerState:
             self.counts = np.zeros(self.shape, dtype=np.float64)
             # NengoDL's scale_firing_rates: currents x rate_scale, each spike worth 1/rate_scale.
             self.gain = np.float32(rate_scale)
+            self.offset = np.float32(offset)  # added to the current after the gain
             self.out_scale = np.float32(model.output_scale(dt) / rate_scale)
             # Flat views made once (the arrays are never reallocated): the step loop is hot.
             self.J_flat = self.J.reshape(-1)
@@ -176,6 +177,8 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
         compute_current(ls, inputs)
         if ls.gain != 1.0:
             ls.J *= ls.gain
+        if ls.offset != 0.0:  # a fitted LIF's rheobase shift (engine.conversion.fit)
+            ls.J += ls.offset
         if inputs_constant:
             ls.const_current = ls.J.copy()
     ls.model.step(ls.J_flat, ls.dt, ls.state, ls.spikes_flat, rng)

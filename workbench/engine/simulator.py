@@ -64,9 +64,9 @@ class Simulator:
         self.layers: list[LayerState] = []
         for i, layer in enumerate(network.layers):
             lp = self.plan.layers.get(layer.name)
-            model, gain = (lp.model, lp.gain) if lp is not None else (None, 1.0)
+            model, gain, offset = (lp.model, lp.gain, lp.offset) if lp is not None else (None, 1.0, 0.0)
             self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
-                                          self.config.rate_scale * gain))
+                                          self.config.rate_scale * gain, offset))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
