@@ -19,7 +19,8 @@ only checked (a warning when they cannot represent the layer's activation):
    (feeding max pooling, or a spiking output) runs ``signed_if`` (IF, or the chosen wrapper with
    ``rate_fn=linear``); relu layers run the chosen neuron, fitted when its parameters are
    the model's defaults (LIF, Loihi LIF and the wrappers: ``fit``).
-Without ``auto_neurons`` every layer runs the chosen neuron as given, except rules 1 and 2.
+Without ``auto_neurons`` ("uniform") every layer runs the chosen neuron as given (rule 1 still
+applies with ``readout='membrane'``): the behaviour before this plan existed, for comparisons.
 
 Every choice is a ``LayerPlan`` (model, its extra current gain, the role, why); ``warnings``
 says what cannot be represented (a tanh layer on a rectifying neuron, a wrapper whose rate
@@ -97,6 +98,14 @@ def readout_for(network: nw.Network, readout: str) -> str:
     return "membrane" if network.output_layer.activation in ("linear", "softmax") else "spikes"
 
 
+def current_layers(network: nw.Network, readout: str = "auto") -> set[str]:
+    """The layers that carry current instead of spiking (rules 1 and 2), without overrides."""
+    out = {layer.name for layer in network.neuron_layers if carries_current(network, layer)}
+    if readout_for(network, readout) == "membrane":
+        out.add(network.output_layer.name)
+    return out
+
+
 def _is_default(model: NeuronModel, *fields: str) -> bool:
     defaults = {f.name: f.default for f in dataclasses.fields(model)}
     return all(getattr(model, f) == defaults[f] for f in fields)
@@ -155,12 +164,12 @@ def plan(network: nw.Network, config) -> Plan:
         if name == out_name and readout == "membrane":
             layers[name] = LayerPlan(Current(), "readout", 1.0, "membrane readout")
             continue
-        if carries_current(network, layer):
-            layers[name] = LayerPlan(Current(), "current", 1.0, "linear layer: carries current")
-            continue
         if not auto:
             layers[name] = LayerPlan(base, "spiking")
             _check(layer, base, warnings)
+            continue
+        if carries_current(network, layer):
+            layers[name] = LayerPlan(Current(), "current", 1.0, "linear layer: carries current")
             continue
         model, gain, why = base, 1.0, ""
         if act in _BOUNDED:

@@ -67,8 +67,14 @@ def synaptic(layer: nw.Layer, inputs: list[np.ndarray]) -> np.ndarray:
 
 
 def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: float = 1.0,
-                  reset: str = "subtract", dt: float = 1.0) -> dict[str, np.ndarray]:
-    """Spike trains [T, B, *shape] of every neuron layer; constant input encoding, IF neurons."""
+                  reset: str = "subtract", dt: float = 1.0, current: set[str] | None = None,
+                  readout: str = "auto") -> dict[str, np.ndarray]:
+    """Spike trains [T, B, *shape] of every neuron layer; constant input encoding, IF neurons.
+    ``current``: the layers that carry current (y = J, no spikes; default as the simulator's
+    conversion plan decides for ``readout``: ``conversion.current_layers``)."""
+    from workbench.engine.conversion import current_layers
+
+    current = current_layers(network, readout) if current is None else current
     names = [l.name for l in network.layers]
     v = {l.name: np.zeros((x.shape[0], *l.output_shape), np.float32) for l in network.neuron_layers}
     pool_counts: dict[str, np.ndarray] = {}
@@ -81,6 +87,10 @@ def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: flo
                 y[layer.name] = x.astype(np.float32)
             elif layer.is_neuron_layer:
                 J = synaptic(layer, ins)
+                if layer.name in current:  # a synapse, not a neuron: the current flows on
+                    spikes[layer.name].append(np.zeros(J.shape, np.int16))
+                    y[layer.name] = (np.float32(dt) * J).astype(np.float32) * np.float32(1.0 / dt)
+                    continue
                 vv = v[layer.name] + np.float32(dt) * J
                 fired = vv >= np.float32(threshold)
                 if reset == "subtract":
