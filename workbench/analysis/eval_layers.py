@@ -48,6 +48,7 @@ class LayerEval:
     model: str = ""  # the neuron model's name ("" for max pooling and the input)
     model_params: dict = dataclasses.field(default_factory=dict)
     role: str = "spiking"  # "current" / "readout": a non-spiking layer (engine.conversion)
+    ann_negative: float = 0.0  # fraction of ANN values < 0 (lost by a rectifying neuron)
 
     def ann_quantile(self, q: float) -> float:
         """Approximate q-quantile (0..1) of the positive ANN values, in units of max_output."""
@@ -90,6 +91,7 @@ class LayerAccumulator:
         self.out_scale, self.max_rate = out_scale, max_rate
         self.model, self.model_params = "", {}
         self.role = "spiking"
+        self.negative_values = 0
         self.samples = 0
         self.steps = 0
         self.spikes = self.synops = self.neg = 0.0
@@ -125,6 +127,7 @@ class LayerAccumulator:
         top = self.out_scale * self.max_rate
         res = self.out_scale / steps
         pos = a > 0
+        self.negative_values += int(np.count_nonzero(a < 0))
         self.zero += int(a.size - np.count_nonzero(pos))
         self.positive += int(np.count_nonzero(pos))
         self.over += int(np.count_nonzero(a > top * (1 + 1e-6)))
@@ -154,4 +157,5 @@ class LayerAccumulator:
             pool_error=self.pool_abs / self.pool_ref if self.pool_ref > 0 else float("nan"),
             pool_r=self.pool_pearson.r(), quantization=dict(self.quantization),
             model=self.model, model_params=dict(self.model_params), role=self.role,
+            ann_negative=self.negative_values / v,
         )

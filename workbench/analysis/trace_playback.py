@@ -92,6 +92,11 @@ class TracePlayback:
         self._info = {n: _model_info(meta, n, self.dt) for n in self.names}
         self._pos = 0
         self._counts = {n: np.zeros((trace.batch, *trace[n].shape), dtype=np.int64) for n in self.names}
+        # layers that carried current (engine.conversion): no spikes; their counts are the
+        # accumulated charge, which is their recorded membrane (float32 in the trace)
+        models = meta.get("models") if isinstance(meta.get("models"), dict) else {}
+        self._charge = {n for n in self.names if isinstance(models.get(n), dict)
+                        and models[n].get("role") in ("current", "readout") and trace[n].membrane is not None}
         self._r = self._r_over_time()
 
     # ---- positions -------------------------------------------------------------------------
@@ -127,7 +132,13 @@ class TracePlayback:
                 else:
                     self._counts[n] += sign * self.trace[n].spikes[lo:hi].sum(axis=0, dtype=np.int64)
         self._pos = pos
-        return self._counts
+        if not self._charge:
+            return self._counts
+        out = dict(self._counts)
+        for n in self._charge:
+            m = self.trace[n].membrane
+            out[n] = m[pos - 1].astype(np.float64) if pos > 0 else np.zeros(m.shape[1:], np.float64)
+        return out
 
     def snapshot(self, pos: int, running: bool = False, steps_per_second: float = 0.0) -> Snapshot:
         tr = self.trace
@@ -183,7 +194,10 @@ class TracePlayback:
             ann = tr.ann.get(name)
             if ann is None or tr.n_steps == 0 or ann.size != tr[name].spikes[0].size:
                 continue
-            cum = np.cumsum(tr[name].flat("spikes"), axis=0, dtype=np.int64)
+            if name in self._charge:  # accumulated charge = the recorded membrane
+                cum = tr[name].flat("membrane").astype(np.float64)
+            else:
+                cum = np.cumsum(tr[name].flat("spikes"), axis=0, dtype=np.int64)
             rows = list(range(stride - 1, tr.n_steps, stride))
             if rows and rows[-1] != tr.n_steps - 1:
                 rows.append(tr.n_steps - 1)

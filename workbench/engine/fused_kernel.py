@@ -17,7 +17,7 @@ import numpy as np
 from workbench.engine import synapses
 from workbench.engine import flat_kernels as K
 from workbench.engine.atomics import atomic_load, barrier
-from workbench.engine.neurons.current import Current, SignedIF, current_step, signed_if_step
+from workbench.engine.neurons.current import Current, SignedIF, current_emit, signed_if_step
 from workbench.engine.neurons.if_neuron import IF
 from workbench.engine.neurons.lif import LIF, lif_step
 from workbench.engine.neurons.loihi_cuba import LoihiCUBA, cuba_step
@@ -239,9 +239,8 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                                f32[row[C_V]][lo:hi], f32[row[C_V2]][lo:hi], s)
                 synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model == MODEL_CURRENT:
-                s = f32[row[C_S]][lo:hi]
-                current_step(J[lo:hi], fp64[li, P_DT], f64[row[C_V]][lo:hi], s)
-                synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+                current_emit(J[lo:hi], fp64[li, P_DT], fp[li, F_OUT], f64[row[C_V]][lo:hi], f32[row[C_S]][lo:hi],
+                             y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model != MODEL_IF:
                 s, v, dt = f32[row[C_S]][lo:hi], f64[row[C_V]][lo:hi], fp64[li, P_DT]
                 if model == MODEL_LIF or model == MODEL_LOIHI_LIF:

@@ -14,6 +14,7 @@ import numpy as np
 from workbench.engine import flat_kernels, synapses
 from workbench.engine.encoders import ENCODE
 from workbench.engine.neurons import NeuronModel
+from workbench.engine.neurons.current import current_emit
 from workbench.models import network as nw
 
 
@@ -181,6 +182,10 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
             ls.J += ls.offset
         if inputs_constant:
             ls.const_current = ls.J.copy()
+    if not ls.model.spiking:  # carries current (neurons.current): y = J, counts += charge
+        ls.nnz = current_emit(ls.J_flat, ls.dt, ls.out_scale, ls.state["v"], ls.spikes_flat, ls.y_flat,
+                              ls.counts_flat)
+        return
     ls.model.step(ls.J_flat, ls.dt, ls.state, ls.spikes_flat, rng)
     # y = spikes * out_scale and counts += spikes in one pass; nnz: this step's spiking neurons
     ls.nnz = synapses.emit(ls.spikes_flat, ls.out_scale, ls.y_flat, ls.counts_flat)

@@ -7,10 +7,10 @@ linear (identity) activation is in the converted network when its consumers are 
 layers, pooling averages, Add, Concatenate): its weights apply to the spikes coming in and the
 result flows into the next neuron layer's current, exactly as the ANN computes (a synapse, not a
 neuron). On the output layer it is the membrane readout: the class scores are the accumulated
-membrane ``v`` (= the cumulative ``counts``), the argmax of which is the prediction. Its
-"spikes" array holds the charge ``dt * J`` of each step (signed, not a spike count), so that
-``counts`` and ``counts * output_scale / T`` (= the mean current) follow the same rules as for
-spiking layers; the recorder writes no spikes for it (``spiking`` is False).
+membrane ``v`` (= the cumulative ``counts``), the argmax of which is the prediction. It sends no
+spikes (its ``spikes`` stay 0, so rasters, recordings and spike counts show none); its
+``counts`` hold the accumulated charge ``sum(dt * J)``, so ``counts * output_scale / T`` is the
+mean current, compared with the ANN as any layer's output (``current_emit``).
 
 ``SignedIF`` is INIsim's IF neuron with a second, negative threshold: ``v += dt * J``; a spike of
 +1 (worth +threshold/dt) when ``v >= threshold``, of -1 when ``v <= -threshold``; reset by
@@ -38,11 +38,25 @@ SIGNED_RESETS = ("subtract", "zero")
 
 @numba.njit(nogil=True, cache=True)
 def current_step(J, dt, v, spikes):
-    """``spikes`` = the charge dt*J of this step (float32), ``v`` += it (float64, no reset)."""
+    """No spikes; ``v`` += the charge dt*J of this step (float32 charge, float64 v, no reset)."""
     for i in range(v.size):
         q = np.float32(dt * np.float64(J[i]))
-        spikes[i] = q
+        spikes[i] = 0.0
         v[i] += np.float64(q)
+
+
+@numba.njit(nogil=True, cache=True)
+def current_emit(J, dt, scale, v, spikes, y, counts):
+    """``current_step`` and the emit of a non-spiking layer in one pass: ``y = q * scale`` (the
+    current itself, ``scale`` = 1/(dt*gain)), ``counts += q`` (the accumulated charge: the readout
+    and the layer's mean value for r), ``spikes`` 0. Returns 0 (no spikes)."""
+    for i in range(v.size):
+        q = np.float32(dt * np.float64(J[i]))
+        spikes[i] = 0.0
+        v[i] += np.float64(q)
+        y[i] = q * scale
+        counts[i] += q
+    return 0
 
 
 @numba.njit(nogil=True, cache=True)
