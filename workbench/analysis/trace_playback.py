@@ -155,9 +155,13 @@ class TracePlayback:
             ann = tr.ann.get(name)
             if ann is not None and ann.shape != zeros.shape:
                 ann = None
+            output = spikes * np.float32(info["output_scale"])
+            if name in self._charge and row >= 0:  # carried current: the charge of this step
+                prev = lt.membrane[row - 1] if row >= 1 else np.float32(0)
+                output = (lt.membrane[row] - prev) * np.float32(info["output_scale"])
             layers.append(LayerSnapshot(
                 name=name, kind=self._kinds[name], index=i, shape=lt.shape, is_neuron=True,
-                output=_ro(spikes * np.float32(info["output_scale"])), spikes=_ro(spikes), membrane=_ro(membrane),
+                output=_ro(output), spikes=_ro(spikes), membrane=_ro(membrane),
                 counts=_ro(counts[name]), ann=_ro(ann), model=info["model"], threshold=info["threshold"],
                 max_rate=info["max_rate"], signed=info["signed"], path="trace", **self._extra(info)))
             stats.append(layer_stats(name, counts[name], pos, info["max_rate"], ann))

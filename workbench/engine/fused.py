@@ -341,11 +341,12 @@ def _model_columns(ls, row, fp, fp64, add, sto_size: int, B: int) -> int:
     float64 randoms a step draws for StochasticSpiking layers so far (``sto_size`` + this one's)."""
     layer = ls.layer
     m, kind = ls.model, type(ls.model)
-    if kind is not IF and kind is not LoihiCUBA and kind is not SignedIF:
+    if kind is not IF and kind is not LoihiCUBA and kind is not SignedIF and kind is not Current:
         row[C_V] = add("f64", ls.state[m.membrane_var])
     fp64[ls.index, P_DT] = ls.dt
     if kind is Current:
         row[C_MODEL] = MODEL_CURRENT
+        row[C_V] = add("f32", ls.state["v"])
     elif kind is SignedIF:
         row[C_MODEL] = MODEL_SIGNED_IF
         row[C_V], row[C_V2] = add("f32", ls.state["v"]), add("f32", ls.state["net"])

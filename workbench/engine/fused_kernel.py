@@ -58,7 +58,7 @@ SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # in the chunk's float64 randoms. LoihiCUBA keeps int32 state instead (in the i32 list: C_V its
 # voltage, C_U its current, C_RF its refractory counters; C_LB its int64 neuron bias in the i64
 # list) and its integer constants in C_DU .. C_UNIT.
-# Current (non-spiking, float64 v; records no spikes) and SignedIF (float32 v and net in the f32
+# Current (non-spiking, float32 v in the f32 list: C_V; records no spikes) and SignedIF (float32 v and net in the f32
 # list: C_V, C_V2; C_RESET 1 for reset to zero, C_DU 1 for negative='after_positive').
 (MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, MODEL_CUBA,
  MODEL_CURRENT, MODEL_SIGNED_IF) = range(9)
@@ -239,7 +239,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                                f32[row[C_V]][lo:hi], f32[row[C_V2]][lo:hi], s)
                 synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model == MODEL_CURRENT:
-                current_emit(J[lo:hi], fp64[li, P_DT], fp[li, F_OUT], f64[row[C_V]][lo:hi], f32[row[C_S]][lo:hi],
+                current_emit(J[lo:hi], fp64[li, P_DT], fp[li, F_OUT], f32[row[C_V]][lo:hi], f32[row[C_S]][lo:hi],
                              y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model != MODEL_IF:
                 s, v, dt = f32[row[C_S]][lo:hi], f64[row[C_V]][lo:hi], fp64[li, P_DT]
@@ -298,7 +298,8 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                 rm, vi = f32[row[C_RM]][r * n + lo:r * n + hi], i32[row[C_V]][lo:hi]
                 for i in range(hi - lo):
                     rm[i] = np.float32(vi[i])
-            elif row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF and row[C_MODEL] != MODEL_SIGNED_IF:  # float64 state into the float32 ring
+            elif (row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF and row[C_MODEL] != MODEL_SIGNED_IF
+                  and row[C_MODEL] != MODEL_CURRENT):  # float64 state into the float32 ring
                 rm, vm = f32[row[C_RM]][r * n + lo:r * n + hi], f64[row[C_V]][lo:hi]
                 for i in range(hi - lo):
                     rm[i] = np.float32(vm[i])

@@ -38,24 +38,26 @@ SIGNED_RESETS = ("subtract", "zero")
 
 @numba.njit(nogil=True, cache=True)
 def current_step(J, dt, v, spikes):
-    """No spikes; ``v`` += the charge dt*J of this step (float32 charge, float64 v, no reset)."""
+    """No spikes; ``v`` += the charge dt*J of this step (float32, no reset)."""
     for i in range(v.size):
         q = np.float32(dt * np.float64(J[i]))
         spikes[i] = 0.0
-        v[i] += np.float64(q)
+        v[i] += q
 
 
 @numba.njit(nogil=True, cache=True)
 def current_emit(J, dt, scale, v, spikes, y, counts):
     """``current_step`` and the emit of a non-spiking layer in one pass: ``y = q * scale`` (the
-    current itself, ``scale`` = 1/(dt*gain)), ``counts += q`` (the accumulated charge: the readout
-    and the layer's mean value for r), ``spikes`` 0. Returns 0 (no spikes)."""
+    current itself, ``scale`` = 1/(dt*gain)), ``counts = v`` (the accumulated charge, float32 as
+    the recorded membrane, so a trace's membrane gives the counts back exactly: the readout and
+    the layer's mean value for r), ``spikes`` 0. Returns 0 (no spikes)."""
     for i in range(v.size):
         q = np.float32(dt * np.float64(J[i]))
         spikes[i] = 0.0
-        v[i] += np.float64(q)
+        vi = v[i] + q
+        v[i] = vi
         y[i] = q * scale
-        counts[i] += q
+        counts[i] = np.float64(vi)
     return 0
 
 
@@ -92,9 +94,6 @@ class Current(NeuronModel):
     state_vars: ClassVar[tuple[str, ...]] = ("v",)
     spiking: ClassVar[bool] = False
     default_dt: ClassVar[float] = 1.0
-
-    def init_state(self, n: int) -> dict[str, np.ndarray]:
-        return {"v": np.zeros(n, dtype=np.float64)}
 
     def step(self, J, dt, state, spikes, rng) -> None:
         current_step(J, dt, state["v"], spikes)
