@@ -219,3 +219,29 @@ def test_wrapper_whose_rate_function_differs_is_warned(cases):
     # relu to each step's current, not to its mean, so it stays well below IF (docs/conversion.md)
     assert max(l.silent for l in res.layers if l.role == "spiking") < 0.6
     assert res.snn_accuracy[-1] >= 0.6
+
+
+def test_warnings_and_layer_models_reach_every_command(cases, tmp_path, capsys):
+    from conversion_nets import case
+    from workbench.cli.main import main
+
+    net, x, y = case("mlp_tanh", n=16, folder=tmp_path)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=x, y=y)
+    model = str(tmp_path / "mlp_tanh.keras")
+    common = ["--data", str(data), "--uniform", "--steps", "10", "--no-progress"]
+    want = "warning   hidden: tanh activation (negative values) on if, which rectifies"
+    for argv in (["run", model, *common], ["evaluate", model, *common, "--no-plot", "--out", str(tmp_path / "e")],
+                 ["sweep", model, *common, "--serial", "--no-plot", "--grid", "steps=5", "--out", str(tmp_path / "s")]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert want in out, argv[0]
+    assert main(["diagnose", model, *common]) == 0
+    out = capsys.readouterr().out
+    assert "warning: hidden: tanh activation" in out and "negative_lost" in out
+    assert "layer     hidden: if(threshold=1.0, reset=subtract) [spiking]" in out
+    assert main(["run", model, "--data", str(data), "--steps", "10", "--no-progress",
+                 "--layer", "hidden=signed_if"]) == 0
+    out = capsys.readouterr().out
+    assert "layer     hidden: signed_if(threshold=1.0, reset=subtract, negative=always) [spiking] (override)" in out
+    assert "layer     logits: current() [readout]" in out

@@ -290,9 +290,10 @@ def _silence_cause(le: LayerEval) -> tuple[str, str] | None:
         return ("LIF neurons fire only when their current exceeds 1 (the rheobase); values of the "
                 f"normalized network are mostly below 1, so they stay below it (amplitude {amp:g}, "
                 f"tau_rc {tau_rc:g})",
-                "leave LIF's amplitude, tau_ref and min_voltage at their defaults (the conversion plan then "
-                "fits them: amplitude = tau_rc, current gain ~tau_rc/dt, docs/conversion.md), or raise the "
-                "current with --rate-scale (~25) and --param amplitude=tau_rc")
+                "leave LIF's amplitude, tau_ref and min_voltage at their defaults and drop --uniform (the "
+                "conversion plan then fits them: amplitude = tau_rc, current gain ~tau_rc/dt, "
+                "docs/conversion.md); or " + (lif_conversion_hint(le) or
+                                              "raise the current with --rate-scale (~25) and --param amplitude=tau_rc"))
     if le.model == "loihi_cuba":
         q = le.quantization
         zeroed = float(q.get("weight_zeroed", 0.0))
