@@ -64,15 +64,23 @@ def main(argv=None) -> int:
         elif kind == "result":
             state["loaded"] = payload[1]
             done.set()
+        elif kind == "cancelled":
+            done.set()
 
     loop = SimLoop(emit, window)
     worker = threading.Thread(target=loop.run, name="soak-sim", daemon=True)
     worker.start()
     start_rss = rss_mb()
     print(f"start     rss {start_rss:8.1f} MB   (window {window} steps, before loading)", flush=True)
-    loop.post("job", "model", "demo", loaders.open_demo, (99.9,))
+    loop.post("job", "model", "demo", loaders.open_demo, (99.9,), loop.job_token())
     done.wait()
     done.clear()
+    if state["errors"] or "loaded" not in state:
+        loop.quit()
+        worker.join(10)
+        what = state["errors"][0][0] if state["errors"] else "the demo did not load (cancelled)"
+        print(f"error: {what}", file=sys.stderr)
+        return 2
     loaded = state["loaded"]
     net = loaded.network
     config = SimConfig(batch=1)  # the Session's default settings

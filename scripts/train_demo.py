@@ -21,7 +21,7 @@ SEED = 1234
 N_TEST = 360
 N_CALIBRATION = 300
 EPOCHS = 40
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "resources" / "demo"
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "workbench" / "bundled" / "demo"
 
 
 def load_data():

@@ -1,10 +1,9 @@
-"""The reference C implementation (resources/c_reference/snn_ref.c), compiled with the system C
+"""The reference C implementation (workbench/bundled/c_reference/snn_ref.c), compiled with the system C
 compiler, reads our exported parameters and writes a trace whose spikes equal ours."""
 
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +16,12 @@ from workbench.exchange.export_params import export_params
 from workbench.engine.neurons import IF
 from workbench.engine.simulator import Simulator
 from workbench.exchange.trace_io import load_trace
+from workbench.bundled import C_REFERENCE_DIR
+from workbench.models.loading import DEMO_NETWORK
 from workbench.models.network import Network
 
-SOURCE = Path(__file__).resolve().parents[1] / "resources" / "c_reference" / "snn_ref.c"
-DEMO = Path(__file__).resolve().parents[1] / "resources" / "demo" / "digits_cnn.network.npz"
+SOURCE = C_REFERENCE_DIR / "snn_ref.c"
+DEMO = DEMO_NETWORK
 CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
 
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc, gcc or clang) on PATH")
@@ -67,7 +68,7 @@ def test_c_reference_default_settings(snn_ref, tmp_path):
         assert c.equal, format_comparison(c)
 
 
-@pytest.mark.skipif(not DEMO.exists(), reason="demo network resources/demo/digits_cnn.network.npz not built yet")
+@pytest.mark.skipif(not DEMO.exists(), reason="demo network workbench/bundled/demo/digits_cnn.network.npz not built yet")
 def test_c_reference_on_demo_network(snn_ref, tmp_path):
     net = Network.load(DEMO)
     ours, theirs = run_both(snn_ref, tmp_path, net, SimConfig(auto_neurons=False, readout="spikes"), 30)

@@ -74,9 +74,27 @@ def test_python_m_workbench_runs_the_same_cli():
     assert "if " in proc.stdout and "lif " in proc.stdout
 
 
-def test_evaluate_checks_the_output_folder_before_running(capsys, tmp_path):
-    code, _, err = run_cli(capsys, "evaluate", "--demo", "--out", str(tmp_path / "missing" / "res"))
-    assert code == 2 and "out: the folder" in err and "missing" in err
+def test_evaluate_checks_the_output_folder_before_running(capsys, tmp_path, monkeypatch):
+    import workbench.analysis.evaluate as evaluate_module
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setattr(evaluate_module, "evaluate", lambda *a, **k: pytest.fail("ran before checking --out"))
+    code, _, err = run_cli(capsys, "evaluate", "--demo", "--out", str(tmp_path / "file" / "sub" / "res"))
+    assert code == 2 and "out: cannot create the folder" in err and "sub" in err
+
+
+def test_evaluate_creates_the_output_folder(capsys, tmp_path):
+    code, out, err = run_cli(capsys, "evaluate", "--demo", "--samples", "8", "--steps", "5", "--no-plot",
+                             "--no-progress", "--out", str(tmp_path / "results" / "demo"))
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["demo.csv", "demo.json"]
+
+
+def test_debug_after_the_sub_command_shows_the_traceback(capsys):
+    code, _, err = run_cli(capsys, "run", "--demo", "--neuron", "bogus", "--debug")
+    assert code == 2 and "Traceback" in err
+    code, _, err = run_cli(capsys, "run", "--demo", "--neuron", "bogus")
+    assert code == 2 and "Traceback" not in err
 
 
 def test_prepare_reports_the_normalization_layer_by_layer():
@@ -100,3 +118,57 @@ def test_a_first_run_says_it_compiles_before_the_bar_moves(capsys, monkeypatch):
     monkeypatch.setattr(warmup, "kernels_cached", lambda: True)  # filled: nothing said
     code, _, err = run_cli(capsys, "run", "--demo", "--steps", "5", "--samples", "2", "--no-progress")
     assert code == 0 and "Compiling" not in err
+
+
+def test_help_texts_match_what_the_commands_do(capsys):
+    from workbench.cli.main import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    nir_help = sub.choices["export-nir"].format_help()
+    assert "--format" not in nir_help and "NIR file" in nir_help
+    assert "--format raw" in sub.choices["export-params"].format_help()
+    code, out, _ = run_cli(capsys, "neurons")
+    cuba = out.split("loihi_cuba", 1)[1].split("\n", 1)[0]
+    assert code == 0 and "first weighted layer under constant input to a << 6 = round(J*64)" in cuba
+
+
+def test_record_trace_layer_choice(capsys, tmp_path):
+    from workbench.exchange.trace_io import load_trace
+
+    base = ("run", "--demo", "--samples", "2", "--steps", "6", "--no-progress")
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "all.csv"))
+    assert code == 2 and "trace-layer: a CSV trace holds one layer: add --trace-layer NAME, one of conv1, conv2" in err
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "x.npz"), "--trace-layer", "nope")
+    assert code == 2 and "no neuron layer 'nope'" in err
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "x.csv"), "--trace-layer", "fc1",
+                           "--trace-layer", "conv1")
+    assert code == 2 and "holds one layer, 2 were named" in err
+    for name in ("fc1.csv", "fc1.npz"):
+        code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / name), "--trace-layer", "fc1")
+        assert code == 0, err
+        trace = load_trace(tmp_path / name)
+        assert list(trace.layers) == ["fc1"] and trace.layers["fc1"].spikes.shape[:2] == (6, 2)
+    full = load_trace(tmp_path / "fc1.npz")
+    code, _, err = run_cli(capsys, *base, "--record-trace", str(tmp_path / "every.npz"))
+    assert code == 0, err
+    every = load_trace(tmp_path / "every.npz")
+    assert len(every.layers) == 6
+    assert np.array_equal(every.layers["fc1"].spikes, full.layers["fc1"].spikes)
+
+
+def test_a_network_saved_normalized_runs_as_saved_unless_normalize_is_given(capsys, tmp_path):
+    from workbench.models.loading import DEMO_CALIBRATION, DEMO_NETWORK, DEMO_TEST
+
+    net = tmp_path / "net.npz"
+    code, out, err = run_cli(capsys, "convert", str(DEMO_NETWORK), str(net), "--calibration", str(DEMO_CALIBRATION))
+    assert code == 0 and "saved normalized network" in out, err
+    base = ("run", str(net), "--data", str(DEMO_TEST), "--samples", "8", "--steps", "20", "--no-progress")
+    code, out, err = run_cli(capsys, *base)
+    assert code == 0, err
+    assert "note      net.npz was saved normalized (percentile 99.9 on 300 samples): it runs as saved" in out
+    code, out_off, err = run_cli(capsys, *base, "--normalize", "0")
+    assert code == 0, err
+    assert out_off.split("\n\n", 1)[1] == out.split("\n\n", 1)[1]  # the same run, table and accuracy
+    code, _, err = run_cli(capsys, *base, "--normalize", "99.9")  # typed: it cannot be normalized twice
+    assert code == 2 and "normalize: the network is already normalized" in err

@@ -15,6 +15,7 @@ import pytest
 
 from workbench.errors import DataFileError
 from workbench.models.data import Samples, load_samples
+from workbench.models.loading import DEMO_CALIBRATION, DEMO_TEST
 
 SHAPE = (8, 8, 1)
 REPO = Path(__file__).resolve().parent.parent
@@ -155,11 +156,11 @@ def test_label_forms(tmp_path, y, expected):
 
 
 def test_bundled_demo_data_fits_the_demo_model():
-    test = load_samples(REPO / "resources/demo/digits_test.npz", SHAPE, n_classes=10)
+    test = load_samples(DEMO_TEST, SHAPE, n_classes=10)
     assert test.x.shape == (360, 8, 8, 1) and test.y.shape == (360,)
     assert 0.0 <= test.x.min() and test.x.max() <= 1.0
     assert set(np.unique(test.y)) == set(range(10))
-    calibration = load_samples(REPO / "resources/demo/digits_calibration.npz", SHAPE)
+    calibration = load_samples(DEMO_CALIBRATION, SHAPE)
     assert len(calibration) >= 100 and calibration.y is None
 
 

@@ -1,11 +1,11 @@
 """Property-based fuzzing of every loader and parser a user's file reaches.
 
 Real files (the demo data and saved network, trace files in every format, small .keras/.h5
-models) are mutated — bytes overwritten, truncated, spliced, zeroed; JSON headers given random
+models, an .onnx model) are mutated — bytes overwritten, truncated, spliced, zeroed; JSON headers given random
 values — and arrays of random shapes and dtypes are generated. Whatever the file, a loader either
 succeeds or raises one of our documented ``WorkbenchError`` types: nothing else escapes.
 
-Example counts (the ``N_*`` constants) total about 4,300 files; docs/robustness.md lists them.
+Example counts (the ``N_*`` constants) total about 4,400 files; docs/robustness.md lists them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ N_TRACE_BYTES = 300  # per format: npz, h5, csv
 N_TRACE_HEADER = 300
 N_TRACE_RAW = 300
 N_KERAS = 40  # per format: .keras (config.json mutated inside a valid zip), .h5 (bytes)
+N_ONNX_BYTES = 300
+N_ONNX_GRAPH = 300
 
 SHAPE = (8, 8, 1)
 FUZZ = dict(deadline=None, derandomize=True, database=None,
@@ -378,3 +380,56 @@ def test_keras_h5_bytes(work, keras_seeds):
         data[at:at + n] = bytes(rng.randrange(256) for _ in range(n))
         (work / "k.h5").write_bytes(data)
         expect_clean(load_keras, work / "k.h5")
+
+
+# ---- ONNX model files ---------------------------------------------------------------------------
+ONNX_SEED = __import__("pathlib").Path(__file__).resolve().parent.parent / "resources" / "onnx" / "resnet_block.onnx"
+
+
+@settings_for(N_ONNX_BYTES)
+@given(data=mutated(ONNX_SEED.read_bytes()))
+def test_onnx_file_bytes(work, data):
+    pytest.importorskip("onnx")
+    from workbench.models.onnx.importer import load_onnx
+
+    (work / "m.onnx").write_bytes(data)
+    expect_clean(load_onnx, work / "m.onnx")
+
+
+_OPS = ["Conv", "Relu", "Add", "Gemm", "MatMul", "BatchNormalization", "MaxPool", "AveragePool", "Flatten",
+        "Reshape", "Concat", "Pad", "Transpose", "Clip", "Identity", "Shape", "Gather", "Squeeze", "Erf"]
+
+
+@settings_for(N_ONNX_GRAPH)
+@given(st_data=st.data())
+def test_onnx_graph_values(work, st_data):
+    """The graph itself mutated: op types swapped, inputs rewired, attributes and dims set to
+    odd values (0, negative, huge), initializers reshaped."""
+    onnx = pytest.importorskip("onnx")
+    from workbench.models.onnx.importer import load_onnx
+
+    model = onnx.load_model_from_string(ONNX_SEED.read_bytes())
+    g = model.graph
+    names = [i.name for i in g.input] + [i.name for i in g.initializer] + [o for n in g.node for o in n.output]
+    for _ in range(st_data.draw(st.integers(1, 4))):
+        node = g.node[st_data.draw(st.integers(0, len(g.node) - 1))]
+        what = st_data.draw(st.sampled_from(["op", "input", "attr", "dims", "drop"]))
+        if what == "op":
+            node.op_type = st_data.draw(st.sampled_from(_OPS))
+        elif what == "input" and len(node.input):
+            node.input[st_data.draw(st.integers(0, len(node.input) - 1))] = st_data.draw(st.sampled_from(names + [""]))
+        elif what == "attr" and len(node.attribute):
+            attr = node.attribute[st_data.draw(st.integers(0, len(node.attribute) - 1))]
+            value = st_data.draw(st.sampled_from([0, -1, 1, 3, 2**40]))
+            if len(attr.ints):
+                attr.ints[st_data.draw(st.integers(0, len(attr.ints) - 1))] = value
+            else:
+                attr.i, attr.f = value, float(value)
+        elif what == "dims" and len(g.initializer):
+            t = g.initializer[st_data.draw(st.integers(0, len(g.initializer) - 1))]
+            if len(t.dims):
+                t.dims[st_data.draw(st.integers(0, len(t.dims) - 1))] = st_data.draw(st.sampled_from([0, 1, 7, 2**31]))
+        elif what == "drop" and len(g.node) > 1:
+            del g.node[st_data.draw(st.integers(0, len(g.node) - 1))]
+    (work / "g.onnx").write_bytes(model.SerializeToString())
+    expect_clean(load_onnx, work / "g.onnx")

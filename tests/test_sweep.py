@@ -84,3 +84,34 @@ def test_sweep_command_errors(files, capsys):
     assert "grid" in capsys.readouterr().err
     assert main(["sweep", model, "--data", data, "--grid", "neuron=nope", "--serial"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_shared_files_are_sent_as_absolute_paths(monkeypatch, tmp_path):
+    # Workers run in another folder (another machine): a relative path must not reach them.
+    import distributed
+
+    sent = []
+
+    class FakeFuture:
+        key = "k"
+
+        def result(self):
+            return {"ok": True}
+
+    class FakeClient:
+        def __init__(self, *a, **k):
+            pass
+
+        def submit(self, fn, *args, **kw):
+            sent.append(args[:3])
+            return FakeFuture()
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(distributed, "Client", FakeClient)
+    monkeypatch.setattr(distributed, "as_completed", lambda futures: iter(futures))
+    monkeypatch.chdir(tmp_path)
+    rows = sweep.run_dask("m.npz", "sub/d.npz", None, [{}], {}, scheduler="tcp://x:1", ship_files=False)
+    assert rows == [{"ok": True}]
+    assert sent == [(str(tmp_path / "m.npz"), str(tmp_path / "sub" / "d.npz"), None)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PyQt6.QtCore import QSettings, Qt
@@ -341,3 +343,15 @@ def test_a_busy_message_stays_until_the_work_is_done_then_goes(window):
     s.status.emit("A note.")  # notes (not busy) are left to their timeout
     s._on_message("status", "")
     assert status.currentMessage() == "A note."
+
+
+def test_an_onnx_model_opens_and_is_remembered(qtbot, settings, window):
+    from workbench.views.qt_main_window import MODEL_FILTER
+
+    assert "*.onnx" in MODEL_FILTER.split(";;")[0]
+    model = Path(__file__).resolve().parent.parent / "resources" / "onnx" / "mobilenet.onnx"
+    with qtbot.waitSignal(window.session.network_changed, timeout=LONG):
+        window.open_model(model)
+    assert window.session.network.name == "mobilenet"
+    assert window.session.network.input_shape == (32, 32, 3)
+    assert window.recent_models()[0] == str(model.resolve())

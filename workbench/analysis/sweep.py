@@ -189,7 +189,7 @@ def run_dask(model, data, calibration, grid_points, base, scheduler: str | None 
              ship_files: bool | None = None, on_result: Callable[[int, dict], None] | None = None) -> list[dict | None]:
     """Every point as a Dask task: on a new local cluster of ``workers`` processes, or on the
     cluster at ``scheduler`` (tcp://host:port). ``ship_files`` (default: with ``scheduler``) sends
-    the files' bytes, scattered once to every worker, instead of their paths. On
+    the files' bytes, scattered once to every worker, instead of their paths (made absolute). On
     KeyboardInterrupt the unfinished tasks are cancelled and the finished rows returned."""
     from distributed import Client, LocalCluster, as_completed
 
@@ -209,6 +209,8 @@ def run_dask(model, data, calibration, grid_points, base, scheduler: str | None 
         args = [model, data, calibration]
         if ship:
             args = [None if a is None else client.scatter(FileBlob.read(a), broadcast=True) for a in args]
+        else:  # read by path on the workers, whose working folder is not ours
+            args = [None if a is None else str(Path(a).resolve()) for a in args]
         futures = [client.submit(run_point, *args, p, base, pure=False, key=f"sweep-point-{i}-{time.time_ns()}")
                    for i, p in enumerate(grid_points)]
         index = {f.key: i for i, f in enumerate(futures)}

@@ -19,6 +19,7 @@ import signal
 import sys
 from pathlib import Path
 
+from workbench.cli.args import is_default
 from workbench.cli.progress import normalizing, progress_bar
 from workbench.analysis import warmup
 from workbench.errors import ConfigError, DataFileError
@@ -104,7 +105,9 @@ def _prepare(args):
 
     model, data, calibration = _paths(args)
     with normalizing(not args.no_progress) as bar:
-        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar)
+        prep = prepare(model, data, calibration, args.normalize or None, on_progress=bar,
+                       keep_normalized=is_default(args.normalize), rule=args.normalize_rule,
+                       factors_file=args.normalization_file)
     x, y = prep.samples.x, prep.samples.y
     if args.samples is not None:
         if args.samples < 1:
@@ -118,13 +121,15 @@ def _prepare(args):
 
 
 def _prefix(args, model: str, what: str) -> Path:
-    """Where results go; checked before any work so a long run never ends in an unwritable path."""
+    """Where results go; its folder is made (or refused) before any work, so a long run never
+    ends in an unwritable path."""
     prefix = Path(args.out) if args.out else Path(f"{Path(model).name.split('.')[0]}-{what}")
     folder = prefix.parent
-    if not folder.is_dir():
-        from workbench.errors import ConfigError
-
-        raise ConfigError("out", f"the folder '{folder}' does not exist")
+    if not folder.is_dir():  # created, as mkdir -p would; a file in the way is an error
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("out", f"cannot create the folder '{folder}': {exc.strerror or exc}") from None
     return prefix
 
 
@@ -237,7 +242,7 @@ def _sweep_base(args) -> dict:
     from workbench.engine.neurons import parse_params
 
     base = {"steps": args.steps, "batch": args.batch, "samples": args.samples, "seed": args.seed,
-            "input": args.input, "neuron": args.neuron, "percentile": args.normalize, "dt": args.dt,
+            "input": args.input, "neuron": args.neuron, "percentile": float(args.normalize), "dt": args.dt,
             "params": parse_params(args.neuron, args.param), "readout": args.readout,
             "auto_neurons": not args.uniform}
     if args.reset:

@@ -29,21 +29,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--record-trace", metavar="FILE",
                    help="also record the first batch (spikes, membrane, ANN) to a trace file: .npz, .h5, .csv")
+    p.add_argument("--trace-layer", action="append", metavar="NAME",
+                   help="record only this neuron layer (repeatable; default every layer); "
+                        "a .csv trace holds exactly one")
     p.add_argument("--max-record-mb", type=float, default=2048, metavar="MB",
                    help="memory a recording may take (default 2048); above it an .h5 trace is streamed "
                         "to disk and other formats are refused")
 
-    p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras")
-    p.add_argument("model", help="a .keras or .h5 model")
+    p = sub.add_parser("verify", help="check the imported network's numpy forward pass against Keras "
+                                      "(or onnxruntime for .onnx), layer by layer")
+    p.add_argument("model", help="a .keras, .h5 or .onnx model")
     p.add_argument("--data", help="sample inputs (default: random inputs in [0, 1])")
     p.add_argument("--samples", type=int, default=32)
     p.add_argument("--tolerance", type=float, default=1e-4)
 
-    p = sub.add_parser("convert", help="import a Keras model and save it as a network file (no TensorFlow needed to open it)")
+    p = sub.add_parser("convert", help="import a Keras/ONNX model and save it as a network file (no TensorFlow needed to open it)")
     p.add_argument("model")
     p.add_argument("output", help="output .npz")
     p.add_argument("--calibration", help="normalize with this data before saving")
     p.add_argument("--normalize", type=float, default=99.9, metavar="P")
+    p.add_argument("--normalize-rule", choices=["workbench", "snntoolbox"], default="workbench")
+    p.add_argument("--normalization-file", metavar="JSON", help="SNN Toolbox's <percentile>.json factors")
 
     sub.add_parser("neurons", help="list neuron models and their parameters")
 
@@ -53,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     for module in _extension_modules():
         module.register(sub)
+    for p in sub.choices.values():  # ``run x.keras --debug`` works as well as ``--debug run x.keras``
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks for errors")
     return parser
 
 

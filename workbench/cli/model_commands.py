@@ -32,8 +32,12 @@ def make_config(args, batch: int):
         model_name = model_name.strip()
         items = [p for p in kv.split(",") if p.strip()]
         overrides[layer.strip()] = make_neuron(model_name, **parse_params(model_name, items))
+    if getattr(args, "input_spikes", None) and args.input != "recorded":
+        raise ConfigError("input-spikes", "replays a spike train only with --input recorded")
     return SimConfig(neuron=neuron, overrides=overrides, encoder=args.input, dt=args.dt, steps=args.steps,
                      batch=batch, seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False,
+                     float64=getattr(args, "float64", False), synaptic_delay=getattr(args, "synaptic_delay", 0),
+                     softmax_output=getattr(args, "softmax_output", "if"),
                      readout=getattr(args, "readout", "auto"), auto_neurons=not getattr(args, "uniform", False))
 
 
@@ -52,16 +56,55 @@ def conversion_lines(network, config, notes=(), warnings: bool = True) -> list[s
     return lines
 
 
+def prepare_args(args, data=None, calibration=None, percentile=None, on_progress=None, demo=False,
+                 keep_normalized=False):
+    """``prepare`` with the normalization rule and file options of ``add_model_args``."""
+    from workbench.models.prepare import prepare
+
+    model = args.model
+    return prepare(model, data, calibration, percentile, demo=demo, on_progress=on_progress,
+                   keep_normalized=keep_normalized,
+                   rule=getattr(args, "normalize_rule", "workbench"),
+                   factors_file=getattr(args, "normalization_file", None))
+
+
+def _run_recorded(args, prep, config) -> int:
+    """``run --input recorded``: replay the spike train of --input-spikes (its batch, its steps)."""
+    from workbench.engine.encoders import input_train
+    from workbench.engine.simulator import Simulator
+    from workbench.exchange.trace_io import load_trace, save_trace
+
+    if not args.input_spikes:
+        raise ConfigError("input-spikes", "--input recorded needs the trace to replay (--input-spikes FILE)")
+    net = prep.network
+    train = input_train(load_trace(args.input_spikes), net.input_layer.name, net.input_shape)
+    steps = min(args.steps, len(train))
+    cfg = config.replace(batch=train.shape[1], record=None if args.record_trace else (),
+                         record_membrane=bool(args.record_trace), max_record_bytes=None, steps=steps)
+    sim = Simulator(net, cfg)
+    sim.set_input_spikes(train)
+    sim.run(steps)
+    print(f"network   {net.name}   input replayed from {args.input_spikes} "
+          f"({train.shape[1]} sample(s), {len(train)} recorded steps)")
+    print(f"run       {steps} steps   neuron {config.neuron.describe()}")
+    print("predicted " + " ".join(str(int(p)) for p in sim.prediction()))
+    if args.record_trace:
+        save_trace(sim.trace(), args.record_trace)
+        print(f"trace     {args.record_trace}")
+    return 0
+
+
 def cmd_run(args) -> int:
     from workbench.analysis.layer_stats import format_table
     from workbench.analysis.evaluate import evaluate
-    from workbench.models.prepare import prepare
 
     if args.model is None and not args.demo:
         raise ConfigError("model", "name a model file or use --demo")
     with normalizing(not args.no_progress) as bar:
-        prep = prepare(args.model, args.data, args.calibration, args.normalize or None, demo=args.demo,
-                       on_progress=bar)
+        prep = prepare_args(args, args.data, args.calibration, args.normalize or None, bar, demo=args.demo,
+                            keep_normalized=is_default(args.normalize))
+    if args.input == "recorded":
+        return _run_recorded(args, prep, make_config(args, 1))
     if prep.samples is None:
         raise DataFileError("no sample data: pass --data FILE.npz (x and optional y)")
     x, y = prep.samples.x, prep.samples.y
@@ -91,6 +134,8 @@ def cmd_run(args) -> int:
           f"{sum(l.size for l in net.neuron_layers)} neurons)")
     norm = net.normalization
     norm_text = f"percentile {norm['percentile']:g} on {norm['n_samples']} samples" if norm else "off"
+    if norm and norm.get("method") == "snntoolbox-0.6":
+        norm_text += ", SNN Toolbox's rule" + (" (factors from its file)" if norm.get("factors") else "")
     print(f"normalize {norm_text}")
     print(f"neuron    {config.neuron.describe()}   input {config.encoder}   dt {config.effective_dt:g}")
     print(f"run       {result.samples} samples x {result.steps} steps, batch {config.batch}, seed {config.seed}")
@@ -126,16 +171,19 @@ def _record_trace(args, network, config, x, y) -> None:
         raise ConfigError("max-record-mb", f"must be a positive number of megabytes, got {mb:g}")
     path = args.record_trace
     fmt = format_for(path)
+    chosen = trace_layers(network, getattr(args, "trace_layer", None), fmt)
     xb = x[: config.batch]
     yb = None if y is None else y[: config.batch]
-    sizes = {layer.name: layer.size for layer in network.neuron_layers}
+    sizes = {layer.name: layer.size for layer in network.neuron_layers if chosen is None or layer.name in chosen}
     need = estimate_bytes(sizes, config.steps, len(xb), True, False)
-    cfg = config.replace(record=None, record_membrane=True, batch=len(xb), max_record_bytes=None)
+    cfg = config.replace(record=chosen, record_membrane=True, batch=len(xb), max_record_bytes=None)
     ann = forward(network, xb)
+    if chosen is not None:
+        ann = {name: value for name, value in ann.items() if name in chosen}
     if need <= mb * 1024**2:
         sim = Simulator(network, cfg, xb, yb)
         sim.run(config.steps)
-        save_trace(sim.trace(ann=ann), path)
+        save_trace(sim.trace(ann=ann), path, layer=chosen[0] if fmt == "csv" else None)
         how = "in memory"
     elif fmt == "hdf5":
         sim = Simulator(network, cfg, xb, yb, record_capacity=1)
@@ -148,8 +196,27 @@ def _record_trace(args, network, config, x, y) -> None:
             f"{need / 1024**2:.1f} MB, above --max-record-mb {mb:g}; write an .h5 file to stream it "
             "to disk, use fewer --steps or a smaller --batch, or raise --max-record-mb",
         )
-    print(f"trace     first batch ({len(xb)} samples x {config.steps} steps, "
+    which = f"layer {', '.join(chosen)}, " if chosen is not None else ""
+    print(f"trace     first batch ({which}{len(xb)} samples x {config.steps} steps, "
           f"{need / 1024**2:.1f} MB) {how} to {path}")
+
+
+def trace_layers(network, wanted, fmt: str) -> tuple[str, ...] | None:
+    """The layers ``--trace-layer`` chose (None: every neuron layer); a CSV file holds exactly one."""
+    names = [layer.name for layer in network.neuron_layers]
+    chosen = tuple(dict.fromkeys(wanted or ()))
+    for name in chosen:
+        if name not in names:
+            raise ConfigError("trace-layer", f"no neuron layer '{name}' in {network.name}; choose from {', '.join(names)}")
+    if fmt == "csv":
+        if len(chosen) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer, {len(chosen)} were named "
+                                             "(write .npz or .h5 for several)")
+        if not chosen and len(names) > 1:
+            raise ConfigError("trace-layer", f"a CSV trace holds one layer: add --trace-layer NAME, one of "
+                                             f"{', '.join(names)} (or write .npz or .h5 for every layer)")
+        return chosen or tuple(names)
+    return chosen or None
 
 
 def cmd_verify(args) -> int:
@@ -163,6 +230,8 @@ def cmd_verify(args) -> int:
         raise ConfigError("samples", f"must be >= 1, got {args.samples}")
     if not args.tolerance >= 0 or args.tolerance == float("inf"):
         raise ConfigError("tolerance", f"must be a finite number >= 0, got {args.tolerance}")
+    if Path(args.model).suffix.lower() == ".onnx":
+        return _verify_onnx(args)
     model = load_model_safely(args.model)  # loaded once, compared against its own import
     network = network_from_keras(model, Path(args.model).name)
     if args.data:
@@ -174,12 +243,25 @@ def cmd_verify(args) -> int:
     return 0 if ok else 1
 
 
-def cmd_convert(args) -> int:
-    from workbench.models.prepare import prepare
+def _verify_onnx(args) -> int:
+    """``verify model.onnx``: against onnxruntime; data may be NCHW or NHWC (see models.data)."""
+    from workbench.models.data import load_samples
+    from workbench.models.loading import open_model
+    from workbench.models.onnx.verify import verify_onnx_report
 
+    network = open_model(args.model)
+    if args.data:
+        x = load_samples(args.data, network.input_shape).x[: args.samples]
+    else:
+        x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
+    ok, text = verify_onnx_report(args.model, x, args.tolerance)
+    print(text)
+    return 0 if ok else 1
+
+
+def cmd_convert(args) -> int:
     with normalizing(True) as bar:
-        prep = prepare(args.model, None, args.calibration, args.normalize if args.calibration else None,
-                       on_progress=bar)
+        prep = prepare_args(args, None, args.calibration, args.normalize if args.calibration else None, bar)
     prep.network.save(args.output)
     from workbench.engine.config import SimConfig
 

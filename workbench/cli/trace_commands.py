@@ -32,8 +32,10 @@ def register(sub) -> None:
     for name, helptext in (("export-params", "write the converted network's parameters for external implementations"),
                            ("export-nir", "write the converted SNN as a NIR graph (nir package, HDF5)")):
         p = sub.add_parser(name, help=helptext)
-        p.add_argument("network", help="a saved network (.npz, from 'snn-workbench convert')")
-        p.add_argument("output", help="output file (or folder for --format raw)")
+        p.add_argument("network", help="a saved network (.npz, from 'snn-workbench convert'; normalized there), "
+                                       "or a .keras/.h5/.onnx model (exported un-normalized)")
+        p.add_argument("output", help="output file (a folder for --format raw)" if name == "export-params"
+                       else "output NIR file (HDF5, e.g. net.nir)")
         p.add_argument("--neuron", default="if", help="neuron model (default if)")
         p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="neuron parameter")
         p.add_argument("--reset", choices=["subtract", "zero", "modulo"], help="IF reset mode (default subtract)")
@@ -95,9 +97,9 @@ def _config(args):
 
 def cmd_export_params(args) -> int:
     from workbench.exchange.export_params import export_params
-    from workbench.models.network import Network
+    from workbench.models.loading import open_model
 
-    path = export_params(Network.load(args.network), _config(args), args.output, args.format)
+    path = export_params(open_model(args.network), _config(args), args.output, args.format)
     print(f"wrote {path} ({args.format})")
     return 0
 
@@ -106,11 +108,11 @@ def cmd_export_nir(args) -> int:
     import warnings
 
     from workbench.exchange.nir_export import export_nir
-    from workbench.models.network import Network
+    from workbench.models.loading import open_model
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        notes = export_nir(Network.load(args.network), _config(args), args.output, strict=args.strict)
+        notes = export_nir(open_model(args.network), _config(args), args.output, strict=args.strict)
     for note in sorted(set(n.split(": ", 1)[1] for n in notes)):
         print(f"approximation: {note}", file=sys.stderr)
     print(f"wrote {args.output} (NIR)")

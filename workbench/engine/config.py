@@ -14,7 +14,8 @@ from types import MappingProxyType
 from workbench.engine.neurons import IF, NeuronModel
 from workbench.errors import ConfigError
 
-ENCODERS = ("constant", "poisson")
+ENCODERS = ("constant", "poisson", "recorded")
+SOFTMAX_OUTPUTS = ("if", "sampled")
 READOUTS = ("auto", "membrane", "spikes")
 MAX_STEPS = 100_000_000
 DEFAULT_MAX_RECORD_BYTES = 2 * 1024**3  # what a Simulator may allocate for its recording
@@ -26,7 +27,9 @@ class SimConfig:
 
     - ``neuron``: the model used by every neuron layer; ``overrides`` maps layer name -> model.
     - ``encoder``: 'constant' (the input value as a constant current every step, INIsim) or
-      'poisson' (a spike with probability clip(x, 0, 1) each step, value 1, seeded).
+      'poisson' (a spike with probability clip(x, 0, 1) each step, value 1, seeded) or
+      'recorded' (replays a recorded input spike train step by step: ``Simulator.set_input_spikes``,
+      read from a trace by ``encoders.input_train``).
     - ``dt``: timestep; None takes the neuron model's default (1.0 for IF, 0.001 s for Nengo's).
     - ``steps``: the default run length; ``batch``: samples simulated together; ``seed``: RNG.
     - ``rate_scale``: NengoDL's ``scale_firing_rates``: every neuron layer's current is
@@ -35,6 +38,12 @@ class SimConfig:
       J <= 1). Not defined for the integer Loihi model.
     - ``record``: layer names to record (None = every neuron layer), with ``record_membrane``
       and ``record_current`` choosing what besides spikes.
+    - ``float64``: currents, outputs and float state in float64 instead of float32 (Nengo steps
+      in float64: for an exact comparison). Generic path only.
+    - ``synaptic_delay``: 0 (a layer sees the spikes its inputs made in the same step, INIsim)
+      or 1 (the spikes of the previous step, as Lava's Dense delivers them). Generic path only.
+    - ``softmax_output``: 'if' (a softmax layer runs the network's neuron model) or 'sampled'
+      (SNN Toolbox INIsim: spikes drawn from softmax(membrane), ``neurons.SampledSoftmax``).
     - ``max_record_bytes``: the most memory the recording may take (estimated before a run from
       layers x recorded steps x batch); above it the Simulator refuses with ConfigError naming
       this field (record fewer layers or steps, or stream to HDF5). None: no limit.
@@ -60,6 +69,9 @@ class SimConfig:
     max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
     readout: str = "auto"
     auto_neurons: bool = True
+    float64: bool = False
+    synaptic_delay: int = 0
+    softmax_output: str = "if"
 
     def __post_init__(self):
         if not isinstance(self.neuron, NeuronModel):
@@ -93,6 +105,13 @@ class SimConfig:
             raise ConfigError("readout", f"must be one of {', '.join(READOUTS)}, got '{self.readout}'")
         if self.record is not None:
             object.__setattr__(self, "record", tuple(self.record))
+        if not isinstance(self.float64, bool):
+            raise ConfigError("float64", f"must be true or false, got {self.float64!r}")
+        if isinstance(self.synaptic_delay, bool) or self.synaptic_delay not in (0, 1):
+            raise ConfigError("synaptic_delay", f"must be 0 or 1 (steps), got {self.synaptic_delay!r}")
+        if self.softmax_output not in SOFTMAX_OUTPUTS:
+            raise ConfigError("softmax_output", f"must be one of {', '.join(SOFTMAX_OUTPUTS)}, "
+                              f"got {self.softmax_output!r}")
 
     @property
     def effective_dt(self) -> float:
@@ -124,4 +143,7 @@ class SimConfig:
             "batch": self.batch,
             "readout": self.readout,
             "auto_neurons": self.auto_neurons,
+            "float64": self.float64,
+            "synaptic_delay": self.synaptic_delay,
+            "softmax_output": self.softmax_output,
         }

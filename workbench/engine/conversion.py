@@ -91,11 +91,15 @@ def carries_current(network: nw.Network, layer: nw.Layer) -> bool:
     return consumers_found
 
 
-def readout_for(network: nw.Network, readout: str) -> str:
-    """'membrane' or 'spikes' for ``readout`` ('auto': membrane for a linear or softmax output)."""
+def readout_for(network: nw.Network, readout: str, softmax_output: str = "if") -> str:
+    """'membrane' or 'spikes' for ``readout`` ('auto': membrane for a linear or softmax output,
+    unless a sampled softmax was asked for: ``SimConfig.softmax_output='sampled'``)."""
     if readout != "auto":
         return readout
-    return "membrane" if network.output_layer.activation in ("linear", "softmax") else "spikes"
+    out = network.output_layer.activation
+    if out == "softmax" and softmax_output == "sampled":
+        return "spikes"
+    return "membrane" if out in ("linear", "softmax") else "spikes"
 
 
 def current_layers(network: nw.Network, readout: str = "auto") -> set[str]:
@@ -150,7 +154,8 @@ def plan(network: nw.Network, config) -> Plan:
     dt = config.effective_dt
     s = float(config.rate_scale)
     auto = getattr(config, "auto_neurons", True)
-    readout = readout_for(network, getattr(config, "readout", "auto"))
+    softmax_output = getattr(config, "softmax_output", "if")
+    readout = readout_for(network, getattr(config, "readout", "auto"), softmax_output)
     base = config.neuron
     layers, warnings = {}, []
     out_name = network.output_layer.name
@@ -160,6 +165,12 @@ def plan(network: nw.Network, config) -> Plan:
             model = config.overrides[name]
             layers[name] = LayerPlan(model, "spiking" if model.spiking else "current", 1.0, "override")
             _check(layer, model, warnings)
+            continue
+        if act == "softmax" and softmax_output == "sampled":  # SNN Toolbox's sampled softmax
+            from workbench.engine.neurons.softmax import SampledSoftmax
+
+            model = SampledSoftmax(threshold=float(getattr(base, "threshold", 1.0)))
+            layers[name] = LayerPlan(model, "spiking", 1.0, "softmax_output='sampled'")
             continue
         if name == out_name and readout == "membrane":
             layers[name] = LayerPlan(Current(), "readout", 1.0, "membrane readout")

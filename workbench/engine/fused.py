@@ -85,6 +85,9 @@ def reason(sim) -> str | None:
     """Why ``sim`` cannot use the fused path, or None when it can."""
     if sim.config.encoder not in ("constant", "poisson"):
         return f"encoder {sim.config.encoder}"
+    for option in ("float64", "synaptic_delay"):  # options of the generic path only
+        if getattr(sim.config, option):
+            return f"option {option}"
     for ls in sim.layers:
         layer = ls.layer
         if layer.kind not in _OPS:
@@ -93,6 +96,8 @@ def reason(sim) -> str | None:
             return "the first layer is not the input"
         if ls.model is not None and type(ls.model) not in _MODELS:
             return f"layer {layer.name}: neuron model {ls.model.name}"
+        if getattr(ls.model, "weight_rounding", "nearest") != "nearest":
+            return f"layer {layer.name}: weight_rounding {ls.model.weight_rounding}"
         if layer.kind in (nw.ADD, nw.ACTIVATION, nw.GLOBAL_AVG_POOL2D):
             scales = layer.config.get("input_scales") or [1.0] * len(ls.inbound)
             if not all(_plain_scale(s) for s in scales) or len(scales) < len(ls.inbound):

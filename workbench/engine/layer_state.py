@@ -23,12 +23,14 @@ class LayerState:
     (batch, *shape) float32; ``counts`` is the cumulative spike count (float64)."""
 
     def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
-                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0, offset: float = 0.0):
+                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0, float64: bool = False,
+                 offset: float = 0.0):
         self.layer = layer
         self.index = index
         self.inbound = inbound
         self.shape = (batch, *layer.output_shape)
-        self.y = np.zeros(self.shape, dtype=np.float32)
+        ftype = np.float64 if float64 else np.float32  # SimConfig.float64: Nengo's precision
+        self.y = np.zeros(self.shape, dtype=ftype)
         self.model = model
         self.dt = dt
         self.path = ""  # which kernel path ran last ('event', 'blas', ...), for benchmarks/UI
@@ -40,13 +42,15 @@ class LayerState:
         if model is not None:
             n = int(np.prod(self.shape))
             self.state = model.init_state(n)
+            if float64:
+                self.state = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in self.state.items()}
             self.spikes = np.zeros(self.shape, dtype=np.float32)
-            self.J = np.zeros(self.shape, dtype=np.float32)
+            self.J = np.zeros(self.shape, dtype=ftype)
             self.counts = np.zeros(self.shape, dtype=np.float64)
             # NengoDL's scale_firing_rates: currents x rate_scale, each spike worth 1/rate_scale.
-            self.gain = np.float32(rate_scale)
-            self.offset = np.float32(offset)  # added to the current after the gain
-            self.out_scale = np.float32(model.output_scale(dt) / rate_scale)
+            self.gain = ftype(rate_scale)
+            self.offset = ftype(offset)  # added to the current after the gain
+            self.out_scale = ftype(model.output_scale(dt) / rate_scale)
             # Flat views made once (the arrays are never reallocated): the step loop is hot.
             self.J_flat = self.J.reshape(-1)
             self.spikes_flat = self.spikes.reshape(-1)

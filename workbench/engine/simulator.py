@@ -2,10 +2,14 @@
 
 Step order within a timestep (the same for ``step`` and repeated ``step_layer``):
   for each layer in topological order (the input layer first):
-      input layer:   encode the sample (constant current or Poisson spikes)
+      input layer:   encode the sample (constant current, Poisson spikes, or the recorded
+                     spike train's frame t)
       other layers:  synapses (inbound outputs -> current J, or -> output directly)
                      neurons  (J -> spikes, membrane update and reset; y = spikes * scale)
   after the last layer: t += 1, cumulative output counts -> prediction, record the step.
+With ``config.synaptic_delay = 1`` a neuron layer's synapses read its inbound layers' outputs
+of the previous step (kept in ``_prev``), as Lava's Dense delivers them; layers without neurons
+still pass this step's values on, so every neuron-to-neuron connection is one step late.
 
 ``cursor`` is the index of the next layer to advance; it is 0 between timesteps. Kernels are
 numba functions compiled with ``nogil=True``, so a worker thread stepping the simulator leaves
@@ -66,12 +70,15 @@ class Simulator:
             lp = self.plan.layers.get(layer.name)
             model, gain, offset = (lp.model, lp.gain, lp.offset) if lp is not None else (None, 1.0, 0.0)
             self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
-                                          self.config.rate_scale * gain, offset))
+                                          self.config.rate_scale * gain, self.config.float64, offset))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
         self._by_name = {ls.layer.name: ls for ls in self.layers}
         self._outputs = [ls.y for ls in self.layers]
+        # synaptic_delay 1: the outputs of the previous step, which the neuron layers read
+        self._prev = [np.zeros_like(y) for y in self._outputs] if self.config.synaptic_delay else None
+        self._input_train: np.ndarray | None = None  # the 'recorded' encoder's [T, B, *shape]
         self._constant = self._constant_layers()
         self._constant_flags = [ls.index in self._constant for ls in self.layers]
         record = self.config.record
@@ -87,8 +94,9 @@ class Simulator:
             self.config.record_current,
         )
         self.x = np.zeros((self.batch, *network.input_shape), dtype=np.float32)
+        self.x.flags.writeable = False  # set_input replaces it (a write in place would be lost)
         self.labels = None
-        # The fused fast path (engine/fused.py): whole timesteps in one numba call when every
+        # The fused fast path (engine/fused.py, fused_kernel.py): whole timesteps in one numba call when every
         # layer and the neuron model allow it; False (or SNN_WORKBENCH_FUSED=0) forces the
         # generic per-layer path. ``fused_reason`` says why it does not apply (None: it does).
         self.fused = _fused.enabled_by_env()
@@ -121,7 +129,7 @@ class Simulator:
     def _constant_layers(self) -> set[int]:
         """Layers whose inputs are the same every step: fed only by the input layer (through
         stateless reshaping), under the constant encoder. Their current is computed once."""
-        if self.config.encoder != "constant":
+        if self.config.encoder != "constant" or self.config.synaptic_delay:
             return set()
         constant_out = {0}
         result = set()
@@ -139,9 +147,39 @@ class Simulator:
             raise DataFileError(
                 f"input has shape {x.shape}, the simulator expects {(self.batch, *self.network.input_shape)}"
             )
-        self.x = np.ascontiguousarray(x)
+        self.x = np.array(x, dtype=np.float32, order="C")  # our own copy, read-only: change it
+        self.x.flags.writeable = False                     # with set_input, never in place
         self.labels = None if labels is None else np.asarray(labels, dtype=np.int64)
         self.reset()
+
+    def set_input_spikes(self, train: np.ndarray) -> None:
+        """The spike train the 'recorded' encoder replays: [T, B, *input_shape], row t-1 the
+        input layer's spike counts at step t (``encoders.input_train`` reads it from a trace)."""
+        if self.config.encoder != "recorded":
+            raise ConfigError("encoder", f"is '{self.config.encoder}'; an input spike train needs 'recorded'")
+        train = np.asarray(train, dtype=np.float32)
+        want = (self.batch, *self.network.input_shape)
+        if train.ndim != len(want) + 1 or train.shape[1:] != want or train.shape[0] < 1:
+            raise DataFileError(f"input spike train has shape {train.shape}, the simulator expects "
+                                f"(T, {', '.join(map(str, want))})")
+        self._input_train = np.ascontiguousarray(train)
+        self.reset()
+
+    def _input(self) -> np.ndarray:
+        """What the input layer encodes this step: the sample, or the recorded train's frame."""
+        if self.config.encoder != "recorded":
+            return self.x
+        train = self._input_train
+        if train is None:
+            raise ConfigError("encoder", "'recorded' needs an input spike train (Simulator.set_input_spikes)")
+        if self.t >= len(train):
+            raise ConfigError("steps", f"the recorded input spike train has {len(train)} steps; "
+                              f"step {self.t + 1} has no input")
+        return train[self.t]
+
+    def _sources(self, ls: LayerState) -> list[np.ndarray]:
+        """The outputs a layer reads: the previous step's for neuron layers under a delay."""
+        return self._prev if self._prev is not None and ls.is_neuron else self._outputs
 
     def reset(self) -> None:
         """Back to t = 0: state zeroed, RNG re-seeded, recording cleared. Input is kept."""
@@ -150,13 +188,16 @@ class Simulator:
         self.rng = np.random.default_rng(self.config.seed)
         for ls in self.layers:
             ls.reset()
+        if self._prev is not None:
+            for arr in self._prev:
+                arr.fill(0)
         self.recorder.clear()
 
     # ---- stepping ------------------------------------------------------------------------
     def step_layer(self) -> LayerState:
         """Advance the layer under the cursor; completes the timestep after the last layer."""
         ls = self.layers[self.cursor]
-        advance(ls, self._outputs, self.x, self.config.encoder, self.rng, ls.index in self._constant)
+        advance(ls, self._sources(ls), self._input(), self.config.encoder, self.rng, ls.index in self._constant)
         self.cursor += 1
         if self.cursor == len(self.layers):
             self._finish_step()
@@ -182,10 +223,11 @@ class Simulator:
             prog.run(self, 1)
             return
         # The hot loop: the same as step_layer() over all layers, without its bookkeeping.
-        outputs, x, encoder, rng = self._outputs, self.x, self.config.encoder, self.rng
+        outputs, x, encoder, rng = self._outputs, self._input(), self.config.encoder, self.rng
+        prev = self._prev
         for i, (ls, constant) in enumerate(zip(self.layers, self._constant_flags)):
             self.cursor = i
-            advance(ls, outputs, x, encoder, rng, constant)
+            advance(ls, prev if prev is not None and ls.is_neuron else outputs, x, encoder, rng, constant)
         self._finish_step()
 
     def run(self, n: int, on_progress: Callable[[int, int], None] | None = None,
@@ -223,6 +265,9 @@ class Simulator:
         return n
 
     def _finish_step(self) -> None:
+        if self._prev is not None:
+            for dst, src in zip(self._prev, self._outputs):
+                np.copyto(dst, src)
         self.cursor = 0
         self.t += 1
         self.recorder.append(self.t, self.prediction())

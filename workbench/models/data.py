@@ -6,14 +6,20 @@ the file and the field (``'x'``, ``'y'``, the image size). Nothing is pickled, n
 and a file too large for memory is refused before it is read.
 
 Accepted files:
-- ``.npz``: ``x`` (required) and ``y`` (optional labels); other keys are ignored.
+- ``.npz``: ``x`` (required) and ``y`` (optional labels); other keys are ignored. A file holding
+  one array only (``numpy.savez(path, x)``: the key ``arr_0``, as SNN Toolbox writes
+  ``x_test.npz``) is read as ``x``.
+- a folder laid out as SNN Toolbox expects its ``dataset_path``: ``x_test.npz`` (samples) and
+  ``y_test.npz`` (one-hot labels, optional), each one ``arr_0`` array; as calibration data
+  (``load_samples(..., calibration=True)``) the folder's ``x_norm.npz`` is read instead.
 - ``.npy``: ``x`` only.
 - ``.png`` (8-bit, not interlaced, no palette) and ``.pgm``/``.ppm``/``.pnm``: one sample, pixels
   scaled to [0, 1]. Array files are used as they are: their values are not rescaled.
 
 Accepted shapes of ``x`` for a model input ``S``: ``(N, *S)``; ``S`` (one sample); ``(N, H, W)``
-when ``S`` is ``(H, W, 1)``; and flat ``(N, prod(S))``, reshaped row-major (channels-last, as
-Keras flattens). Labels are 1-D integers (whole-number floats are accepted), an ``(N, 1)`` column,
+when ``S`` is ``(H, W, 1)``; channels-first ``(N, C, H, W)`` when ``S`` is ``(H, W, C)`` (the
+layout ONNX/PyTorch models take; transposed once); and flat ``(N, prod(S))``, reshaped row-major
+(channels-last, as Keras flattens). Labels are 1-D integers (whole-number floats are accepted), an ``(N, 1)`` column,
 or one-hot/probability rows ``(N, classes)`` reduced by argmax.
 """
 
@@ -66,12 +72,17 @@ def load_samples(
     input_shape: tuple[int, ...],
     n_classes: int | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    calibration: bool = False,
 ) -> Samples:
-    """Read ``path`` and return samples shaped for a model whose per-sample input is ``input_shape``."""
+    """Read ``path`` and return samples shaped for a model whose per-sample input is ``input_shape``.
+    ``path`` may be an SNN Toolbox data folder (``x_test.npz``/``y_test.npz``, or ``x_norm.npz``
+    when ``calibration``)."""
     path = Path(path)
     input_shape = tuple(int(d) for d in input_shape)
     if not path.exists():
         raise DataFileError(f"{path}: no such file")
+    if path.is_dir():
+        return _load_snntoolbox_folder(path, input_shape, n_classes, max_bytes, calibration)
     if not path.is_file():
         raise DataFileError(f"{path}: not a file")
     size = path.stat().st_size
@@ -105,6 +116,8 @@ def _read_npz(path: Path, max_bytes):
     try:
         with zipfile.ZipFile(path) as archive:
             members = {n[:-4] if n.endswith(".npy") else n: n for n in archive.namelist()}
+            if "x" not in members and set(members) == {"arr_0"}:
+                members = {"x": members["arr_0"]}  # one unnamed array (numpy.savez(path, x))
             if "x" not in members:
                 keys = ", ".join(f"'{k}'" for k in sorted(members)) or "nothing"
                 raise DataFileError(f"{path}: missing 'x' (the samples); the file holds {keys}")
@@ -121,6 +134,8 @@ def _read_npz(path: Path, max_bytes):
     _check_size(path, "x and y" if len(wanted) > 1 else "x", total, declared["x"][0], max_bytes)
     try:
         with np.load(path, allow_pickle=False) as data:
+            if "x" not in data.files:  # the single-array form
+                return data["arr_0"], None
             return data["x"], (data["y"] if "y" in declared else None)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, NotImplementedError, RuntimeError, zlib.error) as exc:
         raise DataFileError(f"{path}: cannot read the arrays ({exc})") from None
@@ -176,6 +191,27 @@ def _check_size(path: Path, what: str, declared: int, x_shape, max_bytes: int):
         )
 
 
+SNNTOOLBOX_SAMPLES, SNNTOOLBOX_LABELS, SNNTOOLBOX_NORM = "x_test.npz", "y_test.npz", "x_norm.npz"
+
+
+def _load_snntoolbox_folder(folder: Path, input_shape, n_classes, max_bytes, calibration) -> Samples:
+    """SNN Toolbox's data folder: x_test.npz + y_test.npz (or x_norm.npz for calibration)."""
+    name = SNNTOOLBOX_NORM if calibration else SNNTOOLBOX_SAMPLES
+    x_path = folder / name
+    if not x_path.is_file():
+        present = ", ".join(sorted(p.name for p in folder.glob("*.npz"))) or "no .npz files"
+        raise DataFileError(f"{folder}: not a file, nor an SNN Toolbox data folder: it needs '{name}' "
+                            f"(x_test.npz, y_test.npz, x_norm.npz); it holds {present}")
+    x = _fit_x(x_path, _read_npz(x_path, max_bytes)[0], input_shape)
+    y = None
+    y_path = folder / SNNTOOLBOX_LABELS
+    if not calibration and y_path.is_file():
+        y = _fit_y(y_path, _read_npz(y_path, max_bytes)[0], len(x), n_classes)
+        y.setflags(write=False)
+    x.setflags(write=False)
+    return Samples(x, y, x_path)
+
+
 # ---- fitting to the model --------------------------------------------------------------------
 def _fit_image(path: Path, image: np.ndarray, input_shape) -> np.ndarray:
     """One (1, H, W, C) sample: the size must match; RGB becomes gray for a 1-channel model."""
@@ -217,6 +253,8 @@ def _fit_x(path: Path, x: np.ndarray, input_shape) -> np.ndarray:
         x = x[np.newaxis]
     elif input_shape[-1:] == (1,) and x.shape[1:] == input_shape[:-1]:
         x = x[..., np.newaxis]
+    elif len(input_shape) == 3 and x.ndim == 4 and x.shape[1:] == (input_shape[2], *input_shape[:2]):
+        x = x.transpose(0, 2, 3, 1)  # channels-first (NCHW, as for ONNX/PyTorch models)
     elif x.ndim == 2 and x.shape[1] == flat:
         x = x.reshape((len(x),) + input_shape)
     else:

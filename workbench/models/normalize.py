@@ -7,16 +7,33 @@ with threshold 1 can represent by its rate. Weight-less neuron layers (average p
 standalone activations) get the same effect through ``config['input_scales']``.
 
 Two choices worth knowing:
-- Softmax layers take lambda from their *pre-activation* (linear) outputs clipped at 0, as
-  SNN Toolbox does: an IF neuron's rate tracks the linear input, not the softmax probability.
+- Softmax layers take lambda from their *pre-activation* (linear) outputs clipped at 0: an IF
+  neuron's rate tracks the linear input, not the softmax probability. (This is our rule; SNN
+  Toolbox instead gives a softmax layer the factor 1.0, see ``rule='snntoolbox'``.)
 - All inputs of a Concatenate must share one lambda (the spikes are merged without rescaling),
   so the producers feeding a Concatenate are unified to the largest of their lambdas.
 ReLU and linear layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l``
 exactly; tanh and sigmoid are bounded already and not scale-equivariant, so they keep lambda 1
 (their output is the original's exactly).
+
+``rule='snntoolbox'`` follows SNN Toolbox 0.6 (``snntoolbox/conversion/utils.py``,
+``normalize_parameters``) instead: only layers with weights get a factor of their own (the
+percentile of their *non-zero* activations); every layer without weights (average pooling,
+Add, Activation, flatten, ...) passes its inbound layer's factor on (an average pool then
+outputs ``mean(inputs)`` of already scaled inputs); a softmax layer's factor is 1.0 whatever the
+data say. An Add of inputs with different factors takes the largest and rescales the others
+through ``input_scales`` (SNN Toolbox has no spiking Add); a Concatenate of inputs with different
+factors is refused (SNN Toolbox rescales the next layer's weights per input slice, which a
+shared factor cannot express). ``factors=`` (or ``load_factors``) takes the factors from SNN Toolbox's normalization
+file (``<percentile>.json`` in its ``log_dir_of_current_run/normalization`` folder: layer name ->
+factor) instead of computing them.
 """
 
 from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
 
 import numpy as np
 
@@ -25,6 +42,8 @@ from workbench.models import network as nw
 from workbench.models.forward import forward, preactivation
 
 METHOD = "rueckauer2017"
+RULES = ("workbench", "snntoolbox")
+SNNTOOLBOX_METHOD = "snntoolbox-0.6"
 PASS_THROUGH = frozenset({nw.MAX_POOL2D, nw.FLATTEN, nw.RESHAPE, nw.ZERO_PAD2D})
 SCALED_INPUT_KINDS = frozenset({nw.AVG_POOL2D, nw.GLOBAL_AVG_POOL2D, nw.ACTIVATION, nw.ADD})
 
@@ -105,8 +124,13 @@ def apply_scales(network: nw.Network, scales: dict) -> None:
             layer.activation_params["max_value"] = float(layer.activation_params["max_value"]) / lam
 
 
-def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progress=None) -> nw.Network:
+def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progress=None,
+              rule: str = "workbench", factors: dict | None = None) -> nw.Network:
     """A new, normalized copy of ``network``; lambdas taken from its activations on ``x_sample``.
+
+    ``rule``: 'workbench' (the default, above) or 'snntoolbox' (SNN Toolbox 0.6's rule).
+    ``factors``: SNN Toolbox factors by layer name (``load_factors``); implies the 'snntoolbox'
+    rule and needs no ``x_sample``.
 
     ``on_progress(done, total)`` is called after each layer of the forward pass and after each
     neuron layer's percentile (``total``: layers + neuron layers; the percentiles of a big
@@ -115,8 +139,12 @@ def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progre
     if network.scales or network.normalization:
         raise ConfigError("normalize", "the network is already normalized; normalize the original "
                           "(un-normalized) network instead of re-scaling stale scales")
+    if rule not in RULES:
+        raise ConfigError("normalize rule", f"must be one of {', '.join(RULES)}, got '{rule}'")
     if not 0 < percentile <= 100:
         raise ConfigError("percentile", f"must be in (0, 100], got {percentile}")
+    if factors is not None:
+        return _normalize_from_factors(network, factors, percentile)
     x_sample = np.asarray(x_sample)
     if x_sample.ndim == 0 or len(x_sample) == 0:
         raise DataFileError("the sample data for normalization holds no samples")
@@ -131,10 +159,86 @@ def normalize(network: nw.Network, x_sample, percentile: float = 99.9, on_progre
 
     acts = forward(network, x_sample, on_layer=tick)
     warnings: list[str] = []
-    scales = compute_scales(network, acts, percentile, warnings, on_layer=tick)
+    if rule == "snntoolbox":
+        scales = snntoolbox_scales(network, acts, percentile, warnings, on_layer=tick)
+    else:
+        scales = compute_scales(network, acts, percentile, warnings, on_layer=tick)
     out = network.copy()
     apply_scales(out, scales)
     out.scales = scales
     out.normalization = {"percentile": float(percentile), "n_samples": int(len(x_sample)),
-                         "method": METHOD, "warnings": warnings}
+                         "method": SNNTOOLBOX_METHOD if rule == "snntoolbox" else METHOD, "warnings": warnings}
+    return out
+
+
+# ---- SNN Toolbox's rule and its normalization file -------------------------------------------
+def snntoolbox_scales(network: nw.Network, acts: dict | None, percentile: float, warnings: list,
+                      factors: dict | None = None, on_layer=None) -> dict:
+    """Factors as SNN Toolbox 0.6 assigns them (see the module docstring); from ``factors`` (by
+    layer name) when given, else the percentile of each weighted layer's non-zero activations."""
+    scales: dict[str, float] = {}
+    for layer in network.layers:
+        if layer.kind == nw.INPUT:
+            lam = 1.0
+        elif layer.kind in nw.WEIGHTED_KINDS:
+            if layer.activation == "softmax":
+                lam = 1.0  # SNN Toolbox: "Using scale factor 1.00 for softmax layer", file or not
+            elif factors is not None:
+                if layer.name not in factors:
+                    raise DataFileError(f"normalization factors: no factor for layer '{layer.name}' "
+                                        f"(the file names {', '.join(sorted(factors)) or 'no layers'})")
+                lam = float(factors[layer.name])
+            else:
+                values = acts[layer.name]
+                nonzero = values[values != 0]
+                lam = float(np.percentile(nonzero, percentile)) if nonzero.size else 0.0
+                if not lam > 0:
+                    warnings.append(f"{layer.name}: no positive factor from the sample; factor set to 1")
+                    lam = 1.0
+            if on_layer is not None and layer.is_neuron_layer:
+                on_layer(layer.name)
+        else:  # no weights: the inbound layer's factor passes through
+            inbound = [scales[s] for s in layer.inbound]
+            lam = max(inbound)
+            if min(inbound) != lam and layer.kind not in SCALED_INPUT_KINDS:
+                raise ConfigError("normalize rule", f"layer '{layer.name}' ({layer.kind}) joins inputs with "
+                                  f"different factors {sorted(set(inbound))}; SNN Toolbox rescales the next "
+                                  "layer's weights per input there, which the workbench cannot: use the "
+                                  "'workbench' rule")
+            if on_layer is not None and layer.is_neuron_layer:
+                on_layer(layer.name)
+        scales[layer.name] = lam
+    return scales
+
+
+def load_factors(path) -> dict[str, float]:
+    """SNN Toolbox's normalization file (``<percentile>.json``: layer name -> factor)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataFileError(f"{path}: not a readable JSON file ({exc})") from None
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: expected a JSON object of layer name -> factor")
+    out = {}
+    for name, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise DataFileError(f"{path}: factor of layer '{name}' must be a positive number, got {value!r}")
+        out[str(name)] = float(value)
+    return out
+
+
+def _normalize_from_factors(network: nw.Network, factors: dict, percentile: float) -> nw.Network:
+    warnings: list[str] = []
+    scales = snntoolbox_scales(network, None, percentile, warnings, factors=factors)
+    unused = sorted(set(factors) - set(scales))
+    if unused:
+        warnings.append(f"factors for unknown layers ignored: {', '.join(unused)}")
+    out = network.copy()
+    apply_scales(out, scales)
+    out.scales = scales
+    out.normalization = {"percentile": float(percentile), "n_samples": 0, "method": SNNTOOLBOX_METHOD,
+                         "factors": "file", "warnings": warnings}
     return out

@@ -12,7 +12,7 @@ from pathlib import Path
 from workbench.models import loading
 from workbench.models.data import Samples, load_samples
 from workbench.models.network import Network
-from workbench.models.normalize import normalize
+from workbench.models.normalize import load_factors, normalize
 
 MAX_CALIBRATION = 1000  # samples used for the activation percentiles
 
@@ -31,16 +31,22 @@ class Prepared:
 
 
 def prepare(model: str | Path | None, data: str | Path | None = None, calibration: str | Path | None = None,
-            percentile: float | None = 99.9, demo: bool = False, on_progress=None) -> Prepared:
+            percentile: float | None = 99.9, demo: bool = False, on_progress=None,
+            keep_normalized: bool = False, rule: str = "workbench",
+            factors_file: str | Path | None = None) -> Prepared:
     """``model=None`` with ``demo=True`` opens the bundled demo (and its test and calibration
     sets unless others are named). ``percentile`` None or 0 skips normalization;
-    ``on_progress(done, total)`` follows it (``normalize``)."""
+    ``on_progress(done, total)`` follows it (``normalize``). A model saved normalized (``convert
+    --calibration``) is refused for a second normalization, or with ``keep_normalized`` (the
+    percentile was only a default) runs as saved, with a note. ``rule``: the normalization rule
+    ('workbench' or 'snntoolbox'); ``factors_file``: SNN Toolbox's ``<percentile>.json``, whose
+    factors are used instead of computing them (SNN Toolbox's rule; no calibration data needed)."""
     notes = []
     if model is None:
         if not demo:
             from workbench.errors import ModelImportError
 
-            raise ModelImportError("no model given (name a .keras/.h5/.npz file, or use --demo)")
+            raise ModelImportError("no model given (name a .keras/.h5/.onnx/.npz file, or use --demo)")
         model = loading.DEMO_NETWORK
         data = data or loading.DEMO_TEST
         calibration = calibration or loading.DEMO_CALIBRATION
@@ -49,9 +55,24 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
     samples = load_samples(data, original.input_shape, n_classes) if data else None
     network = original
     source = ""
+    if factors_file:
+        stem = Path(str(factors_file)).stem
+        try:
+            pct = float(stem)
+        except ValueError:
+            pct = float(percentile or 100.0)
+        network = normalize(original, None, pct if 0 < pct <= 100 else 100.0, rule="snntoolbox",
+                            factors=load_factors(factors_file))
+        return Prepared(original, network, samples, str(factors_file), tuple(notes))
+    if percentile and keep_normalized and (original.scales or original.normalization):
+        norm = original.normalization or {}
+        how = (f" (percentile {norm['percentile']:g} on {norm['n_samples']} samples)"
+               if "percentile" in norm and "n_samples" in norm else "")
+        notes.append(f"{Path(str(model)).name} was saved normalized{how}: it runs as saved")
+        percentile = None
     if percentile:
         if calibration:
-            cal_x = load_samples(calibration, original.input_shape).x
+            cal_x = load_samples(calibration, original.input_shape, calibration=True).x
             source = str(calibration)
         elif samples is not None:
             cal_x = samples.x
@@ -62,5 +83,5 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
             cal_x = None
             notes.append("no data to normalize with: the network runs un-normalized")
         if cal_x is not None:
-            network = normalize(original, cal_x[:MAX_CALIBRATION], percentile, on_progress)
+            network = normalize(original, cal_x[:MAX_CALIBRATION], percentile, on_progress, rule=rule)
     return Prepared(original, network, samples, source, tuple(notes))

@@ -4,7 +4,9 @@ A layer that absorbed BatchNormalization or an activation is compared with the l
 folded into it (``config['folded']``), the point where both compute the same thing. For a
 normalized network our outputs are multiplied back by lambda; layers whose activation is not
 scale-equivariant (softmax, tanh, sigmoid) are then skipped rather than reported as wrong.
-Keras is only touched through ``keras_graph``/``keras_import``, which import it lazily.
+Keras is only touched through ``models.keras``, which import it lazily.
+``checks_against_reference`` is the comparison itself, for any reference (ONNX: onnxruntime's
+activations from ``models.onnx.verify``).
 """
 
 from __future__ import annotations
@@ -53,18 +55,27 @@ def verify_against_keras(network: nw.Network, keras_model_or_path, x, tol: float
         from workbench.models.keras.importer import load_model_safely
 
         model = load_model_safely(model)
-    ours = forward(network, x)
     names = [fused_point(layer) for layer in network.layers]
     present = set(layer_names(model))
     wanted = [n for n in names if n in present]
     ref = layer_outputs(model, wanted, x) if wanted else {}
+    reference = {layer.name: (n, ref.get(n)) for layer, n in zip(network.layers, names)}
+    return checks_against_reference(network, x, reference, tol, "Keras")
+
+
+def checks_against_reference(network: nw.Network, x, reference: dict, tol: float = DEFAULT_TOL,
+                             against: str = "Keras") -> list[LayerCheck]:
+    """Per-layer max |ours - reference| on ``x``. ``reference`` maps each layer name to
+    ``(reference name, activations or None)``, activations in our (channels-last) layout."""
+    ours = forward(network, x)
     checks = []
-    for layer, keras_name in zip(network.layers, names):
-        base = dict(name=layer.name, keras_name=keras_name, kind=layer.kind, shape=layer.output_shape, tol=tol)
-        if keras_name not in ref:
-            checks.append(LayerCheck(**base, max_abs_diff=None, max_abs_ref=0.0, note="not in the Keras model"))
+    for layer in network.layers:
+        ref_name, theirs = reference.get(layer.name, (layer.name, None))
+        base = dict(name=layer.name, keras_name=ref_name, kind=layer.kind, shape=layer.output_shape, tol=tol)
+        if theirs is None:
+            checks.append(LayerCheck(**base, max_abs_diff=None, max_abs_ref=0.0, note=f"not in the {against} model"))
             continue
-        mine, theirs = ours[layer.name].astype(np.float64), ref[keras_name].astype(np.float64)
+        mine, theirs = ours[layer.name].astype(np.float64), np.asarray(theirs, np.float64)
         if network.scales:
             if layer.activation not in _EQUIVARIANT:
                 checks.append(LayerCheck(**base, max_abs_diff=None, max_abs_ref=float(np.abs(theirs).max(initial=0)),
@@ -73,16 +84,16 @@ def verify_against_keras(network: nw.Network, keras_model_or_path, x, tol: float
             mine = mine * network.scales[layer.name]
         if mine.shape != theirs.shape:
             checks.append(LayerCheck(**base, max_abs_diff=float("inf"), max_abs_ref=0.0,
-                                     note=f"shape {mine.shape[1:]} vs Keras {theirs.shape[1:]}"))
+                                     note=f"shape {mine.shape[1:]} vs {against} {theirs.shape[1:]}"))
             continue
         diff = float(np.abs(mine - theirs).max(initial=0))
         checks.append(LayerCheck(**base, max_abs_diff=diff, max_abs_ref=float(np.abs(theirs).max(initial=0))))
     return checks
 
 
-def format_checks(checks: list[LayerCheck]) -> str:
+def format_checks(checks: list[LayerCheck], against: str = "Keras") -> str:
     """A fixed-width table, one row per layer, for the terminal."""
-    head = ("layer", "keras layer", "kind", "shape", "max|diff|", "max|keras|", "")
+    head = ("layer", f"{against.lower()} layer", "kind", "shape", "max|diff|", f"max|{against.lower()}|", "")
     rows = [head]
     for c in checks:
         diff = "-" if c.max_abs_diff is None else f"{c.max_abs_diff:.3g}"
@@ -95,12 +106,16 @@ def format_checks(checks: list[LayerCheck]) -> str:
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def verify_report(network: nw.Network, keras_model_or_path, x, tol: float = DEFAULT_TOL) -> tuple[bool, str]:
-    """``(all layers within tol, table + one summary line)`` for ``snn-workbench verify``."""
-    checks = verify_against_keras(network, keras_model_or_path, x, tol)
+def report_checks(checks: list[LayerCheck], n_samples: int, tol: float, against: str = "Keras") -> tuple[bool, str]:
+    """``(all layers within tol, table + one summary line)``."""
     failed = [c.name for c in checks if not c.ok]
     compared = sum(c.max_abs_diff is not None for c in checks)
-    summary = (f"OK: {compared} layers match Keras within {tol:g} on {len(x)} samples" if not failed
-               else f"FAILED: {len(failed)} of {compared} layers differ from Keras by more than {tol:g}: "
+    summary = (f"OK: {compared} layers match {against} within {tol:g} on {n_samples} samples" if not failed
+               else f"FAILED: {len(failed)} of {compared} layers differ from {against} by more than {tol:g}: "
                     + ", ".join(failed))
-    return not failed, format_checks(checks) + "\n" + summary
+    return not failed, format_checks(checks, against) + "\n" + summary
+
+
+def verify_report(network: nw.Network, keras_model_or_path, x, tol: float = DEFAULT_TOL) -> tuple[bool, str]:
+    """``(all layers within tol, table + one summary line)`` for ``snn-workbench verify``."""
+    return report_checks(verify_against_keras(network, keras_model_or_path, x, tol), len(x), tol)

@@ -38,7 +38,7 @@ PLOT_VIEWS = (
     ("rates", "workbench.views.qt_rates", "QtRatesView", "Firing rates", Area.RightDockWidgetArea),
     ("accuracy", "workbench.views.qt_accuracy", "QtAccuracyView", "Accuracy over time", Area.RightDockWidgetArea),
 )
-MODEL_FILTER = "Models (*.keras *.h5 *.hdf5 *.npz);;All files (*)"
+MODEL_FILTER = "Models (*.keras *.h5 *.hdf5 *.onnx *.npz);;All files (*)"
 DATA_FILTER = "Sample data (*.npz *.npy *.png *.pgm *.ppm *.pnm);;All files (*)"
 
 

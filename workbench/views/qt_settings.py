@@ -20,7 +20,7 @@ from PyQt6.QtWidgets import (
     QLineEdit, QPushButton, QSpinBox, QTableWidget, QVBoxLayout, QWidget,
 )
 
-from workbench.engine.config import ENCODERS, MAX_STEPS, SimConfig
+from workbench.engine.config import ENCODERS, MAX_STEPS, SOFTMAX_OUTPUTS, SimConfig
 from workbench.engine.neurons import MODELS, make_neuron, parse_params
 from workbench.errors import ConfigError
 
@@ -74,7 +74,8 @@ class QtSettingsPanel(QWidget):
         QVBoxLayout(override_box).addWidget(self.overrides)
 
         self.encoder = QComboBox()
-        self.encoder.addItems(ENCODERS)
+        # 'recorded' replays a spike train file: the command line's --input-spikes (not offered here)
+        self.encoder.addItems([e for e in ENCODERS if e != "recorded"])
         self.dt = QLineEdit(placeholderText="model default")
         self.steps = QSpinBox(minimum=1, maximum=min(MAX_STEPS, 2**31 - 1))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
@@ -83,15 +84,24 @@ class QtSettingsPanel(QWidget):
         self.rate_scale.setToolTip("NengoDL's scale_firing_rates: currents x this, each spike worth 1/this "
                                    "(more spikes per step for the same value)")
         self.percentile = QDoubleSpinBox(minimum=50.0, maximum=100.0, decimals=2, singleStep=0.1)
+        # reference-compatibility options (docs/compatibility.md); each runs the generic path
+        self.float64 = QCheckBox("float64 currents and state (as Nengo; slower)")
+        self.synaptic_delay = QSpinBox(minimum=0, maximum=1)
+        self.synaptic_delay.setToolTip("1: a layer sees its inputs' spikes one step late, as Lava's Dense")
+        self.softmax_output = QComboBox()
+        self.softmax_output.addItems(SOFTMAX_OUTPUTS)
+        self.softmax_output.setToolTip("sampled: a softmax layer spikes where U <= softmax(v), as SNN Toolbox INIsim")
         run_box = QGroupBox("Run")
         form = QFormLayout(run_box)
         for label, widget in (("input encoding", self.encoder), ("dt", self.dt), ("steps", self.steps),
                               ("seed", self.seed), ("batch", self.batch), ("rate scale", self.rate_scale),
-                              ("normalization percentile", self.percentile)):
+                              ("normalization percentile", self.percentile), ("precision", self.float64),
+                              ("synaptic delay", self.synaptic_delay), ("softmax output", self.softmax_output)):
             form.addRow(label, widget)
         self._fields = {"encoder": self.encoder, "dt": self.dt, "steps": self.steps, "seed": self.seed,
                         "batch": self.batch, "rate_scale": self.rate_scale, "percentile": self.percentile,
-                        "neuron": self.neuron_type}
+                        "neuron": self.neuron_type, "float64": self.float64,
+                        "synaptic_delay": self.synaptic_delay, "softmax_output": self.softmax_output}
 
         self.message = QLabel(wordWrap=True)
         self.message.setStyleSheet("color: #d03030;")
@@ -115,8 +125,10 @@ class QtSettingsPanel(QWidget):
         self.dt.returnPressed.connect(self.apply)
         self.rate_scale.textEdited.connect(self.validate)
         self.rate_scale.returnPressed.connect(self.apply)
-        for spin in (self.steps, self.seed, self.batch, self.percentile):
+        for spin in (self.steps, self.seed, self.batch, self.percentile, self.synaptic_delay):
             spin.valueChanged.connect(self.validate)
+        self.float64.toggled.connect(self.validate)
+        self.softmax_output.currentTextChanged.connect(self.validate)
         self.apply_button.clicked.connect(self.apply)
         self.revert_button.clicked.connect(lambda: self.set_config(*self._applied))
         self.set_config(SimConfig(), self._percentile)
@@ -146,6 +158,9 @@ class QtSettingsPanel(QWidget):
         self.batch.setValue(config.batch)
         self.rate_scale.setText(repr(float(config.rate_scale)))
         self.percentile.setValue(percentile)
+        self.float64.setChecked(config.float64)
+        self.synaptic_delay.setValue(config.synaptic_delay)
+        self.softmax_output.setCurrentText(config.softmax_output)
         self._show_overrides(config)
         self._loading = False
         self.validate()
@@ -228,7 +243,9 @@ class QtSettingsPanel(QWidget):
             raise ConfigError("rate_scale", f"must be a number, got '{text}'") from None
         config = self._applied[0].replace(neuron=neuron, overrides=overrides, encoder=self.encoder.currentText(),
                                           dt=dt, steps=self.steps.value(), seed=self.seed.value(),
-                                          batch=self.batch.value(), rate_scale=rate_scale)
+                                          batch=self.batch.value(), rate_scale=rate_scale,
+                                          float64=self.float64.isChecked(), synaptic_delay=self.synaptic_delay.value(),
+                                          softmax_output=self.softmax_output.currentText())
         for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
             model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
         if self.n_samples is not None and config.batch > self.n_samples:

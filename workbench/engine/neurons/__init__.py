@@ -17,12 +17,14 @@ from workbench.engine.neurons.if_neuron import IF
 from workbench.engine.neurons.lif import LIF
 from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU
 from workbench.engine.neurons.loihi_cuba import LoihiCUBA
-from workbench.engine.neurons.spiking import PoissonSpiking, RegularSpiking, StochasticSpiking
+from workbench.engine.neurons.softmax import SampledSoftmax
+from workbench.engine.neurons.spiking import PoissonSpiking, RegularSpiking, SpikingRectifiedLinear, StochasticSpiking
 from workbench.errors import ConfigError
 
 MODELS: dict[str, type[NeuronModel]] = {
     cls.name: cls
-    for cls in (IF, SignedIF, Current, LIF, LoihiLIF, LoihiReLU, LoihiCUBA, RegularSpiking, StochasticSpiking, PoissonSpiking)
+    for cls in (IF, SignedIF, Current, LIF, LoihiLIF, LoihiReLU, LoihiCUBA, RegularSpiking, StochasticSpiking, PoissonSpiking,
+                SpikingRectifiedLinear)
 }
 
 
@@ -33,7 +35,7 @@ def register(cls: type[NeuronModel]) -> type[NeuronModel]:
 
 def _model_class(name: str) -> type[NeuronModel]:
     try:
-        return MODELS[name]
+        return MODELS[name] if name in MODELS else EXTRA_MODELS[name]
     except KeyError:
         raise ConfigError("neuron", f"unknown neuron type '{name}' (known: {', '.join(sorted(MODELS))})") from None
 
@@ -46,6 +48,11 @@ def make_neuron(name: str, **params) -> NeuronModel:
         if key not in fields:
             raise ConfigError(key, f"not a parameter of neuron '{name}' (parameters: {', '.join(fields) or 'none'})")
     return cls(**params)
+
+
+# Not a choice for a whole network (it needs the softmax's extent): SimConfig.softmax_output puts
+# it on softmax layers. Listed here so that it can be looked up by name (traces, overrides).
+EXTRA_MODELS: dict[str, type[NeuronModel]] = {SampledSoftmax.name: SampledSoftmax}
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -100,5 +107,5 @@ def parse_params(name: str, items) -> dict:
 
 __all__ = [
     "MODELS", "NeuronModel", "IF", "SignedIF", "Current", "LIF", "LoihiLIF", "LoihiReLU", "LoihiCUBA", "RegularSpiking",
-    "StochasticSpiking", "PoissonSpiking", "make_neuron", "parse_params", "register",
+    "StochasticSpiking", "PoissonSpiking", "SpikingRectifiedLinear", "SampledSoftmax", "EXTRA_MODELS", "make_neuron", "parse_params", "register",
 ]

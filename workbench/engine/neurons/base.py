@@ -2,10 +2,13 @@
 
 A model is a frozen dataclass of its parameters (validated on construction, errors name the
 field) plus:
-- ``state_vars``: names of its per-neuron float32 state arrays, ``membrane_var`` the one that is
-  recorded as "membrane potential";
+- ``state_vars``: names of its per-neuron state arrays (``init_state`` makes them: float32 by
+  default, as IF; float64 for Nengo's models (LIF, the Loihi-quantized rates, the spiking
+  wrappers); int32 for LoihiCUBA), ``membrane_var`` the one that is recorded as "membrane
+  potential";
 - ``step(J, dt, state, spikes, rng)``: advance one timestep in place given the input current ``J``
-  (flat float32 array); writes the spike count of each neuron into ``spikes`` (float32; negative
+  (flat array: float32 from the simulator, float64 with ``SimConfig(float64=True)``; Nengo's
+  order is ``step(dt, J, output, **state)``, docs/neurons.md shows the mapping); writes the spike count of each neuron into ``spikes`` (float32; negative
   for signed models). Implemented by a ``numba.njit(nogil=True, cache=True)`` kernel;
 - ``output_scale(dt)``: the value one spike carries to the next layer (rate units), so that the
   next layer's current is ``J = W @ (spikes * output_scale) + b``;

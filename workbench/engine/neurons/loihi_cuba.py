@@ -22,6 +22,17 @@ How the engine's float network maps onto it (float threshold 1.0 <-> integer vth
   ``a << 6 = J * 64`` (exact: J is a sum of such multiples; the float32 sum stays exact while
   |J| < 2^18, i.e. within the 24-bit range of u). Lava's Dense applies the exponent
   to integer weights; the chip applies it after the 6-bit alignment, which is what we do.
+- ``weight_rounding='lava'`` quantizes as Lava 0.10's bit-accurate Dense instead
+  (``src/lava/proc/dense/models.py``, ``PyDenseModelBitAcc.run_spk``, with
+  ``src/lava/utils/weightutils.py``: ``determine_sign_mode``, ``clip_weights``,
+  ``truncate_weights``): the layer's weights are the integers W = round(w*vth / 2**E) a Lava user
+  hands to Dense, E (``weight_exp``) the smallest exponent in -6..7 for which they fit Dense's
+  range (-256..255 when the matrix has both signs, 0..255 all >= 0, -255..0 all <= 0); Dense
+  then clips to that range and, for a mixed-sign matrix, drops the lowest bit of every weight
+  (``(W >> 1) << 1``: -153 -> -154, 109 -> 108, -25 -> -26), and shifts the accumulated sum:
+  a = (sum W*s) << E, or >> -E (a floor) when E < 0. With this rule the weighted layer's J is
+  that integer sum times 2**E and the neuron integrates ``a << 6 = floor(J) * 64``
+  (a float current of the first layer is floored the same way). Runs the generic path only.
 - The layer's float bias b becomes a per-neuron integer bias round(b * vth * 64) written as a
   13-bit mantissa (-4096..4095) << a shared exponent 0..7 per layer, added to ``bias`` above.
 - The first weighted layer under the constant encoder gets a float J (pixel values times the
@@ -48,6 +59,7 @@ from workbench.engine.neurons.base import NeuronModel
 UV_MAX = 1 << 23  # u and v are 24-bit signed
 WEIGHT_EXP_RANGE = (-6, 7)
 BIAS_MANT_RANGE = (-4096, 4095)
+WEIGHT_ROUNDINGS = ("nearest", "lava")  # ours (8-bit mantissa, nearest) or Lava's Dense
 
 
 @numba.njit(nogil=True, cache=True)
@@ -130,6 +142,37 @@ def quantize_weights(w: np.ndarray, scale: float, bits: int = 8):
     return mant, exp
 
 
+def lava_sign_mode(w: np.ndarray) -> str:
+    """Lava's ``determine_sign_mode``: 'excitatory' (min >= 0), 'inhibitory' (max <= 0), 'mixed'."""
+    if w.size == 0 or np.min(w) >= 0:
+        return "excitatory"
+    if np.max(w) <= 0:
+        return "inhibitory"
+    return "mixed"
+
+
+_LAVA_RANGE = {"mixed": (-256, 255), "excitatory": (0, 255), "inhibitory": (-255, 0)}
+
+
+def quantize_weights_lava(w: np.ndarray, scale: float):
+    """(integer weights after Lava's Dense clipping and truncation, exponent E, sign mode):
+    w*scale ~= W * 2**E as a Lava 0.10 bit-accurate Dense holds it (module docstring)."""
+    target = np.asarray(w, dtype=np.float64) * scale
+    mode = lava_sign_mode(target)
+    lo, hi = _LAVA_RANGE[mode]
+    exp = WEIGHT_EXP_RANGE[0]
+    while exp < WEIGHT_EXP_RANGE[1] and target.size:
+        ints = np.round(target / 2.0**exp)
+        if ints.min() >= lo and ints.max() <= hi:
+            break
+        exp += 1
+    ints = np.clip(np.round(target / 2.0**exp), lo, hi).astype(np.int64)  # clip_weights
+    mode = lava_sign_mode(ints)  # Lava decides on the integers it is given
+    if mode == "mixed":
+        ints = (ints >> 1) << 1  # truncate_weights: one bit less for the sign, arithmetic shift
+    return ints.astype(np.int32), exp, mode
+
+
 def quantize_bias(b: np.ndarray, scale: float):
     """(integer bias, mantissas, exponent 0..7): b*scale ~= mant << exp, mant 13-bit signed."""
     target = np.asarray(b, dtype=np.float64) * scale
@@ -156,8 +199,9 @@ class LoihiCUBA(NeuronModel):
     description: ClassVar[str] = (
         "Loihi integer CUBA compartment, bit-accurate with Lava's PyLifModelBitAcc: int current u "
         "and voltage v with 12-bit decays du, dv, threshold vth<<6, reset to 0; weights as 8-bit "
-        "mantissas with one exponent per layer. The first layer under constant input is fed "
-        "QUANTIZED current (round(J*vth))."
+        "mantissas with one exponent per layer. Float currents are QUANTIZED: the first weighted "
+        "layer under constant input to a << 6 = round(J*64), layers without weights (pooling, add) "
+        "to a = round(J*vth)."
     )
     reference: ClassVar[str] = "Lava 0.10, src/lava/proc/lif/models.py (AbstractPyLifModelFixed, PyLifModelBitAcc)"
     state_vars: ClassVar[tuple[str, ...]] = ("v", "u", "refractory")
@@ -170,8 +214,11 @@ class LoihiCUBA(NeuronModel):
     bias_exp: int = 0
     refractory_delay: int = 0
     weight_bits: int = 8
+    weight_rounding: str = "nearest"
 
     def __post_init__(self):
+        self._require("weight_rounding", self.weight_rounding in WEIGHT_ROUNDINGS,
+                      f"must be one of {', '.join(WEIGHT_ROUNDINGS)}, got {self.weight_rounding!r}")
         for field, lo, hi in (("du", 0, 4095), ("dv", 0, 4095), ("vth", 1, 131071),
                               ("bias_mant", -4096, 4095), ("bias_exp", 0, 7),
                               ("refractory_delay", 0, 1 << 20), ("weight_bits", 2, 8)):
@@ -205,6 +252,21 @@ class LoihiCUBA(NeuronModel):
         n = int(np.prod(ls.shape))
         report = {"weight_bits": self.weight_bits}
         scaling = np.array([float(self.vth), 64.0])  # a << 6 = round(J * vth) * 64
+        if ls.weights is not None and self.weight_rounding == "lava":
+            w = ls.weights
+            ints, exp, mode = quantize_weights_lava(w, self.vth)
+            report.update(weight_rounding="lava", weight_exp=exp, sign_mode=mode)
+            report["weight_max_rel_error"], report["weight_rms_rel_error"] = _errors(w, ints * 2.0**exp / self.vth)
+            bias_int, bmant, bexp = quantize_bias(ls.bias, self.vth * 64)
+            report["bias_exp"] = bexp
+            report["bias_max_rel_error"], report["bias_rms_rel_error"] = _errors(ls.bias, bias_int / (self.vth * 64))
+            ls.weights = (ints * 2.0**exp).astype(np.float32)  # J = sum(W*s) * 2**E, exact
+            ls.bias = np.zeros_like(ls.bias)
+            ls.state["layer_bias"] = np.broadcast_to(bias_int, ls.shape).reshape(-1).astype(np.int64)
+            ls.state["in_scale"] = np.array([1.0, 64.0])
+            ls.state["lava_floor"] = np.ones(1, dtype=np.int64)  # step() floors J: Dense's shift
+            ls.quantization = report
+            return
         if ls.weights is not None:
             w = ls.weights
             mant, exp = quantize_weights(w, self.vth, self.weight_bits)
@@ -237,6 +299,8 @@ class LoihiCUBA(NeuronModel):
             state["layer_bias"] = np.zeros(spikes.size, dtype=np.int64)
             state["in_scale"] = np.array([float(self.vth), 64.0])
         scaling = state["in_scale"]
+        if "lava_floor" in state:  # Lava's Dense: a = floor(sum(W*s) * 2**E), an arithmetic shift
+            J = np.floor(J)
         cuba_step(J, scaling[0], np.int64(scaling[1]), self.du, self.dv, self.vth_eff, self.bias_int,
                   state["layer_bias"], self.refractory_delay, state["u"], state["v"],
                   state["refractory"], spikes)

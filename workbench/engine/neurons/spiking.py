@@ -12,7 +12,8 @@ Definition followed: Nengo 4.1 (nengo/nengo), ``nengo/neurons.py``: ``RegularSpi
 Rate functions (Nengo's, with the base type's amplitude fixed at 1):
     relu      max(0, x)                         (Nengo RectifiedLinear)
     linear    x                                 (ours: Nengo has no linear rate type; signed)
-    tanh      tanh(x) / tau_ref                 (Nengo Tanh, tau_ref = 0.0025: 400 Hz; signed)
+    tanh      (1 / tau_ref) * tanh(x)           (Nengo Tanh, tau_ref = 0.0025: 400 Hz; signed;
+                                                 Nengo's order of operations, bit for bit)
     sigmoid   1 / (tau_ref * (1 + exp(-x)))     (Nengo Sigmoid, tau_ref = 0.0025: 400 Hz)
     lif_rate  1 / (tau_ref + tau_rc log1p(1/(x-1))) for x > 1   (Nengo LIFRate, tau_ref 0.002)
 ``tau_ref = None`` takes those defaults; for relu/linear it means no maximum, a value clips |r| to
@@ -20,6 +21,10 @@ Rate functions (Nengo's, with the base type's amplitude fixed at 1):
 gain when it builds J). Negative rates (tanh, linear) give negative spikes: ``signed`` is True,
 something most neuromorphic hardware cannot do. RegularSpiking with negative rates follows
 Nengo's ``floor`` exactly, so J = -0.5 under tanh spikes (-1) already on the first step.
+
+``SpikingRectifiedLinear`` is Nengo's own name for ``RegularSpiking`` around ``relu``
+(``voltage += max(J, 0) * dt; n = floor(voltage); voltage -= n``): the same model under the name
+users search for (it runs the generic path, not the fused one).
 
 Deviations: Nengo draws RegularSpiking's initial voltage from Uniform(0, 1); we start at 0.
 Random numbers come from the simulator's seeded ``numpy.random.Generator`` (one uniform per
@@ -54,7 +59,7 @@ def rate_value(code, x, tau_ref, tau_rc):
             r = min(max(r, -lim), lim)
         return r
     if code == 2:
-        return math.tanh(x) / tau_ref
+        return (1.0 / tau_ref) * math.tanh(x)  # Nengo's order: differs from tanh(x)/tau_ref in the last bit
     if code == 3:
         return (1.0 / tau_ref) / (1.0 + math.exp(-x))
     j = x - 1.0
@@ -220,3 +225,19 @@ class PoissonSpiking(_RateSpiking):
         poisson_lambda(code, J, dt, gain, tau_ref, tau_rc, state["rate"], lam)
         counts = rng.poisson(lam)
         np.copysign(counts, state["rate"], out=spikes, casting="unsafe")
+
+
+@dataclasses.dataclass(frozen=True)
+class SpikingRectifiedLinear(RegularSpiking):
+    """Nengo 4.1 ``SpikingRectifiedLinear``: ``RegularSpiking`` with ``rate_fn='relu'``."""
+
+    name: ClassVar[str] = "spiking_rectified_linear"
+    description: ClassVar[str] = (
+        "Nengo SpikingRectifiedLinear: v += max(gain*J, 0)*dt, emits floor(v) spikes of amplitude/dt, "
+        "keeps the rest (the same as regular_spiking with rate_fn=relu)."
+    )
+    reference: ClassVar[str] = "Nengo 4.1, nengo/neurons.py (SpikingRectifiedLinear)"
+
+    def __post_init__(self):
+        self._require("rate_fn", self.rate_fn == "relu", "is always relu for spiking_rectified_linear")
+        super().__post_init__()

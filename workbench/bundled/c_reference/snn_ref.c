@@ -339,7 +339,7 @@ static FILE *open_out(const char *dir, const char *file) {
 static void write_manifest(const char *dir, int batch, int steps) {
     FILE *f = open_out(dir, "trace.txt");
     int i, d;
-    fprintf(f, "snn-workbench-trace 1\n# written by resources/c_reference/snn_ref.c\nbatch %d\nsteps %d\n", batch, steps);
+    fprintf(f, "snn-workbench-trace 1\n# written by workbench/bundled/c_reference/snn_ref.c\nbatch %d\nsteps %d\n", batch, steps);
     for (i = 0; i < n_layers; i++) {
         if (!L[i].neuron) continue;
         fprintf(f, "layer %s %d", L[i].name, L[i].ndim);
