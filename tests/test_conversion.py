@@ -245,3 +245,21 @@ def test_warnings_and_layer_models_reach_every_command(cases, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "layer     hidden: signed_if(threshold=1.0, reset=subtract, negative=always) [spiking] (override)" in out
     assert "layer     logits: current() [readout]" in out
+
+
+def test_trace_playback_r_equals_the_live_r_for_a_membrane_readout():
+    from workbench.analysis.layer_stats import simulator_stats
+    from workbench.analysis.trace_playback import TracePlayback
+
+    rng = np.random.default_rng(9)
+    net = nw.Network("sm", [Layer("input", nw.INPUT, (6,)), _dense(rng, "h", "input", 6, 8, "relu", 1.0),
+                            _dense(rng, "out", "h", 8, 4, "softmax")])
+    sim = Simulator(net, SimConfig(steps=30, batch=len(X), record=None), x=X)
+    sim.run(30)
+    acts = forward(net, X)
+    live = {s.name: s.r for s in simulator_stats(sim, acts)}
+    play = TracePlayback(sim.trace(ann=acts), network=net)
+    snap = play.snapshot(play.position_of(30))
+    got = {s.name: s.r for s in snap.stats}
+    assert got == pytest.approx(live, rel=1e-5)
+    assert sim.plan.layers["out"].role == "readout" and live["out"] > 0.99

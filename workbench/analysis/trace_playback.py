@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.analysis.layer_stats import accuracy_over_time, layer_stats, pearson
+from workbench.analysis.layer_stats import accuracy_over_time, ann_reference, layer_stats, pearson
 from workbench.analysis.compare import Comparison, Divergence
 from workbench.analysis.snapshot import LayerSnapshot, Snapshot
 from workbench.engine.trace import Trace
@@ -97,7 +97,25 @@ class TracePlayback:
         models = meta.get("models") if isinstance(meta.get("models"), dict) else {}
         self._charge = {n for n in self.names if isinstance(models.get(n), dict)
                         and models[n].get("role") in ("current", "readout") and trace[n].membrane is not None}
+        self._refs = self._references(network)
         self._r = self._r_over_time()
+
+    def _references(self, network) -> dict:
+        """What each layer's r compares with (``layer_stats.ann_reference``, the definition of
+        ``run``, ``diagnose`` and the live window): a softmax layer's pre-activation, when the
+        network and its inputs' activations are known; else the recorded ANN activation."""
+        from types import SimpleNamespace
+
+        tr, refs = self.trace, {}
+        names = {layer.name: layer for layer in network.layers} if network is not None else {}
+        for n in self.names:
+            ann = tr.ann.get(n)
+            layer = names.get(n)
+            if ann is not None and layer is not None and layer.activation == "softmax":
+                model = SimpleNamespace(spiking=n not in self._charge, signed=False)
+                ann = ann_reference(layer, tr.ann, model)
+            refs[n] = ann
+        return refs
 
     # ---- positions -------------------------------------------------------------------------
     @property
@@ -164,7 +182,10 @@ class TracePlayback:
                 output=_ro(output), spikes=_ro(spikes), membrane=_ro(membrane),
                 counts=_ro(counts[name]), ann=_ro(ann), model=info["model"], threshold=info["threshold"],
                 max_rate=info["max_rate"], signed=info["signed"], path="trace", **self._extra(info)))
-            stats.append(layer_stats(name, counts[name], pos, info["max_rate"], ann))
+            ref = self._refs.get(name)
+            if ref is not None and ref.shape != zeros.shape:
+                ref = None
+            stats.append(layer_stats(name, counts[name], pos, info["max_rate"], ref))
         lo = max(0, pos - self.window)
         history = Trace({n: _rows(tr[n], lo, pos) for n in self.names}, tr.steps[lo:pos],
                         None if tr.predictions is None else tr.predictions[lo:pos], tr.labels, {}, tr.metadata)
@@ -195,7 +216,7 @@ class TracePlayback:
         tr, out = self.trace, {}
         stride = max(1, -(-tr.n_steps // R_POINTS))
         for name in self.names:
-            ann = tr.ann.get(name)
+            ann = self._refs.get(name)
             if ann is None or tr.n_steps == 0 or ann.size != tr[name].spikes[0].size:
                 continue
             if name in self._charge:  # accumulated charge = the recorded membrane
