@@ -47,6 +47,7 @@ def main() -> int:
                 ann = session.snapshot.layer(layer).ann[3].reshape(-1)
                 order = np.argsort(ann)
                 membrane.add_neuron(layer, int(order[int(q * (len(order) - 1))]))
+        win.controls.target.setValue(100_000)  # Play runs a sample to T: far beyond the shots
         session.play()
         when(lambda: session.snapshot.t >= 300, lambda: shoot("heatmap", "window_running.png", accuracy))
 

@@ -21,7 +21,7 @@ def dialog(qtbot):
     dlg.wait()
 
 
-def test_dialog_runs_off_the_gui_thread_and_fills_the_curve(qtbot, dialog):
+def test_dialog_runs_off_the_gui_thread_and_fills_the_curve(qtbot, dialog, tmp_path):
     with qtbot.waitSignals([dialog.evaluated, dialog.diagnosed], timeout=30_000) as blocker:
         dialog.start()
         assert dialog.running and not dialog.start_button.isEnabled()
@@ -36,6 +36,14 @@ def test_dialog_runs_off_the_gui_thread_and_fills_the_curve(qtbot, dialog):
     assert dialog.progress_bar.value() == dialog.progress_bar.maximum()
     assert "96 of 96 samples" in dialog.status.text() and "Diagnosis" in dialog.status.text()
     assert blocker.all_signals_and_args[1].args[0].result is result
+    assert dialog.save_button.isEnabled()
+    import json
+
+    dialog.save(tmp_path / "eval.json")
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["result"]["samples"] == 96 and len(saved["diagnosis"]["findings"]) == len(dialog.diagnosis.findings)
+    dialog.save(tmp_path / "eval.txt")
+    assert (tmp_path / "eval.txt").read_text().strip()
 
 
 def test_cancel_keeps_the_finished_batches(qtbot, dialog):
@@ -116,8 +124,53 @@ def test_window_tools_menu_diagnose_fills_the_docked_panel(qtbot, tmp_path):
         rect = tools.panel.tree.visualItemRect(tools.panel.tree.topLevelItem(row))
         qtbot.mouseClick(tools.panel.tree.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert sel.args == ["conv2"] and session.selected_layer == "conv2"
+    tools.apply({"steps": 250, "rate_scale": 2.0}, rerun=False)  # Apply suggestion, in the Settings
+    assert session.config.steps == 250 and session.config.rate_scale == 2.0
+    assert win.settings_panel.steps.value() == 250 and "Out of date" in tools.panel.summary.text()
+    assert any("Applied from the diagnosis: steps = 250" in m for m in win.messages)
     dlg.steps.setValue(2000)
     dlg.start()
     assert dlg.running
     win.close()
     assert not dlg.running and errors == []
+
+
+def test_advice_is_given_in_the_settings_terms_with_the_values_to_apply():
+    from workbench.engine.neurons import make_neuron
+    from workbench.views.qt_diagnosis import apply_changes, settings_changes
+
+    silent = Finding("fc1", "silent", 2, "layer fc1: quiet",
+                     "run longer (--steps 400) or raise the rate scale (--rate-scale) by ~2.0x", {})
+    changes, text = settings_changes(silent, SimConfig(rate_scale=1.5))
+    assert changes == {"steps": 400, "rate_scale": 3.0} and "--" not in text
+    assert "Settings › steps = 400" in text and "rate scale by ~2x (to 3)" in text
+    lif = Finding("fc1", "saturated", 3, "m", "for LIF converted from ReLU, try --param amplitude=0.02 "
+                  "--param tau_ref=0.002 --rate-scale 25 (docs/neurons.md, 'Converting to LIF')", {})
+    changes, text = settings_changes(lif, SimConfig())
+    assert changes == {"param.amplitude": 0.02, "param.tau_ref": 0.002, "rate_scale": 25.0} and "--" not in text
+    config, percentile = apply_changes(changes, SimConfig(neuron=make_neuron("lif")))
+    assert (config.neuron.amplitude, config.neuron.tau_ref, config.rate_scale, percentile) == (0.02, 0.002, 25.0, None)
+    threshold = Finding("fc1", "saturated", 3, "m", "raise fc1's threshold by ~2.0x or normalize with a higher "
+                        "percentile (now 99.9; 100 = the maximum activation)", {})
+    assert settings_changes(threshold, SimConfig())[0] == {}
+    own = Finding("fc1", "silent", 2, "m", "free text", {})
+    object.__setattr__(own, "settings", {"percentile": 99.99})  # a finding that names its settings itself
+    assert settings_changes(own, SimConfig())[0] == {"percentile": 99.99}
+    assert apply_changes({"percentile": 99.99}, SimConfig())[1] == 99.99
+
+
+def test_panel_applies_a_suggestion_and_says_when_it_is_out_of_date(qtbot, planted):
+    panel = QtDiagnosisPanel()
+    qtbot.addWidget(panel)
+    findings = (Finding("fc2", "silent", 2, "layer fc2: quiet", "run longer (--steps 300)", {}),
+                Finding("fc2", "saturated", 3, "layer fc2: busy", "raise fc2's threshold by ~2.0x", {}))
+    panel.set_diagnosis(Diagnosis(findings, planted.result, planted.percentile))
+    panel.tree.setCurrentItem(panel.tree.topLevelItem(0))
+    assert panel.apply_button.isEnabled() and "Settings › steps = 300" in panel.details.text()
+    with qtbot.waitSignal(panel.apply_requested, timeout=2_000) as blocker:
+        panel.apply_button.click()
+    assert blocker.args == [{"steps": 300}]
+    panel.tree.setCurrentItem(panel.tree.topLevelItem(1))
+    assert not panel.apply_button.isEnabled()  # a per-layer threshold is no setting of the window
+    panel.mark_stale("the settings changed")
+    assert "Out of date" in panel.summary.text() and panel.stale

@@ -196,7 +196,8 @@ def test_unsupported_layers_are_all_listed(keras, tmp_path):
     i = keras.Input((8, 8, 2), name="inp")
     x = L.Conv2D(2, 3, dilation_rate=2, padding="same", name="dilated")(i)
     x = L.MaxPooling2D(name="pool")(x)
-    x = L.BatchNormalization(name="bn_after_pool")(x)
+    x = L.BatchNormalization(name="bn_after_pool")(x)  # supported: a per-channel affine layer
+    x = L.Activation("gelu", name="gelu")(x)
     x = L.Reshape((16, 2), name="seq")(x)
     x = L.Conv1D(4, 3, name="conv1d")(x)
     x = L.LSTM(3, name="lstm")(x)
@@ -208,10 +209,12 @@ def test_unsupported_layers_are_all_listed(keras, tmp_path):
     with pytest.raises(UnsupportedLayerError) as info:
         load_keras(path)
     listed = dict(info.value.layers)
-    assert set(listed) == {"dilated", "bn_after_pool", "conv1d", "lstm", "leaky", "elu_dense", "inner"}
+    assert set(listed) == {"dilated", "gelu", "conv1d", "lstm", "leaky", "elu_dense", "inner"}
     assert "nested model" in listed["inner"]
     assert "dilation_rate (2, 2)" in listed["dilated"] and "elu" in listed["elu_dense"]
     assert "bad.keras" in str(info.value) and "'lstm' (LSTM)" in str(info.value)
+    assert [r.split(":")[0] for r in info.value.reasons] == ["gelu, LeakyReLU, elu"]
+    assert "no spiking equivalent: gelu, LeakyReLU, elu: a neuron's firing rate is a rectified" in str(info.value)
 
 
 @pytest.mark.parametrize("fmt", ["keras", "h5"])
@@ -222,7 +225,7 @@ def test_lambda_is_refused_without_running_it(keras, tmp_path, fmt):
     path = tmp_path / f"lambda.{fmt}"
     model.save(path)
     marker.unlink()  # building the model ran it once
-    with pytest.raises(ModelImportError, match=f"lambda.{fmt}.*Lambda"):
+    with pytest.raises(ModelImportError, match=rf"lambda.{fmt}.*Lambda layer \('evil'\)"):
         load_keras(path)
     assert not marker.exists()
     if fmt == "keras":  # the check is meaningful: unsafe loading would have run the code
@@ -310,3 +313,24 @@ def test_dense_on_a_rank_3_tensor_is_refused_by_name(tmp_path):
     with pytest.raises(UnsupportedLayerError) as err:
         load_keras(path)
     assert "per_row" in str(err.value)
+
+
+def test_verify_relative_tolerance_catches_tiny_layers(keras):
+    """Activations around 1e-12 pass any absolute tolerance; the relative one must catch them."""
+    from workbench.models.keras.importer import network_from_keras
+
+    L = keras.layers
+    i = keras.Input((6,))
+    x = L.Dense(5, name="tiny")(i)
+    model = keras.Model(i, L.Dense(3, name="out")(x))
+    kernel, bias = model.get_layer("tiny").get_weights()
+    model.get_layer("tiny").set_weights([kernel * 1e-12, bias])
+    net = network_from_keras(model, "tiny")
+    x = np.random.default_rng(3).uniform(0, 1, (4, 6)).astype(np.float32)
+    ok, text = verify_report(net, model, x)
+    assert ok and "OK: 3 layers" in text
+    broken = net.copy()
+    broken["tiny"].bias[:] += 1e-11  # 10x the layer's values, far below the absolute 1e-4
+    ok, text = verify_report(broken, model, x)
+    assert not ok and text.splitlines()[-1].endswith(": tiny, out")  # out is as tiny
+    assert "FAIL (tol 0.0001, rtol 0.001)" in text

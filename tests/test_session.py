@@ -95,6 +95,7 @@ def test_step_layer_moves_the_cursor_through_the_timestep(qtbot, session):
 
 def test_play_and_pause(qtbot, session):
     open_demo(qtbot, session)
+    session.set_play_steps(10**9)  # a play that only a pause ends
     with qtbot.waitSignal(session.running_changed, timeout=LONG):
         session.play()
     qtbot.waitUntil(lambda: session.snapshot.t > 20, timeout=LONG)
@@ -105,6 +106,50 @@ def test_play_and_pause(qtbot, session):
     t = session.snapshot.t
     session.step()
     wait_t(qtbot, session, t + 1)
+
+
+def test_play_runs_each_sample_to_t_then_the_next_and_stops_at_t_without_play_through(qtbot, session):
+    open_demo(qtbot, session)
+    session.set_play_steps(37)
+    session.set_play_through(False)
+    session.play()
+    qtbot.waitUntil(lambda: session.snapshot.t == 37 and not session.running and not session._playing, timeout=LONG)
+    assert session.batch_start == 0
+    qtbot.wait(100)
+    assert session.snapshot.t == 37  # it stays at T
+    with qtbot.waitSignal(session.status, timeout=LONG) as blocker:
+        session.play()  # already at T: says so, does nothing
+    assert "already at T = 37" in blocker.args[0] and session.snapshot.t == 37
+    session.set_play_through(True)
+    session.play()  # at T: goes on with the next sample, from t = 0 to T
+    qtbot.waitUntil(lambda: session.batch_start >= 2, timeout=LONG)
+    session.pause()
+    qtbot.waitUntil(lambda: not session.running, timeout=LONG)
+    assert session.snapshot.t <= 37
+
+
+def test_run_to_behind_t_runs_again_from_zero_and_says_so(qtbot, session):
+    open_demo(qtbot, session)
+    session.run_to(30)
+    wait_t(qtbot, session, 30)
+    with qtbot.waitSignal(session.status, timeout=LONG) as blocker:
+        session.run_to(10)
+    assert "reset to t = 0 and ran to 10" in blocker.args[0]
+    wait_t(qtbot, session, 10)
+
+
+def test_a_slowed_play_keeps_to_its_speed():
+    loop, clock, snapshots = playing_loop(interval=0.0)
+    loop.speed = 10.0  # steps per second
+    loop._set_running(loop._pause_gen)  # the play starts its allowance now
+    t0 = loop.sim.t
+    for _ in range(5):
+        loop._advance()
+    assert loop.sim.t == t0 + 1  # no time has passed on the fake clock: one step
+    clock.now += 0.5
+    for _ in range(20):
+        loop._advance()
+    assert loop.sim.t == t0 + 6  # 0.5 s at 10 steps/s: five more
 
 
 class FakeClock:

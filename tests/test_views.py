@@ -155,6 +155,24 @@ def test_raster_stacks_layers_with_separators_and_shows_signed_spikes(qtbot, sna
     assert raster_codes.LUT[raster_codes.NEGATIVE].tolist() != raster_codes.LUT[raster_codes.POSITIVE].tolist()
 
 
+def test_raster_gives_small_stacked_layers_a_band_of_repeated_rows(qtbot, snap, monkeypatch):
+    from workbench.views import qt_raster
+
+    monkeypatch.setattr(qt_raster, "MIN_BAND_SHARE", 1 / 5)  # 3 layers: min(1/5, 0.5/3) of 65 rows: 11
+    view = shown(qtbot, QtRasterView(), snap)
+    view.set_stacked(True)
+    view.refresh()
+    assert [view.rows_per_neuron(n) for n in ("conv1", "fc1", "output")] == [1, 1, 3]
+    assert view.blocks == [("conv1", 0, 48), ("fc1", 49, 12), ("output", 62, 5)]
+    img = view.codes()
+    assert img.shape[0] == 48 + 1 + 12 + 1 + 15
+    np.testing.assert_array_equal(img[49:61] == raster_codes.POSITIVE, spikes_of(snap, "fc1", 0).T > 0)
+    np.testing.assert_array_equal(img[62:77] == raster_codes.POSITIVE,
+                                  np.repeat(spikes_of(snap, "output", 0).T > 0, 3, axis=0))
+    assert view.row_to_neuron(49 + 7) == ("fc1", 7) and view.row_to_neuron(62 + 3 * 4 + 2) == ("output", 4)
+    assert view.row_to_neuron(61) is None  # the separator
+
+
 def test_raster_click_emits_layer_and_neuron(qtbot, snap):
     view = shown(qtbot, QtRasterView(), snap, layer="conv1")
     x = float(snap.history.steps[5])

@@ -205,3 +205,34 @@ def test_compare_the_live_run_with_a_trace(qtbot, tmp_path, errors):
     assert errors == []
     win.close()
     assert not s._thread.isRunning()
+
+
+def test_compare_pairs_renamed_layers_and_the_input_shows_the_divergent_sample(qtbot, tmp_path, errors):
+    import dataclasses
+
+    from workbench.engine.trace import Trace
+    from workbench.views.qt_trace_mode import parse_mapping
+
+    win = make_window(qtbot, tmp_path, errors, demo=True)
+    s, mode = win.session, win.trace_mode
+    qtbot.waitUntil(lambda: s.snapshot is not None, timeout=LONG)
+    s.select_batch(0, 2)
+    qtbot.waitUntil(lambda: s.snapshot is not None and s.snapshot.batch == 2, timeout=LONG)
+    s.run_to(20)
+    qtbot.waitUntil(lambda: s.snapshot.t == 20 and not s.running, timeout=LONG)
+    with qtbot.waitSignal(s.trace_ready, timeout=LONG) as got:
+        s.request_trace()
+    b = planted(got.args[0], "fc1", 7, 1, 3, "spikes")
+    renamed = {("dense_1" if n == "fc1" else n): dataclasses.replace(lt, name="dense_1" if n == "fc1" else n)
+               for n, lt in b.layers.items()}
+    save_trace(Trace(renamed, b.steps, b.predictions, b.labels, {("dense_1" if k == "fc1" else k): v
+                                                                 for k, v in b.ann.items()}), tmp_path / "b.npz")
+    assert parse_mapping("fc1=dense_1, conv1=conv1") == {"fc1": "dense_1", "conv1": "conv1"}
+    with qtbot.waitSignal(mode.compared, timeout=LONG):
+        mode.compare(tmp_path / "b.npz", parse_mapping("fc1=dense_1"))
+    d = mode.overlay.first
+    assert (d.step, d.layer, d.sample, d.neuron) == (7, "fc1", 1, 3)
+    assert win.input_view.shown.value() == 1 and win.views["heatmap"].sample() == 1
+    assert not win.statusBar().currentMessage().startswith("Comparing")
+    assert errors == []
+    win.close()

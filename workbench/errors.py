@@ -16,11 +16,13 @@ class ModelImportError(WorkbenchError):
 class UnsupportedLayerError(ModelImportError):
     """One or more layers have no faithful spiking equivalent. Lists every offending layer."""
 
-    def __init__(self, path, layers):
+    def __init__(self, path, layers, reasons=()):
         self.path = str(path)
         self.layers = list(layers)  # [(name, type_name), ...]
+        self.reasons = list(reasons)  # one line per family that cannot convert at all, and why
         listing = ", ".join(f"'{n}' ({t})" for n, t in self.layers)
-        super().__init__(f"{self.path}: unsupported layer(s): {listing}")
+        why = "".join(f"\n  no spiking equivalent: {r}" for r in self.reasons)
+        super().__init__(f"{self.path}: unsupported layer(s): {listing}{why}")
 
 
 class NetworkFileError(WorkbenchError):

@@ -149,6 +149,18 @@ def _cap(network, name: str) -> float | None:
     return None if cap is None else float(cap)
 
 
+def _capped_at_max_output(le: LayerEval, network) -> bool:
+    """A ReLU with ``max_value`` (ReLU6) normalized so its cap is at most the SNN's maximum
+    output clips exactly where the neurons saturate: firing at the maximum rate is then the
+    ANN's own clip, not a threshold to raise (issue 14; docs/models.md, 'ReLU6')."""
+    try:
+        layer = network[le.name]
+    except (KeyError, TypeError):
+        return False
+    cap = layer.activation_params.get("max_value") if layer.activation == "relu" else None
+    return cap is not None and float(cap) <= le.max_output * (1 + 1e-6)
+
+
 def _saturated(le: LayerEval, percentile, network, flagged: set[str]) -> Finding | None:
     """``flagged``: layers upstream already found saturated (their excess flows down). A layer
     whose neurons sit at the maximum rate where the ANN does not ask for more (``ann_over`` ~0)
@@ -161,7 +173,7 @@ def _saturated(le: LayerEval, percentile, network, flagged: set[str]) -> Finding
     evidence = {"saturated": le.saturated, "ann_over": le.ann_over, "scale": le.scale,
                 "cap": cap, "max_output": le.max_output}
     if le.ann_over < 0.02:
-        if cap is None or cap > le.max_output * 1.05:
+        if cap is None or not _capped_at_max_output(le, network):
             return None  # at the maximum where the ANN is at (or just below) it: nothing clipped
         return Finding(le.name, "cap", INFO,
                        f"layer {le.name}: {_pct(le.saturated)} of neurons fire at the maximum rate where the "

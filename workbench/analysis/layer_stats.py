@@ -166,13 +166,14 @@ def correlation_over_time(spikes: np.ndarray, ann: np.ndarray) -> np.ndarray:
 
 
 def format_table(stats: list[LayerStats]) -> str:
-    """The per-layer table the CLI prints."""
-    head = f"{'layer':<18} {'neurons':>8} {'mean rate':>10} {'max rate':>9} {'silent %':>9} {'satur. %':>9} {'r':>7}"
+    """The per-layer table the CLI prints; the name column fits the longest name (never cut)."""
+    w = max([18] + [len(s.name) for s in stats])
+    head = f"{'layer':<{w}} {'neurons':>8} {'mean rate':>10} {'max rate':>9} {'silent %':>9} {'satur. %':>9} {'r':>7}"
     lines = [head, "-" * len(head)]
     for s in stats:
         r = "   n/a" if np.isnan(s.r) else f"{s.r:7.3f}"
         lines.append(
-            f"{s.name:<18.18} {s.neurons:>8d} {s.mean_rate:>10.4f} {s.max_rate:>9.4f} "
+            f"{s.name:<{w}} {s.neurons:>8d} {s.mean_rate:>10.4f} {s.max_rate:>9.4f} "
             f"{100 * s.silent:>9.1f} {100 * s.saturated:>9.1f} {r}"
         )
     return "\n".join(lines)

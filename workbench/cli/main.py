@@ -7,6 +7,7 @@ traces differ); ``--debug`` shows the traceback. With no sub-command the window 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 
@@ -41,11 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a .keras, .h5 or .onnx model")
     p.add_argument("--data", help="sample inputs (default: random inputs in [0, 1])")
     p.add_argument("--samples", type=int, default=32)
-    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--tolerance", type=float, default=1e-4,
+                   help="absolute tolerance per layer (default 1e-4)")
+    p.add_argument("--rtol", type=float, default=1e-3,
+                   help="relative tolerance: max|diff| within RTOL x the layer's max|keras| (default 1e-3)")
 
     p = sub.add_parser("convert", help="import a Keras/ONNX model and save it as a network file (no TensorFlow needed to open it)")
     p.add_argument("model")
-    p.add_argument("output", help="output .npz")
+    p.add_argument("output", help="output .npz (the suffix is added when missing)")
     p.add_argument("--calibration", help="normalize with this data before saving")
     p.add_argument("--normalize", type=float, default=99.9, metavar="P")
     p.add_argument("--normalize-rule", choices=["workbench", "snntoolbox"], default="workbench")
@@ -81,6 +85,8 @@ def _extension_modules():
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.debug:  # TensorFlow's own log lines too (models.keras.import_keras keeps them quiet)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     try:
         if args.command is None or args.command == "gui":
             from workbench.views.app import run_app

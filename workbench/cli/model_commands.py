@@ -230,6 +230,8 @@ def cmd_verify(args) -> int:
         raise ConfigError("samples", f"must be >= 1, got {args.samples}")
     if not args.tolerance >= 0 or args.tolerance == float("inf"):
         raise ConfigError("tolerance", f"must be a finite number >= 0, got {args.tolerance}")
+    if not args.rtol >= 0 or args.rtol == float("inf"):
+        raise ConfigError("rtol", f"must be a finite number >= 0, got {args.rtol}")
     if Path(args.model).suffix.lower() == ".onnx":
         return _verify_onnx(args)
     model = load_model_safely(args.model)  # loaded once, compared against its own import
@@ -238,9 +240,24 @@ def cmd_verify(args) -> int:
         x = load_samples(args.data, network.input_shape).x[: args.samples]
     else:
         x = np.random.default_rng(0).uniform(0, 1, (args.samples, *network.input_shape)).astype(np.float32)
-    ok, text = verify_report(network, model, x, args.tolerance)
+    ok, text = verify_report(network, model, x, args.tolerance, args.rtol)
     print(text)
     return 0 if ok else 1
+
+
+def convert_output_path(output: str):
+    """``output`` as the .npz path the network is written to: no suffix gets '.npz' (what
+    ``run`` and the window open), any other suffix is refused before the slow import."""
+    from pathlib import Path
+
+    path = Path(output)
+    if path.is_dir():
+        return path  # refused by the writer, naming the folder
+    if path.suffix == "":
+        return path.with_name(path.name + ".npz")
+    if path.suffix.lower() != ".npz":
+        raise ConfigError("output", f"'{output}': a saved network is an .npz file (e.g. {path.with_suffix('.npz')})")
+    return path
 
 
 def _verify_onnx(args) -> int:
@@ -260,15 +277,16 @@ def _verify_onnx(args) -> int:
 
 
 def cmd_convert(args) -> int:
+    output = convert_output_path(args.output)
     with normalizing(True) as bar:
         prep = prepare_args(args, None, args.calibration, args.normalize if args.calibration else None, bar)
-    prep.network.save(args.output)
+    prep.network.save(output)
     from workbench.engine.config import SimConfig
 
     for line in conversion_lines(prep.network, SimConfig(), prep.notes):
         print(line)
     what = "normalized " if prep.network.scales else ""
-    print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {args.output}")
+    print(f"saved {what}network '{prep.network.name}' ({len(prep.network.layers)} layers) to {output}")
     return 0
 
 

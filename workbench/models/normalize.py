@@ -12,6 +12,11 @@ Two choices worth knowing:
   Toolbox instead gives a softmax layer the factor 1.0, see ``rule='snntoolbox'``.)
 - All inputs of a Concatenate must share one lambda (the spikes are merged without rescaling),
   so the producers feeding a Concatenate are unified to the largest of their lambdas.
+- A ReLU with ``max_value`` (ReLU6) takes ``lambda = min(percentile, cap)``. When the sample
+  reaches the cap (the usual case for a trained ReLU6 network) lambda is the cap, the normalized
+  ``max_value`` is exactly 1 and the ANN's clip falls where an IF neuron saturates (one spike per
+  step): the engine has no clip of its own and needs none. When the sample stays below the cap,
+  lambda is the percentile as for any ReLU and the SNN clips there (docs/models.md, 'ReLU6').
 ReLU and linear layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l``
 exactly; tanh and sigmoid are bounded already and not scale-equivariant, so they keep lambda 1
 (their output is the original's exactly).
@@ -61,6 +66,9 @@ def _layer_lambda(layer, acts, percentile, warnings) -> float:
     if not lam > 0:
         warnings.append(f"{layer.name}: no positive activation on the sample; lambda set to 1")
         lam = 1.0
+    cap = layer.activation_params.get("max_value") if layer.activation == "relu" else None
+    if cap is not None and float(cap) > 0:
+        lam = min(lam, float(cap))  # the cap then lands at <= 1: where an IF neuron saturates
     return lam
 
 

@@ -19,6 +19,8 @@ from PyQt6.QtWidgets import QVBoxLayout
 
 from workbench.views.qt_snapshot_view import QtSnapshotView, color, make_plot, set_label_format, set_title
 
+LEGEND_CLASSES = 12  # more classes (ImageNet's 1000) are drawn unnamed; the true class is thicker
+
 
 class QtAccuracyView(QtSnapshotView):
     def __init__(self, parent=None):
@@ -69,6 +71,29 @@ class QtAccuracyView(QtSnapshotView):
         return self.acc_plot.isVisible()
 
     # ---- painting --------------------------------------------------------------------------
+    def _forget(self) -> None:
+        self._set_classes(0)
+        self._ann_accuracy = None
+
+    def _clear(self) -> None:
+        super()._clear()
+        set_title(self.count_plot, "Output spike counts: nothing runs")
+        set_title(self.acc_plot, "Accuracy")
+        self.ann_line.hide()
+
+    def _set_classes(self, classes: int) -> None:
+        """One curve per class of the output; named in the legend only up to LEGEND_CLASSES."""
+        if len(self._count_curves) == classes:
+            return
+        for curve in self._count_curves:
+            self.count_plot.removeItem(curve)
+        self._count_curves = [self.count_plot.plot(pen=pg.mkPen(color(i), width=1.2),
+                                                   name=str(i) if classes <= LEGEND_CLASSES else None)
+                              for i in range(classes)]
+
+    def legend_names(self) -> list[str]:
+        return [label.text for _sample, label in self.count_legend.items]
+
     def _render(self, snapshot) -> None:
         self._render_counts(snapshot)
         self._render_accuracy(snapshot)
@@ -78,9 +103,7 @@ class QtAccuracyView(QtSnapshotView):
         out = snapshot.layers[-1]
         b = self.sample(snapshot)
         classes = int(np.prod(out.shape))
-        while len(self._count_curves) < classes:
-            i = len(self._count_curves)
-            self._count_curves.append(self.count_plot.plot(pen=pg.mkPen(color(i), width=1.2), name=str(i)))
+        self._set_classes(classes)
         label = None if snapshot.labels is None else int(snapshot.labels[b])
         title = "Output spike counts" if snapshot.batch == 1 else f"Output counts, sample {b}"
         if label is not None:

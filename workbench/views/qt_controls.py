@@ -14,8 +14,11 @@ from __future__ import annotations
 import numpy as np
 from PyQt6.QtCore import Qt, pyqtSlot
 from PyQt6.QtGui import QAction, QKeySequence
-from PyQt6.QtWidgets import QLabel, QProgressBar, QPushButton, QSpinBox, QStatusBar, QStyle, QToolBar
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QLabel, QProgressBar, QPushButton, QSpinBox, QStatusBar, QStyle,
+                             QToolBar)
 
+SPEEDS = (("max speed", None), ("10,000 steps/s", 10_000), ("1,000 steps/s", 1_000), ("100 steps/s", 100),
+          ("30 steps/s", 30), ("10 steps/s", 10), ("3 steps/s", 3), ("1 step/s", 1))
 SHORTCUTS = {
     "play": ("Space",),
     "step": ("Right", "S"),
@@ -37,10 +40,12 @@ class QtControls(QToolBar):
         self.session = session
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, tip, slot in (
-            ("play", "Play", "Run until paused", session.toggle_play),
+            ("play", "Play", "Run the sample to T, then (with 'next sample') the next one, at the chosen speed",
+             session.toggle_play),
             ("step", "Step", "Advance one timestep (all layers)", session.step),
             ("step_layer", "Step layer", "Advance the next layer only (the cursor)", session.step_layer),
-            ("run_to", "Run to", "Run until timestep T", self._on_run_to),
+            ("run_to", "Run to", "Run until timestep T (from t = 0 again when t is already past T)",
+             self._on_run_to),
             ("reset", "Reset", "Back to t = 0 (state, RNG and recording)", session.reset),
         ):
             action = QAction(text, self)
@@ -56,8 +61,21 @@ class QtControls(QToolBar):
             if name == "run_to":
                 self.target = QSpinBox(minimum=1, maximum=2**31 - 1, value=session.config.steps)
                 self.target.setPrefix("T = ")
-                self.target.setToolTip("Timestep to run to")
+                self.target.setToolTip("Timestep to run to; Play runs each sample to it")
+                self.target.valueChanged.connect(session.set_play_steps)
                 self.addWidget(self.target)
+        self.addSeparator()
+        self.through = QCheckBox("next sample")
+        self.through.setChecked(session.play_through)
+        self.through.setToolTip("Play: after T steps go on with the next sample (batch) from t = 0")
+        self.through.toggled.connect(session.set_play_through)
+        self.addWidget(self.through)
+        self.speed = QComboBox()
+        for text, value in SPEEDS:
+            self.speed.addItem(text, value)
+        self.speed.setToolTip("Steps per second of Play (slow enough to watch each step)")
+        self.speed.currentIndexChanged.connect(lambda i: session.set_speed(self.speed.itemData(i)))
+        self.addWidget(self.speed)
         session.running_changed.connect(self._on_running_changed)
         session.config_changed.connect(self._on_config_changed)
         session.network_changed.connect(self._on_network_changed)
@@ -85,6 +103,8 @@ class QtControls(QToolBar):
 
 def prediction_text(snapshot) -> str:
     pred, labels = snapshot.predictions, snapshot.labels
+    if snapshot.t == 0 and not snapshot.cursor:
+        return "no step yet" + ("" if snapshot.batch == 1 or labels is None else f" ({snapshot.batch} samples)")
     if snapshot.batch == 1:
         shown = "–" if pred[0] < 0 else str(int(pred[0]))
         return f"predicted {shown}" + ("" if labels is None else f" / true {int(labels[0])}")
@@ -116,6 +136,7 @@ class QtStatus(QStatusBar):
             self.addPermanentWidget(w)
         self.session = session
         self._busy_message = None
+        self._said = ("", "")  # (message, what was shown of it) of the last say()
         session.snapshot_ready.connect(self.set_snapshot)
         session.status.connect(self._on_status)
         session.busy_changed.connect(self._on_busy)
@@ -132,7 +153,9 @@ class QtStatus(QStatusBar):
         self.time_label.setText(f"t = {snapshot.t}")
         self.speed_label.setText(f"{snapshot.steps_per_second:,.0f} steps/s" if snapshot.running else "paused")
         self.prediction_label.setText(prediction_text(snapshot))
-        self.cursor_label.setText(f"mid-step: next layer {snapshot.cursor_layer}" if snapshot.cursor_layer else "")
+        layer = snapshot.cursor_layer or ""
+        layer = layer if len(layer) <= 28 else layer[:27] + "…"
+        self.cursor_label.setText(f"mid-step: next layer {layer}" if layer else "")
 
     def _on_busy(self, busy: bool) -> None:
         self.progress.setRange(0, 0)  # busy until the job says how far it is
@@ -144,10 +167,21 @@ class QtStatus(QStatusBar):
         self.progress.setValue(round(100 * fraction))
         self.progress.setTextVisible(True)
 
+    def say(self, message: str, timeout_ms: int = 15_000) -> None:
+        """``showMessage``, cut with '…' to the room left by t, speed and prediction (which stay in
+        view); the whole message is in the tooltip and in the Messages dock."""
+        room = self.width() - sum(w.sizeHint().width() for w in (self.cursor_label, self.prediction_label,
+                                                                  self.speed_label, self.time_label)
+                                  if w.isVisible()) - 40
+        shown = self.fontMetrics().elidedText(message, Qt.TextElideMode.ElideRight, max(room, 80))
+        self.setToolTip(message if shown != message else "")
+        self._said = (message, shown)
+        self.showMessage(shown, timeout_ms)
+
     def _on_status(self, message: str) -> None:
         """A note shows for 15 s; what the session is busy with stays until it is done."""
         if message:
-            self.showMessage(message, 0 if self.session.busy else 15_000)
-        elif self.currentMessage() == self._busy_message:
+            self.say(message, 0 if self.session.busy else 15_000)
+        elif self._busy_message is not None and self._said == (self._busy_message, self.currentMessage()):
             self.clearMessage()
         self._busy_message = message if self.session.busy else None

@@ -37,7 +37,7 @@ def _plot(title: str, x: str, y: str, style: dict) -> pg.PlotWidget:
         axis.setTextPen(style["foreground"])
         axis.enableAutoSIPrefix(False)
     item.showGrid(x=True, y=True, alpha=0.25)
-    item.setMenuEnabled(False)
+    item.setMenuEnabled(True)  # right-click: Export… (PNG, SVG, CSV)
     return w
 
 

@@ -40,6 +40,11 @@ class EvalTools:
         self.panel.layer_selected.connect(self.session.select_layer)
         self.session.layer_selected.connect(self.panel.select_layer)
         self.session.network_changed.connect(lambda: self.panel.set_diagnosis(None))
+        self.session.config_changed.connect(self._on_config_changed)
+        self.session.data_changed.connect(lambda: self.panel.mark_stale("the data or sample changed"))
+        self.panel.apply_requested.connect(self.apply)
+        self.panel.rerun_requested.connect(lambda: self.open_dialog(start=True))
+        self.panel.config = self.session.config
         window.installEventFilter(_CloseWatcher(self))
 
     def open_dialog(self, start: bool = False):
@@ -61,6 +66,31 @@ class EvalTools:
         if start:
             self.dialog.start()
         return self.dialog
+
+    def _on_config_changed(self) -> None:
+        if self.panel.config is not None and self.panel.config != self.session.config:
+            self.panel.mark_stale("the settings changed")
+        self.panel.config = self.session.config
+
+    def apply(self, changes: dict, rerun: bool = True) -> None:
+        """Set what a finding suggests (Settings fields), then diagnose again on the new settings."""
+        from workbench.views.qt_diagnosis import apply_changes
+
+        s = self.session
+        try:
+            config, percentile = apply_changes(changes, s.config)
+        except Exception as exc:  # a suggestion the settings refuse (ConfigError names the field)
+            from workbench.views.sim_loop import describe_error
+
+            self.window._on_error(*describe_error(exc))
+            return
+        if config != s.config:
+            s.set_config(config)
+        if percentile is not None:
+            s.set_percentile(float(percentile))
+        self.window.log("Applied from the diagnosis: " + ", ".join(f"{k} = {v:g}" for k, v in changes.items()))
+        if rerun:
+            self.open_dialog(start=True)
 
     def close_dialog(self) -> None:
         if self.dialog is not None:

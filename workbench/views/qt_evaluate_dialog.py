@@ -84,12 +84,18 @@ class QtEvaluateDialog(QDialog):
         self.start_button = QPushButton("Start")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
+        self.save_button = QPushButton("Save results…")
+        self.save_button.setToolTip("Save the accuracy curve, per-layer numbers and the diagnosis as JSON "
+                                    "(or the diagnosis report as .txt)")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self._on_save)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         row = QHBoxLayout()
         row.addWidget(self.start_button)
         row.addWidget(self.cancel_button)
         row.addWidget(self.progress_bar, 1)
+        row.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(row)
@@ -120,6 +126,37 @@ class QtEvaluateDialog(QDialog):
         self._thread.finished.connect(self._on_thread_finished)
         self._set_running(True)
         self._thread.start()
+
+    def save(self, path) -> None:
+        """Write the last result: ``.txt`` the diagnosis report, else JSON {result, diagnosis}."""
+        import json
+        from pathlib import Path
+
+        from workbench.analysis.diagnosis import format_report
+
+        path = Path(path)
+        if path.suffix.lower() == ".txt":
+            path.write_text(format_report(self.diagnosis))
+        else:
+            data = {"result": self.result.to_dict(), "diagnosis": self.diagnosis.to_dict()}
+            path.write_text(json.dumps(data, indent=1, default=lambda o: getattr(o, "tolist", lambda: str(o))()))
+
+    def _on_save(self) -> None:
+        from PyQt6.QtWidgets import QFileDialog
+
+        parent = self.parent()
+        start = parent._last_dir() if hasattr(parent, "_last_dir") else ""
+        path, _ = QFileDialog.getSaveFileName(self, "Save evaluation", str(start),
+                                              "JSON (*.json);;Diagnosis report (*.txt)")
+        if path:
+            if hasattr(parent, "remember_dir"):
+                parent.remember_dir(path)
+            try:
+                self.save(path if "." in path.rsplit("/", 1)[-1] else path + ".json")
+            except OSError as exc:
+                self.status.setText(f"Could not save: {exc}")
+            else:
+                self.status.setText(self.status.text() + f" Saved to {path}.")
 
     @pyqtSlot()
     def cancel(self) -> None:
@@ -155,6 +192,7 @@ class QtEvaluateDialog(QDialog):
 
     def _on_done(self, result, diagnosis) -> None:
         self.result, self.diagnosis = result, diagnosis
+        self.save_button.setEnabled(True)
         self.curve.set_result(result)
         if result.completed:
             self.progress_bar.setValue(self.progress_bar.maximum())

@@ -19,7 +19,7 @@ import pyqtgraph as pg
 from PyQt6.QtCore import QRectF, pyqtSignal
 from PyQt6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout
 
-from workbench.views.qt_snapshot_view import QtSnapshotView, clear_data, make_plot, set_title
+from workbench.views.qt_snapshot_view import QtSnapshotView, clear_data, finite, make_plot, set_title
 
 GAP = 1
 
@@ -101,6 +101,20 @@ class QtHeatmapView(QtSnapshotView):
         return self._grid
 
     # ---- painting --------------------------------------------------------------------------
+    def _forget(self) -> None:
+        self._layout = None
+        self._name = None
+        self._rates = np.zeros(0)
+        self._divergence = None
+        self._hover.setText(" ")
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._rect = None
+        self._rates = np.zeros(0)
+        self._hover.setText(" ")
+        set_title(self.plot, "Firing rate: nothing runs")
+
     def _render(self, snapshot) -> None:
         name = self.layer_name(snapshot)
         self._name = name
@@ -108,6 +122,7 @@ class QtHeatmapView(QtSnapshotView):
         if name is None:
             self.image.clear()
             self._rect = None
+            set_title(self.plot, "Firing rate: no neuron layer")
             return
         ls = snapshot.layer(name)
         b = self.sample(snapshot)
@@ -119,7 +134,9 @@ class QtHeatmapView(QtSnapshotView):
         counts = ls.counts[b].reshape(-1)
         self._rates = counts / snapshot.t if snapshot.t > 0 else np.zeros(counts.shape)
         self._fill(self._rates, h, w, c, rows, cols)
-        top = float(np.nanmax(np.abs(self._rates))) if self._auto.isChecked() and self._rates.size else ls.max_rate
+        shown = np.abs(self._rates[np.isfinite(self._rates)])
+        highest = float(shown.max()) if shown.size else 0.0
+        top = highest if self._auto.isChecked() else finite(ls.max_rate, highest)
         levels = (0.0, max(top, 1e-6))
         self.image.setImage(self._grid, autoLevels=False, levels=levels)
         rect = QRectF(0, 0, self._grid.shape[1], self._grid.shape[0])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import pyqtSignal, pyqtSlot
+from PyQt6.QtCore import Qt, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 
@@ -54,6 +54,12 @@ class QtInputView(QWidget):
         self.shown = QSpinBox(minimum=0, maximum=0, keyboardTracking=False)
         self.shown.setToolTip("Which sample of the batch the views show (0 = the first)")
         self.caption = QLabel()
+        self.wrong = QLabel()  # the batch's misclassified samples, each a link that shows it
+        self.wrong.setWordWrap(True)
+        self.wrong.setTextFormat(Qt.TextFormat.RichText)
+        self.wrong.setToolTip("Samples of the batch the SNN gets wrong now (click one to show it)")
+        self.wrong.linkActivated.connect(lambda href: self.shown.setValue(int(href)))
+        self.wrong.hide()
         form = QFormLayout()
         form.addRow("sample", self.index)
         form.addRow("shown in batch", self.shown)
@@ -63,6 +69,7 @@ class QtInputView(QWidget):
         layout.addWidget(self.graphics, stretch=1)
         layout.addWidget(self.caption)
         layout.addLayout(form)
+        layout.addWidget(self.wrong)
         self.index.valueChanged.connect(self._on_index_changed)
         self.shown.valueChanged.connect(self._on_shown_changed)
 
@@ -88,7 +95,29 @@ class QtInputView(QWidget):
             self._set_batch_size(snapshot.batch)
         if self._prediction() != old:
             self._caption()
+        self._list_wrong()
 
+    def misclassified(self) -> list[int]:
+        """Samples of the batch (0-based) whose SNN prediction differs from the label now."""
+        snap = self._snapshot
+        if snap is None or snap.labels is None or snap.t == 0 or snap.batch < 2:
+            return []
+        return [int(i) for i in np.flatnonzero(np.asarray(snap.predictions) != np.asarray(snap.labels))]
+
+    def _list_wrong(self) -> None:
+        wrong = self.misclassified()
+        key = tuple(wrong), self._shown
+        if getattr(self, "_wrong_shown", None) == key:
+            return
+        self._wrong_shown = key
+        snap = self._snapshot
+        if snap is None or snap.labels is None or snap.batch < 2 or snap.t == 0:
+            self.wrong.hide()
+            return
+        links = ", ".join(f"<b>{i}</b>" if i == self._shown else f"<a href='{i}'>{i}</a>" for i in wrong[:40])
+        more = f" … (+{len(wrong) - 40})" if len(wrong) > 40 else ""
+        self.wrong.setText(f"wrong in batch ({len(wrong)}/{snap.batch}): {links or 'none'}{more}")
+        self.wrong.show()
     def _set_batch_size(self, size: int) -> None:
         self.shown.setMaximum(max(size - 1, 0))  # clamps the value, emitting when it changes
         for w in (self.shown, self._shown_label):
@@ -141,5 +170,6 @@ class QtInputView(QWidget):
 
     def _on_shown_changed(self, value: int) -> None:
         self._shown = int(value)
+        self._list_wrong()
         self._show()
         self.batch_sample_selected.emit(self._shown)

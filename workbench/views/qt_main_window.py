@@ -11,15 +11,19 @@ message box whose details can be copied.
 from __future__ import annotations
 
 import importlib
+import math
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, Qt, QTimer
-from PyQt6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QScrollArea, QWidget
+from PyQt6.QtGui import QTextCursor
+from PyQt6.QtWidgets import (QDockWidget, QFileDialog, QMainWindow, QMessageBox, QPlainTextEdit, QScrollArea,
+                             QVBoxLayout, QWidget)
 
 from workbench.models.loading import DEMO_DIR
 from workbench.views.qt_controls import QtControls, QtStatus
 from workbench.views.qt_input import QtInputView
-from workbench.views.qt_network_table import QtNetworkTable
+from workbench.views.qt_network_table import QtTablePanel
 from workbench.views.qt_settings import QtSettingsPanel
 from workbench.views.qt_trace_export import QtTraceExport
 from workbench.views.qt_trace_mode import QtTraceMode
@@ -28,6 +32,7 @@ from workbench.views.sim_loop import describe_error
 ORGANIZATION = "SNN Workbench"
 APPLICATION = "snn-workbench"
 MAX_RECENT = 8
+SILENT_AFTER = 30  # steps after which a network without any spike is said to be silent
 Area = Qt.DockWidgetArea
 # (key, module, class, title, area)
 PLOT_VIEWS = (
@@ -76,18 +81,35 @@ class QtMainWindow(QMainWindow):
         self.error_handler = error_handler or self._show_error
         self.docks: dict[str, QDockWidget] = {}
         self.views: dict[str, QWidget] = {}
-        self.table = QtNetworkTable()
-        self.setCentralWidget(self.table)
+        self.table_panel = QtTablePanel()
+        self.table = self.table_panel.table
+        self.setCentralWidget(self.table_panel)
+        self.log_view = QPlainTextEdit(readOnly=True)
+        self.log_view.setMaximumBlockCount(2000)
+        self.log_view.setPlaceholderText("Messages, warnings and errors of this session appear here.")
+        self.messages: list[str] = []
+        self._silent_said = False
         self.settings_panel = QtSettingsPanel()
         self.input_view = QtInputView()
         self.controls = QtControls(session, self)
         self.addToolBar(self.controls)
         self.setStatusBar(QtStatus(session, self))
         self._add_dock("input", "Input", self.input_view, Area.LeftDockWidgetArea)
-        self._add_dock("settings", "Settings", _scrolling(self.settings_panel), Area.LeftDockWidgetArea)
+        settings_box = QWidget()
+        box = QVBoxLayout(settings_box)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.setSpacing(0)
+        box.addWidget(_scrolling(self.settings_panel), 1)
+        box.addWidget(self.settings_panel.take_button_bar())  # Apply stays in view
+        self._add_dock("settings", "Settings", settings_box, Area.LeftDockWidgetArea)
         views, problems = load_views(view_specs)
         for key, title, area, widget in views:
             self._add_plot_view(key, title, area, widget)
+        log_dock = self._add_dock("log", "Messages", self.log_view, Area.BottomDockWidgetArea)
+        bottom = [d for k, d in self.docks.items() if k != "log" and self.dockWidgetArea(d) == Area.BottomDockWidgetArea]
+        if bottom:
+            self.tabifyDockWidget(bottom[-1], log_dock)
+            bottom[-1].raise_()
         self.trace_mode = QtTraceMode(self)  # File > Open trace / Compare with trace
         self.trace_export = QtTraceExport(self)  # File > Export trace
         self._build_menus()
@@ -127,6 +149,8 @@ class QtMainWindow(QMainWindow):
             widget.stacked_changed.connect(self.session.set_history_all)
         if hasattr(widget, "watched_changed"):
             widget.watched_changed.connect(self._on_watched_changed)
+        if hasattr(widget, "render_failed"):
+            widget.render_failed.connect(self._on_render_failed)
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -147,11 +171,13 @@ class QtMainWindow(QMainWindow):
 
     def _connect(self) -> None:
         s = self.session
-        s.error.connect(self.error_handler)
+        s.error.connect(self._on_error)
+        s.status.connect(lambda message: message and self.log(message))
         s.network_changed.connect(self._on_network_changed)
         s.config_changed.connect(self._on_config_changed)
         s.data_changed.connect(self._on_data_changed)
         s.snapshot_ready.connect(self.table.set_snapshot)
+        s.snapshot_ready.connect(self._check_silent)
         s.snapshot_ready.connect(self.input_view.set_snapshot)
         s.layer_selected.connect(self.table.set_selected_layer)
         self.table.layer_selected.connect(s.select_layer)
@@ -164,11 +190,77 @@ class QtMainWindow(QMainWindow):
             s.ann_accuracy_changed.connect(accuracy.set_ann_accuracy)
 
     # ---- session events ----------------------------------------------------------------------
+    def log(self, message: str, level: str = "") -> None:
+        """Add a line to the Messages dock (kept for the session; the status bar forgets)."""
+        line = f"{time.strftime('%H:%M:%S')}  {level + ': ' if level else ''}{message}"
+        self.messages.append(line)
+        self.log_view.appendPlainText(line)
+        self.log_view.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _on_error(self, message: str, details: str) -> None:
+        self.log(message, "error")
+        self.error_handler(message, details)
+
+    def _on_render_failed(self, message: str, details: str) -> None:
+        self.log(message, "view error")
+        if details:
+            self.log_view.appendPlainText(details.rstrip())
+        self.statusBar().say(f"{message} (details in Messages)")
+
+    def _reset_views(self, forget: bool = True) -> None:
+        """Nothing from before stays in any view: a new model or data set runs from scratch
+        (``forget``: another model, so also the views' legends, layouts and overlays)."""
+        for view in self.views.values():
+            view.reset(forget)
+        self._update_notice()
+
+    def _update_notice(self) -> None:
+        self._silent_said = False
+        s = self.session
+        if s.network is None:
+            text = "No model open: File > Open model… (Keras .keras/.h5 or a converted .npz), or File > Open demo."
+        elif s.samples is None:
+            shape = "×".join(map(str, s.network.input_shape))
+            text = (f"No data open: the table shows the architecture only. File > Open data… (an .npz with x of "
+                    f"shape (N, {', '.join(map(str, s.network.input_shape))}) and optional labels y, or an image "
+                    f"of {shape}) to run the network.")
+        else:
+            text = ""
+        self.table_panel.set_notice(text)
+        net = s.network
+        if net is None:
+            self.table_panel.set_counts(0, 0, 0)
+        else:
+            neuron = net.neuron_layers
+            self.table_panel.set_counts(len(net.layers), len(neuron),
+                                        sum(math.prod(layer.output_shape) for layer in neuron))
+
+    def _check_silent(self, snapshot) -> None:
+        """Say it when the whole network stays silent (no layer spiked after SILENT_AFTER steps)."""
+        silent = (snapshot is not None and snapshot.t >= SILENT_AFTER and bool(snapshot.stats)
+                  and all(st.mean_rate == 0 for st in snapshot.stats))
+        if silent == self._silent_said:
+            return
+        self._silent_said = silent
+        if silent:
+            text = (f"The network is silent: no neuron layer has spiked in {snapshot.t} steps. Check the neuron "
+                    "model's threshold against dt (an IF neuron adds dt*J per step), the rate scale and the "
+                    "encoding; Tools > Diagnose tells which layer to look at.")
+            self.table_panel.set_notice(text)
+            self.log(text, "warning")
+        else:
+            self._update_notice()
+
     def _on_network_changed(self) -> None:
         network = self.session.network
+        self.table.set_network(network)
+        self._reset_views()
         if network is None:
             self.setWindowTitle("SNN Workbench")
             return
+        membrane = self.views.get("membrane")
+        if membrane is not None:
+            membrane.keep_layers([layer.name for layer in network.layers])
         path = self.session.model_path
         self.setWindowTitle(f"{network.name}{f' ({path.name})' if path else ''} — SNN Workbench")
         self.settings_panel.set_layers([layer.name for layer in network.neuron_layers])
@@ -183,6 +275,7 @@ class QtMainWindow(QMainWindow):
         self.settings_panel.set_config(self.session.config, self.session.percentile)
 
     def _on_data_changed(self) -> None:
+        self._reset_views(forget=False)
         self.input_view.set_samples(self.session.samples, self.session.batch_start)
         samples = self.session.samples
         self.settings_panel.set_data_size(None if samples is None else len(samples))
@@ -204,11 +297,13 @@ class QtMainWindow(QMainWindow):
     def _on_open_model(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open model", self._last_dir(), MODEL_FILTER)
         if path:
+            self.remember_dir(path)
             self.open_model(path)
 
     def _on_open_data(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open sample data", self._last_dir(), DATA_FILTER)
         if path:
+            self.remember_dir(path)
             self.session.open_data(path)
 
     def open_model(self, path) -> None:
@@ -230,7 +325,14 @@ class QtMainWindow(QMainWindow):
             self.recent_menu.addAction(Path(path).name, lambda p=path: self.open_model(p)).setToolTip(path)
         self.recent_menu.setEnabled(bool(self.recent_models()))
 
+    def remember_dir(self, path) -> None:
+        """The folder of a file picked in a dialog: the next file dialog starts there."""
+        self.settings.setValue("dialogs/last_dir", str(Path(path).resolve().parent))
+
     def _last_dir(self) -> str:
+        last = self.settings.value("dialogs/last_dir")
+        if last and Path(last).is_dir():
+            return str(last)
         recent = self.recent_models()
         return str(Path(recent[0]).parent) if recent else str(Path.home())
 

@@ -140,6 +140,22 @@ class QtMembraneView(QtSnapshotView):
         self.watched_changed.emit([])
         self._schedule()
 
+    def keep_layers(self, names) -> None:
+        """Stop watching neurons of layers not in ``names`` (another model was opened)."""
+        names = set(names)
+        gone = [w for w in self._watched if w.layer not in names]
+        for w in gone:
+            self._drop(w)
+        if gone:
+            self._update_legend()
+            self.watched_changed.emit(self.watched())
+            self._schedule()
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._show_thresholds(set())
+        set_title(self.plot, "Membrane: nothing runs")
+
     def _drop(self, w: _Watched) -> None:
         w.remove_from(self.plot)
         self._watched.remove(w)
@@ -201,16 +217,23 @@ class QtMembraneView(QtSnapshotView):
                 clear_data(w.marks)
                 w.note = "not in layer" if lt is not None and w.index >= size else "not recorded"
                 continue
-            w.note = ""
+            w.note = self._values_note(snapshot, w, b)
             if single is not None:  # the window's snapshots: the watched neurons' membranes alone
                 v = single[:, b]
             else:
                 v = lt.membrane.reshape(len(steps), history.batch, size)[:, b, w.index]
             s = lt.spikes.reshape(len(steps), history.batch, size)[:, b, w.index]
-            w.curve.setData(steps, v)
+            if np.isfinite(v).any():
+                w.curve.setData(steps, v)
+            else:
+                clear_data(w.curve)
+                w.note = "not finite"
             thr = snapshot.layer(w.layer).threshold
+            if thr is not None and not np.isfinite(thr):
+                thr = None
             fired = s != 0
-            base = thr if thr is not None else float(np.max(np.abs(v), initial=0.0)) or 1.0  # a rate: above it
+            finite_v = np.abs(v[np.isfinite(v)])
+            base = thr if thr is not None else float(np.max(finite_v, initial=0.0)) or 1.0  # a rate: above it
             w.marks.setData(steps[fired], np.where(s[fired] > 0, 1.0, -1.0) * self.mark_level(k, base))
             if thr is not None:
                 used_thresholds.add(thr)
@@ -223,6 +246,22 @@ class QtMembraneView(QtSnapshotView):
             self._update_legend()
         title = "Membrane" if snapshot.batch == 1 else f"Membrane — sample {b}"
         set_title(self.plot, title)
+
+    @staticmethod
+    def _values_note(snapshot, w, b: int) -> str:
+        """'ANN a, SNN x': the neuron's ANN activation and what the SNN passed on per step so far
+        (counts x spike value / t), in the same normalized units (as in the ANN vs SNN plot)."""
+        try:
+            ls = snapshot.layer(w.layer)
+        except KeyError:
+            return ""
+        parts = []
+        if ls.ann is not None and w.index < ls.ann[b].size:
+            parts.append(f"ANN {float(ls.ann[b].reshape(-1)[w.index]):.3g}")
+        if ls.counts is not None and snapshot.t > 0 and w.index < ls.counts[b].size:
+            value = float(ls.counts[b].reshape(-1)[w.index]) * ls.output_scale / snapshot.t
+            parts.append(f"SNN {value:.3g}")
+        return ", ".join(parts)
 
     @staticmethod
     def mark_level(k: int, threshold: float) -> float:

@@ -19,6 +19,12 @@ background: the spikes of the layers already advanced (``LayerSnapshot.spikes``)
 for the others. x is the real timestep number (``history.steps``, then ``t + 1``), y the neuron
 index (row-major, channels-last flat index), neuron 0 at the top. A left click on a row emits
 ``neuron_clicked(layer, index)``.
+
+Stacked, a layer much smaller than the others (fc1 and the output under conv layers) is drawn
+with each neuron repeated on ``rows_per_neuron(layer)`` rows, so that every layer has a band of
+at least ``MIN_BAND_SHARE`` of all rows (with many layers, half their
+equal share) and gets its name on the axis. The key above the plot
+names the colours (yellow: a spike, cyan: a negative spike of a signed model).
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from workbench.views.raster_codes import (
 from workbench.views.qt_snapshot_view import (QtSnapshotView, clear_data, make_plot, set_axis_label, set_label_format, set_ticks,
                                               set_title)
 
+MIN_BAND_SHARE = 1 / 12  # stacked: the least share of the rows a layer's band gets (at most half of 1/layers)
+
+
 class QtRasterView(QtSnapshotView):
     neuron_clicked = pyqtSignal(str, int)
     stacked_changed = pyqtSignal(bool)  # the window asks the session for every layer's history
@@ -45,6 +54,7 @@ class QtRasterView(QtSnapshotView):
         self._shape = (0, 0)  # (rows, columns) of the full-resolution codes shown
         self._lazy = None  # (snapshot, layer, sample, neurons) when codes() must build _buf first
         self._blocks: list[tuple[str, int, int]] = []  # (layer, first row, neurons)
+        self._repeat: dict[str, int] = {}  # layer -> rows per neuron (stacked small layers)
         self._pool = (1, 1)
         self._last_step = 0  # timestep of the last column shown
         self._divergence = None  # DivergenceOverlay of a comparison, or None
@@ -61,6 +71,10 @@ class QtRasterView(QtSnapshotView):
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 0)
         bar.addWidget(self._all)
+        self.key = QLabel("<span style='color:#ffe13c'>■</span> spike &nbsp;<span style='color:#00d7ff'>■</span> "
+                          "negative spike (signed models)")
+        self.key.setStyleSheet("color: gray")
+        bar.addWidget(self.key)
         bar.addStretch(1)
         bar.addWidget(self._status)
 
@@ -125,6 +139,26 @@ class QtRasterView(QtSnapshotView):
         if self._snapshot is not None and self._pooling() != self._pool:
             self._schedule()
 
+    def _forget(self) -> None:
+        self._codes, self._spare_codes = {}, {}
+        self._frame = self._pooled = self._lazy = None
+        self._blocks = []
+        self._divergence = None
+        self.first_line.hide()
+
+    def _clear(self) -> None:
+        super()._clear()
+        self._blocks = []
+        self._repeat = {}
+        self._shape = (0, 0)
+        self._buf = np.zeros((0, 0), dtype=np.uint8)
+        self._frame = self._lazy = None
+        self.now_line.hide()
+        set_ticks(self.plot.getAxis("left"), None)
+        set_axis_label(self.plot.getAxis("left"), "neuron (flat index)")
+        set_title(self.plot, "Spikes: nothing runs")
+        self._status.setText("")
+
     # ---- what is shown ---------------------------------------------------------------------
     @property
     def blocks(self) -> list[tuple[str, int, int]]:
@@ -141,10 +175,14 @@ class QtRasterView(QtSnapshotView):
             self._buf = np.array(self._spike_codes(snapshot, name, b, n))
         return self._buf
 
+    def rows_per_neuron(self, layer: str) -> int:
+        return self._repeat.get(layer, 1)
+
     def row_to_neuron(self, row: int) -> tuple[str, int] | None:
         for name, first, n in self._blocks:
-            if first <= row < first + n:
-                return name, row - first
+            r = self._repeat.get(name, 1)
+            if first <= row < first + n * r:
+                return name, (row - first) // r
         return None
 
     def _shown_layers(self, snapshot) -> list[str]:
@@ -188,7 +226,10 @@ class QtRasterView(QtSnapshotView):
             set_title(self.plot, "Spikes")
             return
         sizes = [int(np.prod(history[n].shape)) for n in names]
-        rows = sum(sizes) + len(names) - 1
+        share = min(MIN_BAND_SHARE, 0.5 / len(names))
+        least = int(np.ceil(sum(sizes) * share)) if len(names) > 1 else 0
+        self._repeat = {n: -(-least // k) for n, k in zip(names, sizes) if 0 < k < least}
+        rows = sum(k * self._repeat.get(n, 1) for n, k in zip(names, sizes)) + len(names) - 1
         self._shape = (rows, cols)
         epoch = getattr(snapshot, "history_epoch", 0)
         steps = history.steps
@@ -211,7 +252,8 @@ class QtRasterView(QtSnapshotView):
         row = 0
         marks = ([], [])
         for name, n in zip(names, sizes):
-            block = buf[row:row + n]
+            r = self._repeat.get(name, 1)
+            block = buf[row:row + n] if r == 1 else np.empty((n, cols), dtype=np.uint8)
             done = block[:, :T]
             np.copyto(done, self._spike_codes(snapshot, name, b, n))
             if now:
@@ -224,9 +266,11 @@ class QtRasterView(QtSnapshotView):
                 if mask is not None and mask.any():
                     first = self._divergence.first_step[name][min(b, self._divergence.first_step[name].shape[0] - 1)]
                     marks[0].append(first[mask])
-                    marks[1].append(row + np.flatnonzero(mask))
+                    marks[1].append(row + np.flatnonzero(mask) * r + (r - 1) / 2)
+            if r > 1:
+                buf[row:row + n * r] = np.repeat(block, r, axis=0)
             self._blocks.append((name, row, n))
-            row += n
+            row += n * r
             if row < rows:
                 buf[row] = SEPARATOR
                 row += 1
@@ -381,7 +425,7 @@ class QtRasterView(QtSnapshotView):
         rows_per_px = max(self.plot.vb.viewPixelSize()[1], 1e-9)
         ticks, last = [], -np.inf
         for name, first, n in self._blocks:
-            mid = first + n / 2
+            mid = first + n * self._repeat.get(name, 1) / 2
             if (mid - last) / rows_per_px >= 14:
                 ticks.append((mid, name))
                 last = mid

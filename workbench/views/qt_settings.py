@@ -107,15 +107,22 @@ class QtSettingsPanel(QWidget):
         self.message.setStyleSheet("color: #d03030;")
         self.apply_button = QPushButton("Apply")
         self.revert_button = QPushButton("Revert")
+        self.pending = QLabel("")
+        self.pending.setStyleSheet("color: #e0a030; font-weight: bold;")
+        self.button_bar = QWidget()  # the window keeps it in view below the scrolled form
+        bar = QVBoxLayout(self.button_bar)
+        bar.setContentsMargins(6, 2, 6, 4)
+        bar.addWidget(self.message)
         buttons = QHBoxLayout()
+        buttons.addWidget(self.pending)
         buttons.addStretch()
         buttons.addWidget(self.revert_button)
         buttons.addWidget(self.apply_button)
+        bar.addLayout(buttons)
 
-        layout = QVBoxLayout(self)
-        for w in (neuron_box, override_box, run_box, self.message):
+        self._layout = layout = QVBoxLayout(self)
+        for w in (neuron_box, override_box, run_box, self.button_bar):
             layout.addWidget(w)
-        layout.addLayout(buttons)
         layout.addStretch()
 
         self._applied = (SimConfig(), self._percentile)
@@ -132,6 +139,12 @@ class QtSettingsPanel(QWidget):
         self.apply_button.clicked.connect(self.apply)
         self.revert_button.clicked.connect(lambda: self.set_config(*self._applied))
         self.set_config(SimConfig(), self._percentile)
+
+    def take_button_bar(self) -> QWidget:
+        """The message line and Apply/Revert, out of the form (to keep them in view)."""
+        self._layout.removeWidget(self.button_bar)
+        self.button_bar.setParent(None)
+        return self.button_bar
 
     # ---- loading from the session ---------------------------------------------------------
     def set_layers(self, names: list[str]) -> None:
@@ -267,16 +280,26 @@ class QtSettingsPanel(QWidget):
             config = self.build()
         except ConfigError as exc:
             widget = self._params.get(exc.field) or self._fields.get(str(exc.field).split("[")[0])
+            text = str(exc)
+            if str(exc.field) == "dt" and not self.dt.text().strip():
+                text += (" — dt is empty, so each model's own default applies; enter one dt that suits every "
+                         "model (e.g. 0.001 for LIF), and mind that an IF neuron then adds dt*J per step, so it "
+                         "needs its threshold scaled by dt too (or rate scale 1/dt)")
             if widget is not None:
                 widget.setStyleSheet(INVALID_STYLE)
-                widget.setToolTip(str(exc))
-            self.message.setText(str(exc))
+                widget.setToolTip(text)
+            self.message.setText(text)
             self.apply_button.setEnabled(False)
+            self.pending.setText("not valid")
             return None
         self.message.setText("")
         changed = (config, self.percentile.value()) != self._applied
         self.apply_button.setEnabled(changed)
         self.revert_button.setEnabled(changed)
+        self.pending.setText("● changes not applied" if changed else "")
+        font = self.apply_button.font()
+        font.setBold(changed)
+        self.apply_button.setFont(font)
         return config
 
     def apply(self) -> None:

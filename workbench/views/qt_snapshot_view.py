@@ -11,12 +11,23 @@ plot items created once in ``__init__``; they never create items per frame.
 
 ``refresh()`` paints synchronously (tests, benchmarks, screenshots); ``repaint_count`` counts
 paints, so a test can see that a hidden view skipped its refresh.
+
+A snapshot of ``None`` (nothing runs: no model, or a model without data) empties the view
+(``_clear``); ``reset()`` (the window calls it when a model or data set is opened) also drops
+what a view keeps about the model (``_forget``: legends, cached layouts, hover texts), so nothing
+from before stays on screen. An exception inside ``_render`` does not escape to Qt's event loop
+(where it only reached stderr): the view empties itself and emits ``render_failed(message,
+details)``, which the window shows in its message log and status bar; ``render_errors`` counts
+them.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pyqtgraph as pg
-from PyQt6.QtCore import QElapsedTimer, Qt, QTimer, pyqtSlot
+from PyQt6.QtCore import QElapsedTimer, Qt, QTimer, pyqtSignal, pyqtSlot
 from PyQt6.QtWidgets import QWidget
 
 # Ten distinct colours (matplotlib's tab10, readable on pyqtgraph's dark background).
@@ -44,7 +55,7 @@ def make_plot(title: str = "", x: str = "", y: str = "", x_units: str | None = N
     plot.setLabel("bottom", x, units=x_units)
     plot.setLabel("left", y, units=y_units)
     plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.setMenuEnabled(False)
+    plot.setMenuEnabled(True)  # right-click: View All, axes, and Export… (PNG, SVG, CSV; pyqtgraph's exporters)
     for name in ("left", "bottom", "top", "right"):
         axis = plot.getAxis(name)
         # Also on the hidden top and right axes: with an SI prefix each range change (every
@@ -124,7 +135,38 @@ def set_label_format(label, text: str) -> None:
     label.setFormat(text)
 
 
+def finite(value, default: float) -> float:
+    """``value`` as a float when it is finite, else ``default`` (ranges, levels, lines)."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return default
+    return value if math.isfinite(value) else default
+
+
+def finite_range(*arrays, default=(0.0, 1.0)) -> tuple[float, float]:
+    """(min, max) over the finite values of ``arrays``; ``default`` when there are none."""
+    lo, hi = math.inf, -math.inf
+    for a in arrays:
+        a = np.asarray(a, dtype=np.float64).reshape(-1)
+        a = a[np.isfinite(a)]
+        if a.size:
+            lo, hi = min(lo, float(a.min())), max(hi, float(a.max()))
+    return (lo, hi) if lo <= hi else default
+
+
+def thinned_ticks(names, pixels: float, min_px: float = 13.0, keep=()) -> list[tuple[int, str]]:
+    """Tick labels for ``names`` at 0, 1, ... on an axis ``pixels`` long: every k-th name, k
+    chosen so that labels are at least ``min_px`` apart, plus the names in ``keep``."""
+    n = len(names)
+    step = max(1, math.ceil(n * min_px / max(pixels, 1.0)))
+    kept = [i for i, name in enumerate(names) if name in keep]
+    return [(i, name) for i, name in enumerate(names)
+            if i in kept or (i % step == 0 and all(abs(i - k) >= step for k in kept))]
+
+
 class QtSnapshotView(QWidget):
+    render_failed = pyqtSignal(str, str)  # message, details: an exception inside the view
     MAX_FPS = 30
     MIN_GAP = 0.9  # of a frame (1 / MAX_FPS) between two paints
 
@@ -136,6 +178,7 @@ class QtSnapshotView(QWidget):
         self._dirty = False
         self._covered = False  # in a dock tab that is not the current one
         self.repaint_count = 0
+        self.render_errors = 0
         self._since = QElapsedTimer()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
@@ -212,13 +255,48 @@ class QtSnapshotView(QWidget):
             self._schedule()
 
     def refresh(self) -> None:
-        """Paint the current snapshot now."""
+        """Paint the current snapshot now (an empty view without one)."""
         self._dirty = False
         self._since.start()
         self.repaint_count += 1
-        if self._snapshot is not None:
-            self._render(self._snapshot)
+        try:
+            if self._snapshot is None:
+                self._clear()
+            else:
+                self._render(self._snapshot)
             self._settle()
+        except Exception as exc:  # shown to the person, never only a traceback on stderr
+            from workbench.views.sim_loop import describe_error
+
+            self.render_errors += 1
+            message, details = describe_error(exc)
+            self.render_failed.emit(f"{type(self).__name__.removeprefix('Qt')}: {message}", details)
+            try:
+                self._clear()
+            except Exception:
+                pass
+
+    def reset(self, forget: bool = True) -> None:
+        """No snapshot; with ``forget`` also no legends, layouts or texts of the previous model."""
+        self._snapshot = None
+        if forget:
+            self._forget()
+        self._schedule()
+        if not self.on_screen():
+            self.refresh()  # a covered tab must not show the old model when it is raised
+
+    def _forget(self) -> None:
+        """Drop what the view keeps about the model (subclasses extend)."""
+
+    def _clear(self) -> None:
+        """Empty every plot item (subclasses extend with their titles and labels)."""
+        for view in self.findChildren(pg.GraphicsView):
+            for item in view.scene().items():
+                if isinstance(item, (pg.PlotDataItem, pg.ScatterPlotItem)) and not isinstance(
+                        item.parentItem(), pg.PlotDataItem):
+                    clear_data(item)
+                elif isinstance(item, pg.ImageItem) and item.image is not None:
+                    item.clear()
 
     def _settle(self) -> None:
         """Apply auto-ranging now, not during Qt's paint: pyqtgraph updates a view box's range in

@@ -59,6 +59,7 @@ class QtTraceExport(QObject):
         path, chosen = QFileDialog.getSaveFileName(self.window, "Export trace", self.window._last_dir(),
                                                    ";;".join(EXPORT_FILTERS))
         if path:
+            self.window.remember_dir(path)
             path = Path(path)
             if not path.suffix and chosen in EXPORT_FILTERS:
                 path = path.with_suffix(EXPORT_FILTERS[chosen])

@@ -41,10 +41,24 @@ def open_playback(path, network, window: int) -> TracePlayback:
     return TracePlayback(trace, network if same else None, window)
 
 
-def compare_with(a, name_a: str, path_b, notes=()):
-    """(overlay, report text) of A against the trace file at ``path_b``."""
+def parse_mapping(text: str) -> dict[str, str]:
+    """'a1=b1, a2=b2' (commas, spaces or new lines between pairs) -> {a1: b1, a2: b2}."""
+    from workbench.errors import ConfigError
+
+    mapping = {}
+    for pair in text.replace(",", " ").split():
+        a, sep, b = pair.partition("=")
+        if not sep or not a or not b:
+            raise ConfigError("layer mapping", f"'{pair}' is not LAYER_A=LAYER_B")
+        mapping[a] = b
+    return mapping
+
+
+def compare_with(a, name_a: str, path_b, notes=(), mapping=None):
+    """(overlay, report text) of A against the trace file at ``path_b``; ``mapping`` pairs
+    layers whose names differ ({name in A: name in B}; None: by name)."""
     b = load_trace(path_b)
-    comparison = compare_traces(a, b, names=(name_a, str(path_b)))
+    comparison = compare_traces(a, b, mapping=mapping or None, names=(name_a, str(path_b)))
     overlay = divergence_overlay(comparison, a, b)
     report = "\n".join([*(f"note: {n}" for n in notes), format_comparison(comparison)])
     return overlay, report
@@ -84,6 +98,7 @@ class QtTraceMode(QObject):
     def add_menu_actions(self, menu) -> None:
         menu.addAction("Open &trace…", "Ctrl+Shift+O", self._on_open_trace)
         self.compare_action = menu.addAction("&Compare with trace…", "Ctrl+Shift+C", self._on_compare)
+        self.compare_mapped_action = menu.addAction("Compare with trace, &pairing layers…", self._on_compare_mapped)
         self.clear_action = menu.addAction("C&lear comparison", self.clear_comparison)
         self.close_action = menu.addAction("Close t&race (back to the live run)", self.close_trace)
         self.clear_action.setEnabled(False)
@@ -95,6 +110,8 @@ class QtTraceMode(QObject):
 
     def _ask(self, title: str):
         path, _ = QFileDialog.getOpenFileName(self.window, title, self.window._last_dir(), TRACE_FILTER)
+        if path:
+            self.window.remember_dir(path)
         return path or None
 
     def _on_open_trace(self) -> None:
@@ -106,6 +123,24 @@ class QtTraceMode(QObject):
         path = self._ask("Compare with trace")
         if path:
             self.compare(path)
+
+    def _on_compare_mapped(self) -> None:
+        from PyQt6.QtWidgets import QInputDialog
+
+        text, ok = QInputDialog.getMultiLineText(
+            self.window, "Pair layers", "Layers whose names differ between A (this run) and B (the trace),\n"
+            "one pair a line or separated by commas: NAME_IN_A=NAME_IN_B", getattr(self, "_mapping_text", ""))
+        if not ok:
+            return
+        try:
+            mapping = parse_mapping(text)
+        except Exception as exc:
+            self.window.error_handler(str(exc), "")
+            return
+        self._mapping_text = text
+        path = self._ask("Compare with trace")
+        if path:
+            self.compare(path, mapping)
 
     def busy(self) -> bool:
         return self.jobs.busy()
@@ -256,11 +291,15 @@ class QtTraceMode(QObject):
         self.step_label.setText(f"t = {ts.playback.t_at(position)} of {ts.playback.t_at(ts.n_positions - 1)}")
 
     # ---- comparing -------------------------------------------------------------------------------
-    def compare(self, path) -> None:
+    def compare(self, path, mapping: dict | None = None) -> None:
+        """Compare A (the open trace, else the live run) with the trace at ``path``; ``mapping``
+        pairs layers whose names differ ({name in A: name in B})."""
         path = Path(path)
+        self._mapping = dict(mapping or {})
         if self.active:
             ts = self.trace_session
-            self.jobs.run(f"Comparing with {path.name}…", self._on_compared, compare_with, ts.trace, str(ts.path), path)
+            self.jobs.run(f"Comparing with {path.name}…", self._on_compared, compare_with, ts.trace, str(ts.path), path,
+                          (), self._mapping)
         elif self.session.network is None:
             self.window.error_handler("Nothing to compare with: open a model (and run it) or a trace first.", "")
         else:
@@ -279,7 +318,8 @@ class QtTraceMode(QObject):
         if int(trace.steps[0]) > 1:
             notes.append(f"the live run keeps its newest {trace.n_steps} steps: compared over steps "
                          f"{int(trace.steps[0])}..{int(trace.steps[-1])} only")
-        self.jobs.run(f"Comparing with {path.name}…", self._on_compared, compare_with, trace, "live run", path, notes)
+        self.jobs.run(f"Comparing with {path.name}…", self._on_compared, compare_with, trace, "live run", path, notes,
+                      getattr(self, "_mapping", {}))
 
     def _on_compared(self, result) -> None:
         overlay, report = result
@@ -294,6 +334,8 @@ class QtTraceMode(QObject):
         src.select_layer(d.layer)
         for view in w.views.values():
             view.set_sample(d.sample)
+        if d.sample <= w.input_view.shown.maximum():  # the Input dock shows the same sample as the views
+            w.input_view.shown.setValue(d.sample)
         membrane = w.views.get("membrane")
         if membrane is not None:
             membrane.add_neuron(d.layer, d.neuron)

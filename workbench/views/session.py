@@ -66,6 +66,10 @@ class Session(QObject):
         self.ann_accuracy = float("nan")  # of the running batch, from the worker's ANN forward pass
         self.running = False
         self.busy = False
+        self.play_steps = self.config.steps  # T: a play runs each sample to this timestep
+        self.play_through = True  # then goes on with the next sample (batch) of the data
+        self.speed: float | None = None  # steps per second of a play (None: as fast as it goes)
+        self._playing = False  # a play the person started and did not pause
         self._thread = _LoopThread(self, window)
         self._thread.message.connect(self._on_message)
         self._loop = self._thread.loop
@@ -74,11 +78,47 @@ class Session(QObject):
     # ---- intents: running ------------------------------------------------------------------
     @pyqtSlot()
     def play(self) -> None:
-        self._loop.play()
+        """Run the shown sample to T (``play_steps``); with ``play_through``, then the next
+        sample (batch) from t = 0, and so on to the end of the data, at ``speed``."""
+        t = 0 if self.snapshot is None else self.snapshot.t
+        self._playing = True
+        if t >= self.play_steps:
+            if self.play_through and self._next_sample():
+                return
+            self._playing = False
+            self.status.emit(f"t = {t} is already at T = {self.play_steps}: raise T, or Reset (R) to play again.")
+            return
+        self._loop.play(self.play_steps)
 
     @pyqtSlot()
     def pause(self) -> None:
+        self._playing = False
         self._loop.pause()
+
+    @pyqtSlot(int)
+    def set_play_steps(self, steps: int) -> None:
+        self.play_steps = max(1, int(steps))
+
+    @pyqtSlot(bool)
+    def set_play_through(self, on: bool) -> None:
+        self.play_through = bool(on)
+
+    def set_speed(self, steps_per_second: float | None) -> None:
+        """Steps per second of a play (None or 0: flat out); takes effect at once."""
+        self.speed = float(steps_per_second) if steps_per_second else None
+        self._loop.speed = self.speed
+
+    def _next_sample(self) -> bool:
+        """Go on with the next sample (batch) from t = 0 and play it; False at the end of the data."""
+        n = 0 if self.samples is None else len(self.samples)
+        start = self.batch_start + self.config.batch
+        if start >= n:
+            self._playing = False
+            self.status.emit(f"Played every sample of the data to T = {self.play_steps}.")
+            return False
+        self.select_batch(start, self.config.batch)
+        self._loop.play(self.play_steps)
+        return True
 
     @pyqtSlot()
     def toggle_play(self) -> None:
@@ -96,7 +136,13 @@ class Session(QObject):
 
     @pyqtSlot(int)
     def run_to(self, t: int) -> None:
+        """Run to timestep ``t``; when the run is already there or past it, run again from 0."""
+        self._playing = False
         self._loop.pause()
+        now = 0 if self.snapshot is None else self.snapshot.t
+        if now >= t:
+            self._loop.post("reset")
+            self.status.emit(f"Run to T = {t} with t = {now} already past it: reset to t = 0 and ran to {t}.")
         self._loop.play(int(t))
 
     @pyqtSlot()
@@ -278,8 +324,17 @@ class Session(QObject):
             self.status.emit(value.message)
         self._setup()
 
+    def _current(self, snapshot) -> bool:
+        """The snapshot is of the network that runs now (not one sent before another opened)."""
+        net = self.network
+        return net is not None and len(snapshot.layers) == len(net.layers) and all(
+            ls.name == layer.name for ls, layer in zip(snapshot.layers, net.layers))
+
     def _on_message(self, kind: str, payload) -> None:
         if kind == "snapshot":
+            if payload is not None and not self._current(payload):
+                self._loop.frame_done()  # of the model before: its run was still on its way
+                return
             self.snapshot = payload
             self.snapshot_ready.emit(payload)
             self._loop.frame_done()
@@ -302,6 +357,11 @@ class Session(QObject):
             self._on_cancelled(*payload)
         elif kind == "trace":
             self.trace_ready.emit(payload)
+        elif kind == "reached":
+            if self._playing and self.play_through:
+                self._next_sample()
+            else:
+                self._playing = False
         elif kind == "ann_accuracy":
             self.ann_accuracy = float(payload)
             self.ann_accuracy_changed.emit(self.ann_accuracy)

@@ -15,7 +15,12 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("cancellable", bool)`` around each job (a status without it, such as the first setup's
   compiling of the kernels, cannot be cancelled);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
-  ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels).
+  ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels);
+  ``("reached", t)`` when a play stopped because it reached its target (not when paused).
+
+A play may be slowed to ``speed`` steps per second (None: flat out): it then runs only as many
+steps as that speed allows since the play started and sleeps in between (at most a frame), so
+10 steps a second can be watched step by step.
 
 While playing, the loop steps the simulator in chunks (``Simulator.run(k)``: with the fused
 path each chunk is ONE nogil numba call, so the GUI thread has the GIL meanwhile; after each
@@ -93,6 +98,8 @@ class SimLoop:
         self._rate = (0.0, 0, 0.0)  # (time, t) at the last rate sample, and steps per second
         self._chunk = 1  # steps per chunk while playing, adapted to CHUNK_SECONDS
         self._step_seconds = 0.0  # time per step of the last chunk (0: unknown)
+        self.speed: float | None = None  # steps per second a play keeps to (None: flat out); set from the GUI
+        self._paced = (0.0, 0)  # (time, t) from which a slowed play counts its allowance
 
     @property
     def _pause_gen(self) -> int:
@@ -243,6 +250,7 @@ class SimLoop:
             self._target = None
         else:
             self._rate = (self._clock(), self.sim.t, 0.0)
+            self._paced = (self._clock(), self.sim.t)
         if was != (gen is not None):
             self._emit("running", gen is not None)
             self._dirty = True
@@ -254,11 +262,19 @@ class SimLoop:
         else:
             start = self._clock()
             k = self._chunk_steps(start)
+            allowed = self._allowed_steps(start)
+            if allowed is not None and allowed < 1:  # a slowed play waits for its next step
+                wait = (1 - allowed) / self.speed if self.speed else 0.0
+                time.sleep(min(max(wait, 0.0005), self.frame_interval or 0.03))
+                return  # nothing new to show
+            elif allowed is not None:
+                k = min(k, allowed)
             gen = self._play_gen
             ran = sim.run(k, should_stop=stop_flag.StopWhenChanged(self._stop, gen), max_chunk=k)
             self._adapt_chunk(ran, self._clock() - start)
             if self._target is not None and sim.t >= self._target:
                 self._set_running(None)
+                self._emit("reached", sim.t)
         if self._play_gen is None:
             self._send_snapshot()
             return
@@ -279,6 +295,14 @@ class SimLoop:
                 until = OVERDUE_CHUNK_SECONDS
             k = min(k, int(until / self._step_seconds) + 1)
         return max(1, k)
+
+    def _allowed_steps(self, now: float):
+        """Steps a slowed play may run now (may be < 1: not yet); None when not slowed."""
+        speed = self.speed
+        if not speed or speed <= 0:
+            return None
+        then, t0 = self._paced
+        return int((now - then) * speed) + 1 - (self.sim.t - t0)
 
     def _adapt_chunk(self, ran: int, elapsed: float) -> None:
         """Steps per chunk so that one takes about CHUNK_SECONDS (at most doubling at a time)."""

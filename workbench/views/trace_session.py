@@ -57,9 +57,12 @@ class WindowJobs(QObject):
     def run(self, label: str, on_done, fn, *args) -> None:
         job = Job(fn, *args, parent=self)
         job.on_done = on_done
+        job.label = label
         job.finished.connect(self._on_job_finished)
         self._jobs.append(job)
-        self.window.statusBar().showMessage(label, 15_000)
+        self.window.statusBar().showMessage(label, 0)  # until the job is done
+        if hasattr(self.window, "log"):
+            self.window.log(label)
         job.start()
 
     @pyqtSlot()
@@ -70,9 +73,10 @@ class WindowJobs(QObject):
         self._jobs.remove(job)
         job.wait()
         job.deleteLater()
+        if self.window.statusBar().currentMessage() == job.label:
+            self.window.statusBar().clearMessage()  # "Reading …" does not outlive the reading
         if job.error is not None:
-            self.window.statusBar().clearMessage()
-            self.window.error_handler(*job.error)
+            (getattr(self.window, "_on_error", None) or self.window.error_handler)(*job.error)
         else:
             job.on_done(job.value)
 

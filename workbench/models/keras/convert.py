@@ -24,7 +24,25 @@ NEEDS_INPUT_SCALES = frozenset({nw.AVG_POOL2D, nw.GLOBAL_AVG_POOL2D, nw.ACTIVATI
 
 
 class _Refuse(Exception):
-    """Raised inside a translator: the message describes the unsupported setting."""
+    """Raised inside a translator: the message describes the unsupported setting; ``why`` keys
+    ``WHY`` when the whole family cannot convert."""
+
+    def __init__(self, what: str, why: str | None = None):
+        super().__init__(what)
+        self.why = why
+
+
+# Why a family of layers has no rate-coded spiking equivalent, in a few words (one line each in
+# the refusal, after the list of layers). Keyed by what ``_Refuse(..., why=KEY)`` names.
+WHY = {
+    "activation": "a neuron's firing rate is a rectified, rising function of its input: it stands for "
+                  "ReLU, not for curves that dip below zero or bend back (silu, hard_silu, gelu, elu, ...)",
+    "multiply": "spike trains can be summed by synapses but not multiplied by each other "
+                "(squeeze-and-excitation and other gates)",
+    "layernorm": "it divides by each sample's own mean and variance at run time, which no fixed synapse "
+                 "weight can do",
+    "groups": "grouped convolution: only depthwise grouping (one group per channel) is simulated",
+}
 
 
 def map_activation(spec) -> tuple[str, dict]:
@@ -35,7 +53,7 @@ def map_activation(spec) -> tuple[str, dict]:
         return "relu", {"max_value": 6.0}
     if spec in ACTIVATION_ALIASES:
         return ACTIVATION_ALIASES[spec], {}
-    raise _Refuse(f"activation '{spec}'")
+    raise _Refuse(f"activation '{spec}'", why="activation")
 
 
 def _pair(value) -> list[int]:
@@ -56,7 +74,8 @@ def _conv_config(cfg: dict) -> dict:
     _channels_last(cfg)
     dilation = _pair(cfg.get("dilation_rate", 1))
     _check(dilation == [1, 1], f"dilation_rate {tuple(dilation)}")
-    _check(cfg.get("groups", 1) == 1, f"groups={cfg.get('groups')}")
+    if cfg.get("groups", 1) != 1:
+        raise _Refuse(f"groups={cfg.get('groups')}", why="groups")
     _check(cfg["padding"] in ("same", "valid"), f"padding '{cfg['padding']}'")
     return {"strides": _pair(cfg["strides"]), "padding": cfg["padding"]}
 
@@ -69,6 +88,99 @@ def _weighted(node: RawNode, kind: str, config: dict) -> nw.Layer:
         bias = np.zeros(node.output_shape[-1], dtype=np.float32)
     return nw.Layer(node.name, kind, node.output_shape, node.inbound, kernel, bias,
                     activation, params, config)
+
+
+def _separable(node: RawNode) -> list:
+    """SeparableConv2D as a depthwise convolution ('<name>/depthwise', no bias, linear) followed
+    by a pointwise 1x1 convolution that keeps the Keras name, bias and activation: BatchNorm and
+    activations after it fold into the pointwise part."""
+    cfg = node.config
+    config = _conv_config(cfg)
+    multiplier = int(cfg.get("depth_multiplier", 1))
+    depthwise, pointwise = node.weights[0], node.weights[1]
+    bias = node.weights[2] if cfg.get("use_bias", True) else np.zeros(node.output_shape[-1], np.float32)
+    h, w = node.output_shape[:2]
+    channels = depthwise.shape[2] * multiplier
+    dw_name = f"{node.name}/depthwise"
+    dw = nw.Layer(dw_name, nw.DEPTHWISE_CONV2D, (h, w, channels), node.inbound, depthwise,
+                  np.zeros(channels, np.float32), config=config | {"depth_multiplier": multiplier})
+    activation, params = map_activation(cfg.get("activation"))
+    pw = nw.Layer(node.name, nw.CONV2D, node.output_shape, (dw_name,), pointwise, bias, activation, params,
+                  {"strides": [1, 1], "padding": "valid"})
+    return [dw, pw]
+
+
+def _in_hw(node: RawNode) -> tuple[int, int]:
+    shape = node.extra["input_shapes"][0]
+    _check(len(shape) == 3, f"input of rank {len(shape) + 1}")
+    return int(shape[0]), int(shape[1])
+
+
+def _global_pool(node: RawNode, kind: str):
+    """Global pooling as a pool over the whole image (output (1, 1, C)); without keepdims a
+    Flatten after it, which keeps the Keras name ('<name>/pool' is the pool)."""
+    cfg = node.config
+    _channels_last(cfg)
+    size = list(_in_hw(node))
+    config = {"pool_size": size, "strides": size, "padding": "valid"}
+    channels = node.output_shape[-1]
+    if cfg.get("keepdims", False):
+        return nw.Layer(node.name, kind, node.output_shape, node.inbound, config=config)
+    pool = nw.Layer(f"{node.name}/pool", kind, (1, 1, channels), node.inbound, config=config)
+    return [pool, nw.Layer(node.name, nw.FLATTEN, node.output_shape, (pool.name,))]
+
+
+def _cropping(node: RawNode) -> nw.Layer:
+    """Cropping2D as an exact depthwise 'valid' convolution whose kernel is one 1 at the crop's
+    top-left offset (out[i, j] = x[i + top, j + left]); no layer kind of its own."""
+    _channels_last(node.config)
+    (top, bottom), (left, right) = [_pair(p) for p in node.config["cropping"]]
+    channels = node.output_shape[-1]
+    kernel = np.zeros((top + bottom + 1, left + right + 1, channels, 1), np.float32)
+    kernel[top, left] = 1.0
+    return nw.Layer(node.name, nw.DEPTHWISE_CONV2D, node.output_shape, node.inbound, kernel,
+                    np.zeros(channels, np.float32),
+                    config={"strides": [1, 1], "padding": "valid", "depth_multiplier": 1})
+
+
+def _rescaling(node: RawNode) -> Pending:
+    """Input preprocessing ``x * scale + offset``: an affine marker folded like a BatchNorm."""
+    scale = np.asarray(node.config.get("scale", 1.0), np.float64).reshape(-1)
+    offset = np.asarray(node.config.get("offset", 0.0), np.float64).reshape(-1)
+    return Pending(node.name, "batchnorm", tuple(node.inbound), node.type_name, scale, offset)
+
+
+def _normalization(node: RawNode) -> Pending:
+    """``(x - mean) / max(sqrt(var), 1e-7)`` with the stored mean and variance, along the last axis."""
+    cfg = node.config
+    _check(not cfg.get("invert", False), "invert=True")
+    axis = cfg.get("axis", -1)
+    axis = tuple(axis) if isinstance(axis, (list, tuple)) else axis
+    rank = len(node.output_shape) + 1
+    _check(axis is None or axis in (-1, rank - 1, (-1,), (rank - 1,)), f"axis {axis} (only the last axis)")
+    if cfg.get("mean") is not None:
+        mean, var = cfg["mean"], cfg["variance"]
+    else:
+        _check(len(node.weights) >= 2, "no stored mean and variance (adapt it first)")
+        mean, var = node.weights[0], node.weights[1]
+    mean = np.asarray(mean, np.float64).reshape(-1)
+    var = np.asarray(var, np.float64).reshape(-1)
+    channels = node.output_shape[-1]
+    _check(mean.size in (1, channels) and var.size in (1, channels), "mean/variance not per channel")
+    scale = 1.0 / np.maximum(np.sqrt(var), 1e-7)
+    return Pending(node.name, "batchnorm", tuple(node.inbound), node.type_name, scale, -mean * scale)
+
+
+def _custom_scale(node: RawNode) -> list:
+    """InceptionResNetV2's ``CustomScaleLayer``: ``inputs[0] + inputs[1] * scale``. The scale is
+    an affine marker on the residual branch (it folds into the linear 1x1 conv before it), then
+    an Add that keeps the Keras name."""
+    scale = node.config.get("scale")
+    _check(len(node.inbound) == 2 and isinstance(scale, (int, float)), "inputs other than [x, residual]")
+    name = f"{node.name}/scale"
+    marker = Pending(name, "batchnorm", (node.inbound[1],), f"{node.type_name} (residual scale)",
+                     np.array([float(scale)]), np.array([0.0]))
+    return [marker, nw.Layer(node.name, nw.ADD, node.output_shape, (node.inbound[0], name))]
 
 
 def _pool_config(cfg: dict) -> dict:
@@ -149,8 +261,27 @@ def _translate(node: RawNode):
         return _plain(node, nw.AVG_POOL2D, _pool_config(cfg))
     if t == "GlobalAveragePooling2D":
         _channels_last(cfg)
-        _check(not cfg.get("keepdims", False), "keepdims=True")
+        if cfg.get("keepdims", False):
+            return _global_pool(node, nw.AVG_POOL2D)
         return _plain(node, nw.GLOBAL_AVG_POOL2D)
+    if t == "GlobalMaxPooling2D":
+        return _global_pool(node, nw.MAX_POOL2D)
+    if t == "SeparableConv2D":
+        return _separable(node)
+    if t == "Cropping2D":
+        return _cropping(node)
+    if t == "Rescaling":
+        return _rescaling(node)
+    if t == "Normalization":
+        return _normalization(node)
+    if t == "CustomScaleLayer":
+        return _custom_scale(node)
+    if t == "Multiply":
+        raise _Refuse("", why="multiply")
+    if t in ("LeakyReLU", "ELU", "PReLU"):
+        raise _Refuse("", why="activation")
+    if t in ("LayerNormalization", "GroupNormalization", "UnitNormalization"):
+        raise _Refuse("", why="layernorm")
     if t == "Flatten":
         _channels_last(cfg)
         return _plain(node, nw.FLATTEN)
@@ -174,17 +305,38 @@ def _translate(node: RawNode):
     raise _Refuse("")
 
 
-def translate(node: RawNode):
-    """A ``Layer`` or ``Pending`` for one Keras layer; unsupported settings become a marker."""
+def translate(node: RawNode) -> list:
+    """The ``Layer``/``Pending`` items for one Keras layer (most make one; SeparableConv2D and
+    GlobalMaxPooling2D two); unsupported settings become a marker whose ``config['why']`` says,
+    for a family that cannot convert at all, why (``WHY``)."""
     try:
         if not node.is_layer:
             raise _Refuse("")
-        item = _translate(node)
+        items = _translate(node)
     except _Refuse as why:
         text = f"{node.type_name} with {why}" if str(why) else node.type_name
-        return Pending(node.name, "unsupported", tuple(node.inbound), text)
-    if isinstance(item, nw.Layer):
-        item.source_type = node.type_name
-        if item.kind in NEEDS_INPUT_SCALES:
-            item.config["input_scales"] = [1.0] * len(item.inbound)
-    return item
+        marker = Pending(node.name, "unsupported", tuple(node.inbound), text)
+        family = why.why or ("multiply" if node.type_name.split(" ")[0] in ("Multiply", "multiply") else None)
+        if family:
+            marker.config["why"] = family
+        return [marker]
+    items = items if isinstance(items, list) else [items]
+    for item in items:
+        if isinstance(item, nw.Layer):
+            item.source_type = node.type_name
+            if item.kind in NEEDS_INPUT_SCALES:
+                item.config["input_scales"] = [1.0] * len(item.inbound)
+    return items
+
+
+def reasons(items: list) -> list[str]:
+    """One line per family of refused layers that cannot convert at all ("Multiply: ...")."""
+    seen: dict[str, list[str]] = {}
+    for item in items:
+        if isinstance(item, Pending) and item.role == "unsupported" and item.config.get("why"):
+            seen.setdefault(item.config["why"], [])
+            text = item.type_name
+            kind = text.split("activation '")[1].split("'")[0] if "activation '" in text else text.split(" ")[0]
+            if kind not in seen[item.config["why"]]:
+                seen[item.config["why"]].append(kind)
+    return [f"{', '.join(kinds)}: {WHY[key]}" for key, kinds in seen.items()]

@@ -77,8 +77,9 @@ def _per_sample_shape(tensor, name: str, label: str) -> tuple:
 
 def extract(model, label: str) -> list[RawNode]:
     """The model's layers that feed its output, as ``RawNode`` records in topological order."""
-    import keras
+    from workbench.models.keras import import_keras
 
+    keras = import_keras()
     nodes = []
     for op, node, tensor in _walk(model, label):
         is_layer = isinstance(op, keras.layers.Layer) and not isinstance(op, keras.Model)
@@ -96,6 +97,7 @@ def extract(model, label: str) -> list[RawNode]:
                 inbound=[t._keras_history[0].name for t in node.arguments.keras_tensors],
                 output_shape=_per_sample_shape(tensor, op.name, label),
                 is_layer=is_layer,
+                extra={"input_shapes": [tuple(t.shape[1:]) for t in node.arguments.keras_tensors]},
             )
         )
     return nodes
@@ -108,8 +110,9 @@ def layer_names(model) -> list[str]:
 
 def layer_outputs(model, names: list[str], x: np.ndarray, batch_size: int = 256) -> dict:
     """Keras' own inference outputs of the named layers for the batch ``x``."""
-    import keras
+    from workbench.models.keras import import_keras
 
+    keras = import_keras()
     tensors = {op.name: tensor for op, _, tensor in _walk(model, model.name)}
     missing = [n for n in names if n not in tensors]
     if missing:

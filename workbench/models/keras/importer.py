@@ -24,7 +24,8 @@ from workbench.errors import ModelImportError, UnsupportedLayerError
 from workbench.hdf5_check import check_hdf5, probe_hdf5
 from workbench.models import network as nw
 from workbench.models.graph.fold import fold
-from workbench.models.keras.convert import translate
+from workbench.models.keras import import_keras
+from workbench.models.keras.convert import reasons, translate
 from workbench.models.keras.graph import extract
 
 FORMATS = {".keras": "keras", ".h5": "h5", ".hdf5": "h5"}
@@ -57,6 +58,41 @@ def _check_file(path: Path) -> str:
     return fmt
 
 
+def _model_config(path: Path):
+    """The model's architecture as JSON data, read without Keras (None when unreadable)."""
+    import json
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                return json.loads(zf.read("config.json"))
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            text = fh.attrs.get("model_config")
+        return json.loads(text) if text is not None else None
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def _lambda_layers(path: Path) -> list[str]:
+    """Names of the Lambda layers in the file's model config, nested models included."""
+    found = []
+
+    def walk(obj):
+        if isinstance(obj, dict):
+            if obj.get("class_name") == "Lambda" and isinstance(obj.get("config"), dict):
+                found.append(str(obj["config"].get("name", "?")))
+            for v in obj.values():
+                walk(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                walk(v)
+
+    walk(_model_config(path))
+    return found
+
+
 def load_model_safely(path: str | os.PathLike):
     """The Keras model in ``path``, loaded with ``compile=False`` and ``safe_mode=True``."""
     path = Path(path)
@@ -64,17 +100,18 @@ def load_model_safely(path: str | os.PathLike):
         problem = probe_hdf5(path)  # a corrupt .h5 can make libhdf5 loop forever
         if problem:
             raise ModelImportError(f"{path.name}: {problem}")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    keras = import_keras()
 
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # the boundary to a third-party loader: any failure is the file's
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "lambda" in str(exc).lower() and "safe" in str(exc).lower():
+        lambdas = _lambda_layers(path)
+        if lambdas or ("lambda" in str(exc).lower() and "safe" in str(exc).lower()):
+            named = f" ({', '.join(repr(n) for n in lambdas)})" if lambdas else ""
             raise ModelImportError(
-                f"{path.name}: refused: the model contains a Lambda layer, whose Python code "
-                "would run on load. Rebuild the model without Lambda layers."
+                f"{path.name}: refused: Lambda layer{named}: its Python code would run on load, and "
+                "it has no spiking equivalent. Rebuild the model without Lambda layers."
             ) from None
         raise ModelImportError(f"{path.name}: Keras cannot load this model: {text}") from None
 
@@ -137,9 +174,9 @@ def network_from_keras(model, label: str, source: dict | None = None) -> nw.Netw
     nodes = extract(model, label)
     _check_input(next((n for n in nodes if n.type_name == "InputLayer"), nodes[0]), label)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        items, unsupported = fold([translate(node) for node in nodes])
+        items, unsupported = fold([item for node in nodes for item in translate(node)])
     if unsupported:
-        raise UnsupportedLayerError(label, unsupported)
+        raise UnsupportedLayerError(label, unsupported, reasons(items))
     _check_finite_nodes(nodes, label)
     _check_finite_layers([i for i in items if isinstance(i, nw.Layer)], label)
     folded_into = {m: layer.name for layer in items
