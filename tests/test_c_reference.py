@@ -52,7 +52,7 @@ def test_c_reference_bit_exact_on_event_path(snn_ref, tmp_path, monkeypatch, res
     # float32 operations in the same order, so membranes match bit for bit as well.
     monkeypatch.setattr(synapses, "DENSE_BLAS_DENSITY", 2.0)
     monkeypatch.setattr(synapses, "CONV_BLAS_DENSITY", 2.0, raising=False)
-    ours, theirs = run_both(snn_ref, tmp_path, conv_net(), SimConfig(neuron=IF(threshold=0.8, reset=reset)), 40)
+    ours, theirs = run_both(snn_ref, tmp_path, conv_net(), SimConfig(auto_neurons=False, readout="spikes", neuron=IF(threshold=0.8, reset=reset)), 40)
     c = compare_traces(ours, theirs, membrane_atol=0.0, names=("ours", "C"))
     assert c.equal, format_comparison(c)
     assert [lc.layer for lc in c.layers] == ["conv1", "pool2", "conv2", "fc1", "out"]
@@ -61,7 +61,7 @@ def test_c_reference_bit_exact_on_event_path(snn_ref, tmp_path, monkeypatch, res
 
 def test_c_reference_default_settings(snn_ref, tmp_path):
     extra = {"rate_scale": 2.0} if "rate_scale" in SimConfig.__dataclass_fields__ else {}
-    for i, (net, cfg) in enumerate([(conv_net(seed=3), SimConfig()), (dense_net(), SimConfig(**extra))]):
+    for i, (net, cfg) in enumerate([(conv_net(seed=3), SimConfig(auto_neurons=False, readout="spikes")), (dense_net(), SimConfig(auto_neurons=False, readout="spikes", **extra))]):
         (tmp_path / str(i)).mkdir()
         ours, theirs = run_both(snn_ref, tmp_path / str(i), net, cfg, 50)
         c = compare_traces(ours, theirs, membrane_atol=1e-4, names=("ours", "C"))
@@ -71,13 +71,13 @@ def test_c_reference_default_settings(snn_ref, tmp_path):
 @pytest.mark.skipif(not DEMO.exists(), reason="demo network workbench/bundled/demo/digits_cnn.network.npz not built yet")
 def test_c_reference_on_demo_network(snn_ref, tmp_path):
     net = Network.load(DEMO)
-    ours, theirs = run_both(snn_ref, tmp_path, net, SimConfig(), 30)
+    ours, theirs = run_both(snn_ref, tmp_path, net, SimConfig(auto_neurons=False, readout="spikes"), 30)
     c = compare_traces(ours, theirs, membrane_atol=1e-4, names=("ours", "C"))
     assert sum(lc.spike_mismatches for lc in c.layers) == 0, format_comparison(c)
 
 
 def test_c_reference_refuses_what_it_cannot_run(snn_ref, tmp_path):
-    export_params(dense_net(), SimConfig(encoder="poisson"), tmp_path / "p", "raw")
+    export_params(dense_net(), SimConfig(auto_neurons=False, readout="spikes", encoder="poisson"), tmp_path / "p", "raw")
     np.zeros(6, "<f4").tofile(tmp_path / "x.bin")
     proc = subprocess.run([str(snn_ref), str(tmp_path / "p"), str(tmp_path / "x.bin"), "5", str(tmp_path / "o")],
                           capture_output=True, text=True)

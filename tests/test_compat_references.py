@@ -156,12 +156,12 @@ def test_spiking_rectified_linear_and_float64_match_nengo_in_float64():
     model = make_neuron("spiking_rectified_linear")
     steps, dt = 2000, 0.001
     expected, v_end = _nengo_spiking_relu(J64, dt, steps)
-    sim = Simulator(net, SimConfig(neuron=model, float64=True, steps=steps), x)
+    sim = Simulator(net, SimConfig(neuron=model, float64=True, steps=steps, auto_neurons=False, readout="spikes"), x)
     sim.run(steps)
     assert sim.layer("n").J[0, 0] == J64
     assert sim.trace()["n"].spikes[:, 0, 0].tolist() == expected
     assert sim.layer("n").membrane()[0, 0] == v_end
-    f32 = Simulator(net, SimConfig(neuron=model, steps=steps), x)
+    f32 = Simulator(net, SimConfig(neuron=model, steps=steps, auto_neurons=False, readout="spikes"), x)
     f32.run(steps)
     assert float(f32.layer("n").J[0, 0]) != J64  # float32 currents: what the option is for
     assert float(f32.layer("n").membrane()[0, 0]) != v_end

@@ -97,8 +97,8 @@ def test_diagnosis_from_an_existing_run_and_json():
 
 def test_threshold_suggestion_helps():
     net, x, y = E.over_scaled("fc2", 5.0)
-    before = evaluate(net, SimConfig(batch=48), x, y, steps=100)
+    before = evaluate(net, SimConfig(batch=48, readout="spikes"), x, y, steps=100)
     factor = diagnose_result(net, before).findings[0].evidence["threshold_factor"]
     scaled = {n: IF(threshold=factor) for n in ("fc2", "fc3", "out")}
-    after = evaluate(net, SimConfig(batch=48, overrides=scaled), x, y, steps=100)
+    after = evaluate(net, SimConfig(batch=48, overrides=scaled, readout="spikes"), x, y, steps=100)
     assert after.snn_accuracy[-1] > before.snn_accuracy[-1]

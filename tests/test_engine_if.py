@@ -59,7 +59,7 @@ def test_prediction_is_argmax_of_cumulative_counts_and_minus_one_before_any_spik
         Layer("in", "input", (1,)),
         Layer("out", "dense", (2,), ("in",), weights=np.array([[0.3, 0.5]]), bias=np.zeros(2), activation="softmax"),
     ])
-    sim = Simulator(net, SimConfig(steps=5), x=np.ones((1, 1), np.float32))
+    sim = Simulator(net, SimConfig(steps=5, readout="spikes"), x=np.ones((1, 1), np.float32))
     sim.step()
     assert sim.prediction().tolist() == [-1]
     sim.step()

@@ -60,8 +60,8 @@ def test_fan_out_counts_every_synapse(make):
 
 def test_synops_are_spikes_times_fan_out():
     net, x, y = E.normalized()
-    r = evaluate(net, SimConfig(batch=40), x[:80], y[:80], steps=30)
-    sim = Simulator(net, SimConfig(batch=80, steps=30, record=()), x[:80])
+    r = evaluate(net, SimConfig(batch=40, readout="spikes"), x[:80], y[:80], steps=30)
+    sim = Simulator(net, SimConfig(batch=80, steps=30, record=(), readout="spikes"), x[:80])
     sim.run(30)
     fo = fan_out(net)
     for name in ("fc1", "fc2", "fc3", "out"):

@@ -37,7 +37,7 @@ def test_registered_names_and_descriptions():
 def test_every_model_runs_a_conv_network_and_records_metadata(name):
     model = make_neuron(name)
     x = np.random.default_rng(1).random((2, 6, 6, 2)).astype(np.float32) * 3
-    sim = Simulator(conv_net(), SimConfig(neuron=model, steps=20, batch=2), x=x)
+    sim = Simulator(conv_net(), SimConfig(auto_neurons=False, readout="spikes", neuron=model, steps=20, batch=2), x=x)
     sim.run(20)
     tr = sim.trace()
     meta = tr.metadata
@@ -50,7 +50,7 @@ def test_every_model_runs_a_conv_network_and_records_metadata(name):
 
 
 def test_overrides_per_layer():
-    cfg = SimConfig(neuron=make_neuron("lif"), overrides={"d1": make_neuron("regular_spiking", rate_fn="tanh")}, dt=0.001)
+    cfg = SimConfig(auto_neurons=False, readout="spikes", neuron=make_neuron("lif"), overrides={"d1": make_neuron("regular_spiking", rate_fn="tanh")}, dt=0.001)
     sim = Simulator(conv_net(), cfg, x=np.ones((1, 6, 6, 2), np.float32))
     assert sim.layer("c1").model.name == "lif" and sim.layer("d1").model.name == "regular_spiking"
     sim.run(5)
@@ -58,17 +58,17 @@ def test_overrides_per_layer():
     assert meta["overrides"]["d1"]["params"]["rate_fn"] == "tanh"
     assert meta["models"]["d1"]["signed"] is True and meta["models"]["c1"]["signed"] is False
     with pytest.raises(ConfigError) as err:
-        Simulator(conv_net(), SimConfig(overrides={"nope": make_neuron("lif")}))
+        Simulator(conv_net(), SimConfig(auto_neurons=False, readout="spikes", overrides={"nope": make_neuron("lif")}))
     assert err.value.field == "overrides"
     with pytest.raises(ConfigError) as err:  # an override's dt check applies too
-        SimConfig(neuron=make_neuron("regular_spiking"), overrides={"d1": make_neuron("lif", tau_rc=0.01)}, dt=0.02)
+        SimConfig(auto_neurons=False, readout="spikes", neuron=make_neuron("regular_spiking"), overrides={"d1": make_neuron("lif", tau_rc=0.01)}, dt=0.02)
     assert err.value.field == "dt"
 
 
 def test_cuba_quantization_report_and_reset_keeps_layer_constants():
     model = make_neuron("loihi_cuba", vth=100)
     net = conv_net()
-    sim = Simulator(net, SimConfig(neuron=model, steps=10), x=np.ones((1, 6, 6, 2), np.float32))
+    sim = Simulator(net, SimConfig(auto_neurons=False, readout="spikes", neuron=model, steps=10), x=np.ones((1, 6, 6, 2), np.float32))
     q = model.quantization_report(sim.layer("c1"))
     w = net["c1"].weights
     assert q["weight_bits"] == 8 and -6 <= q["weight_exp"] <= 7

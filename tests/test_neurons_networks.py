@@ -77,7 +77,7 @@ def run_reference(x, w1, b1, w2, b2, steps, scale, step1, step2):
 
 
 def run_sim(model, net, x, dt, seed=0):
-    sim = Simulator(net, SimConfig(neuron=model, dt=dt, steps=T, batch=B, seed=seed), x=x)
+    sim = Simulator(net, SimConfig(auto_neurons=False, readout="spikes", neuron=model, dt=dt, steps=T, batch=B, seed=seed), x=x)
     sim.run(T)
     tr = sim.trace()
     return tr["d1"].spikes.astype(np.float32), tr["d2"].spikes.astype(np.float32), sim

@@ -71,7 +71,7 @@ def test_read_back_dense(tmp_path):
     net = dense_net()
     path = tmp_path / "dense.nir"
     with pytest.warns(NIRApproximationWarning, match="reset 'subtract'"):
-        export_nir(net, SimConfig(neuron=IF(threshold=0.5)), path)
+        export_nir(net, SimConfig(auto_neurons=False, readout="spikes", neuron=IF(threshold=0.5)), path)
     g = nir.read(path)
     assert set(g.nodes) == {"input", "fc1", "fc1.if", "out", "out.if", "output"}
     assert ("fc1.if", "out") in g.edges and ("out.if", "output") in g.edges
@@ -84,7 +84,7 @@ def test_read_back_dense(tmp_path):
 
 def test_conv_graph_reproduces_our_spikes(tmp_path):
     net = cnn_without_maxpool()
-    cfg = SimConfig(neuron=IF(reset="zero"), steps=25, batch=1)
+    cfg = SimConfig(auto_neurons=False, readout="spikes", neuron=IF(reset="zero"), steps=25, batch=1)
     path = tmp_path / "cnn.nir"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NIRApproximationWarning)
@@ -118,7 +118,7 @@ def test_demo_network_exports_and_reads_back(tmp_path):
     net = nw.Network.load(DEMO_NETWORK)
     path = tmp_path / "demo.nir"
     with pytest.warns(Warning):
-        export_nir(net, SimConfig(), path)
+        export_nir(net, SimConfig(auto_neurons=False, readout="spikes"), path)
     g = nir.read(path)
     assert isinstance(g.nodes["output"], nir.Affine)
     assert isinstance(g.nodes["_output"], nir.Output)

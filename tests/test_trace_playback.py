@@ -40,7 +40,9 @@ def test_snapshot_from_a_saved_trace_equals_the_live_one(run, tmp_path):
         np.testing.assert_array_equal(got.membrane, want.membrane)
         np.testing.assert_array_equal(got.counts, want.counts)
         np.testing.assert_allclose(got.ann, want.ann)
-        np.testing.assert_allclose(got.output, want.output)
+        # a layer carrying current (the membrane readout) records no spikes: its per-step output
+        # is rebuilt from the float32 membrane (the accumulated charge), exact to float32 rounding
+        np.testing.assert_allclose(got.output, want.output, rtol=1e-5, atol=1e-6)
         assert got.threshold == want.threshold and got.max_rate == want.max_rate
     for name in snap.history.layers:
         np.testing.assert_array_equal(snap.history[name].spikes, live.history[name].spikes)

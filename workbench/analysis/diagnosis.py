@@ -5,9 +5,16 @@ to try. Computed from an evaluation run (``engine.evaluate``); Qt-free, shared b
 Causes (``Finding.cause``), each checked per layer:
 - ``saturated``: neurons firing at the maximum rate; the ANN asks for more than the SNN can give
   (values above ``max_output``), so the SNN clips them. Fix: raise that layer's threshold by about
-  the factor the ANN exceeds the maximum by, or normalize with a higher percentile.
+  the factor the ANN exceeds the maximum by (never beyond a ReLU cap), or normalize with a higher
+  percentile. Neurons at the maximum where the ANN does not exceed it are no finding; at a ReLU6
+  cap they are ``cap`` (info: the clip is intended).
+- ``negative_lost``: a rectifying spiking neuron on a layer whose ANN output is negative (tanh,
+  linear): the negative values become 0. Fix: a signed neuron, or the conversion plan's choice.
+- ``reset_zero``: reset to zero drops the charge above threshold at every spike.
 - ``silent``: neurons that never spike. When the ANN is zero there too the layer is dead before
-  conversion; otherwise its inputs are too weak to reach threshold within T steps.
+  conversion; LIF layers below their rheobase (J <= 1) and Loihi layers whose quantized weights
+  round to 0 are named with that cause; otherwise the inputs are too weak to reach threshold
+  within T steps. Layers that carry current (no spikes) get none of the spike findings.
 - ``resolution``: over T steps a rate can only be k/T; ANN values below one spike per run are
   rounded to 0 or 1 spike. Fix: more steps.
 - ``low_correlation``: ANN vs SNN r is low, named at the layer where it drops (the first layer
@@ -147,6 +154,12 @@ def lif_conversion_hint(le: LayerEval) -> str | None:
             "(docs/neurons.md, 'Converting to LIF')")
 
 
+def _cap(network, name: str) -> float | None:
+    """The layer's ReLU cap (ReLU6 ``max_value``) in normalized units, or None."""
+    cap = network[name].activation_params.get("max_value") if name in {l.name for l in network.layers} else None
+    return None if cap is None else float(cap)
+
+
 def _capped_at_max_output(le: LayerEval, network) -> bool:
     """A ReLU with ``max_value`` (ReLU6) normalized so its cap is at most the SNN's maximum
     output clips exactly where the neurons saturate: firing at the maximum rate is then the
@@ -160,23 +173,46 @@ def _capped_at_max_output(le: LayerEval, network) -> bool:
 
 
 def _saturated(le: LayerEval, percentile, network, flagged: set[str]) -> Finding | None:
-    """``flagged``: layers upstream already found saturated (their excess flows down)."""
+    """``flagged``: layers upstream already found saturated (their excess flows down). A layer
+    whose neurons sit at the maximum rate where the ANN does not ask for more (``ann_over`` ~0)
+    is not clipping anything: no change is recommended (a ReLU6 at its cap is an INFO finding).
+    With a cap, the threshold factor never goes beyond the cap: past it the SNN would pass
+    values the ANN clips."""
     if le.saturated < 0.02 and le.ann_over < 0.02:
         return None
-    if le.ann_over < 0.02 and _capped_at_max_output(le, network):
-        return None
+    cap = _cap(network, le.name)
+    evidence = {"saturated": le.saturated, "ann_over": le.ann_over, "scale": le.scale,
+                "cap": cap, "max_output": le.max_output}
+    if le.ann_over < 0.02:
+        if cap is None or not _capped_at_max_output(le, network):
+            return None  # at the maximum where the ANN is at (or just below) it: nothing clipped
+        return Finding(le.name, "cap", INFO,
+                       f"layer {le.name}: {_pct(le.saturated)} of neurons fire at the maximum rate where the "
+                       f"ANN sits at its ReLU cap (max_value = {cap:.3g} in normalized units; the ANN exceeds "
+                       f"the SNN's maximum {le.max_output:g} for {_pct(le.ann_over)} of its values): the clip "
+                       "is intended", "nothing to change: raising the threshold would break the intended clip",
+                       evidence)
     clipped = max(le.ann_over, le.saturated)
     severity = HIGH if clipped >= 0.2 else MEDIUM if clipped >= 0.05 else LOW
     q = le.ann_quantile(0.99)
     factor = max(1.1, q if math.isfinite(q) else 1.0)
+    cap_note = ""
+    if cap is not None and le.max_output > 0:
+        limit = cap / le.max_output
+        if factor > limit:
+            factor = max(limit, 1.0)
+        cap_note = (f"; the ANN clips at its ReLU cap {cap:.3g} ({limit:.2f}x the SNN's maximum): the SNN "
+                    "should clip there too, not beyond")
     message = (f"layer {le.name}: {_pct(le.saturated)} of neurons fire at (nearly) the maximum rate "
                f"({le.max_output:g} per step); the ANN asks for more than that for {_pct(le.ann_over)} "
-               f"of its values (99th percentile of the active values: {q:.2f}x the maximum)")
+               f"of its values (99th percentile of the active values: {q:.2f}x the maximum){cap_note}")
     norm = (f"or normalize with a higher percentile (now {percentile:g}; 100 = the maximum activation)"
             if percentile is not None and percentile < 100 else
             "or normalize the network (--normalize 99.9)" if percentile is None else
             "or check this layer's weights: the calibration data never showed such activations")
-    if _has_threshold(le):
+    if factor <= 1.0 + 1e-9:
+        knob = f"keep {le.name}'s threshold (the SNN's maximum already equals the ANN's cap)"
+    elif _has_threshold(le):
         knob = f"raise {le.name}'s threshold by ~{factor:.1f}x"
     elif "tau_ref" in le.model_params:
         knob = (f"shorten the refractory period (--param tau_ref=..., the maximum rate is about 1/tau_ref) "
@@ -193,8 +229,37 @@ def _saturated(le: LayerEval, percentile, network, flagged: set[str]) -> Finding
         message += f"; probably carried over from {upstream[0]}, which saturates upstream"
         suggestion = f"fix {upstream[0]} first, then look again; " + suggestion
     return Finding(le.name, "saturated", severity, message, suggestion,
-                   {"saturated": le.saturated, "ann_over": le.ann_over, "q99_over_max": q,
-                    "threshold_factor": factor, "scale": le.scale})
+                   {**evidence, "q99_over_max": q, "threshold_factor": factor})
+
+
+def _negative_lost(le: LayerEval, network) -> Finding | None:
+    """A rectifying spiking neuron on a layer whose ANN output is negative for some values."""
+    if le.role != "spiking" or le.ann_negative < 0.01 or le.kind == nw.INPUT:
+        return None
+    signed = le.model in ("signed_if",) or le.model_params.get("rate_fn") in ("tanh", "linear")
+    if signed or le.model_params.get("negative") == "after_positive":
+        return None
+    act = network[le.name].activation
+    return Finding(le.name, "negative_lost", HIGH if le.ann_negative >= 0.1 else MEDIUM,
+                   f"layer {le.name}: the ANN's {act} output is negative for {_pct(le.ann_negative)} of its "
+                   f"values, and {le.model} neurons cannot represent them: every negative value becomes 0",
+                   f"run {le.name} on a signed neuron (--layer {le.name}=signed_if, or "
+                   f"regular_spiking:rate_fn={'tanh' if act == 'tanh' else 'linear'}), or leave the neuron "
+                   "choice to the conversion plan (drop --uniform / the override)",
+                   {"ann_negative": le.ann_negative, "activation": act})
+
+
+def _reset_zero(le: LayerEval) -> Finding | None:
+    """Reset to zero throws away the charge above threshold at every spike."""
+    if le.model_params.get("reset") != "zero" or le.silent >= 0.99:
+        return None
+    return Finding(le.name, "reset_zero", MEDIUM if math.isfinite(le.r) and le.r < 0.99 else LOW,
+                   f"layer {le.name}: reset to zero discards the charge above threshold at every spike, so "
+                   f"the rate falls below the current (a neuron needing 1.5 steps per spike fires every 2); "
+                   f"r = {le.r:.3f}" + ("" if le.silent < 0.5 else f"; {_pct(le.silent)} silent, the loss "
+                                         "compounds layer by layer"),
+                   "use reset by subtraction (--reset subtract, the default)",
+                   {"r": le.r, "silent": le.silent})
 
 
 def _silent(le: LayerEval, network, by_name, steps) -> Finding | None:
@@ -217,11 +282,18 @@ def _silent(le: LayerEval, network, by_name, steps) -> Finding | None:
                        f"fix the model: {le.name}'s ReLU is off for almost every sample (a large negative "
                        "bias or collapsed weights); retrain or check that layer — conversion cannot recover it",
                        evidence)
+    cause = _silence_cause(le)
+    if cause is not None:
+        message, suggestion = cause
+        return Finding(le.name, "silent", HIGH if le.missed >= 0.5 else MEDIUM,
+                       f"layer {le.name}: {_pct(le.missed)} of the neurons the ANN activates never spike in "
+                       f"{steps} steps ({_pct(le.silent)} silent in all): {message}", suggestion, evidence)
     q = le.ann_quantile(0.1)
     want = _nice_steps(1.0 / q) if math.isfinite(q) and q > 0 else steps * 10
     severity = HIGH if le.missed >= 0.5 else MEDIUM
     factor = min(10.0, max(1.5, 1.0 / max(q * steps, 1e-9)))
     knob = (f"lower {le.name}'s threshold by ~{factor:.1f}x" if _has_threshold(le) else
+            f"lower vth (--param vth=...) by ~{factor:.1f}x" if le.model == "loihi_cuba" else
             f"raise the rate scale (--rate-scale) by ~{factor:.1f}x")
     suggestion = f"run longer (--steps {max(want, steps * 2)}) or {knob}"
     hint = lif_conversion_hint(le)
@@ -230,6 +302,33 @@ def _silent(le: LayerEval, network, by_name, steps) -> Finding | None:
                    f"{steps} steps ({_pct(le.silent)} silent in all); {_pct(le.ann_under)} of its active ANN "
                    f"values are below one spike per run ({le.resolution:.3g})",
                    f"{hint}; or {suggestion}" if hint else suggestion, evidence)
+
+
+def _silence_cause(le: LayerEval) -> tuple[str, str] | None:
+    """(why, what to change) for silent LIF and Loihi layers, whose causes are not 'too few steps'."""
+    p = le.model_params
+    if le.model in ("lif", "loihi_lif"):
+        amp, tau_rc = float(p.get("amplitude", 1.0)), float(p.get("tau_rc", 0.02))
+        # the layer's gain is folded into amplitude/(dt*gain) = out_scale; the LIF fires for gain*J > 1
+        return ("LIF neurons fire only when their current exceeds 1 (the rheobase); values of the "
+                f"normalized network are mostly below 1, so they stay below it (amplitude {amp:g}, "
+                f"tau_rc {tau_rc:g})",
+                "leave LIF's amplitude, tau_ref and min_voltage at their defaults and drop --uniform (the "
+                "conversion plan then fits them: amplitude = tau_rc, current gain ~tau_rc/dt, "
+                "docs/conversion.md); or " + (lif_conversion_hint(le) or
+                                              "raise the current with --rate-scale (~25) and --param amplitude=tau_rc"))
+    if le.model == "loihi_cuba":
+        q = le.quantization
+        zeroed = float(q.get("weight_zeroed", 0.0))
+        if zeroed >= 0.2:
+            return (f"{_pct(zeroed)} of its non-zero weights round to 0 in Loihi's "
+                    f"{q.get('weight_bits', 8)}-bit mantissas (one exponent {q.get('weight_exp')} per layer, "
+                    "set by the largest weight)",
+                    "narrow the weight range (clip outliers) so small weights keep a mantissa, or use IF")
+        if "note" in q:
+            return ("its input is a float current rounded to whole chip units: values below 1/vth round to 0",
+                    "raise vth (--param vth=...) so small currents survive the rounding, or use IF")
+    return None
 
 
 def _resolution(le: LayerEval, steps) -> Finding | None:
@@ -335,9 +434,13 @@ def diagnose_result(network: nw.Network, result: EvalResult) -> Diagnosis:
     findings = _network_findings(network, result, percentile)
     saturated: set[str] = set()
     for le in by_name.values():  # network order: upstream causes are known downstream
-        layer_findings = [f for f in (
-            _saturated(le, percentile, network, saturated), _silent(le, network, by_name, result.steps),
-            _resolution(le, result.steps), _maxpool(le), _quantization(le), _negative(le)) if f is not None]
+        if le.role != "spiking":  # carries current / membrane readout: no spikes to saturate or miss
+            layer_findings = []
+        else:
+            layer_findings = [f for f in (
+                _negative_lost(le, network), _saturated(le, percentile, network, saturated),
+                _silent(le, network, by_name, result.steps), _resolution(le, result.steps), _maxpool(le),
+                _quantization(le), _negative(le), _reset_zero(le)) if f is not None]
         if any(f.cause == "saturated" for f in layer_findings):
             saturated.add(le.name)
         low_r = _correlation(le, network, by_name)
@@ -431,6 +534,8 @@ def format_report(d: Diagnosis) -> str:
     if r.labelled and r.samples:
         lines.append(f"ANN accuracy {100 * r.ann_accuracy:.2f} %   SNN accuracy {100 * r.snn_accuracy[-1]:.2f} % "
                      f"after {r.steps} steps   ({r.samples} samples)")
+    for w in r.warnings:
+        lines.append(f"warning: {w}")
     lines.append(f"{len(d.findings)} finding(s)" + (":" if d.findings else ": nothing stands out"))
     for i, f in enumerate(d.findings, 1):
         lines += [f"{i:>2}. [{f.severity_name}] {f.cause}: {f.message}", f"    -> {f.suggestion}"]
@@ -438,7 +543,7 @@ def format_report(d: Diagnosis) -> str:
             lines.append(f"    remedy: --remedies {f.remedy}   (diagnose --try applies it)")
     lines.append("")
     head = (f"{'layer':<16} {'lambda':>8} {'r':>7} {'satur.%':>8} {'silent%':>8} {'ANN>max%':>9} "
-            f"{'<1/T %':>7} {'spikes/sample':>14}")
+            f"{'<1/T %':>7} {'spikes/sample':>14}  neuron")
     lines += [head, "-" * len(head)]
     for le in r.layers:
         if le.kind == nw.INPUT:
@@ -446,5 +551,6 @@ def format_report(d: Diagnosis) -> str:
         lam = "-" if not math.isfinite(le.scale) else f"{le.scale:.3g}"
         rr = "n/a" if not math.isfinite(le.r) else f"{le.r:.3f}"
         lines.append(f"{le.name:<16.16} {lam:>8} {rr:>7} {100 * le.saturated:>8.1f} {100 * le.silent:>8.1f} "
-                     f"{100 * le.ann_over:>9.1f} {100 * le.ann_under:>7.1f} {le.spikes_per_sample:>14.1f}")
+                     f"{100 * le.ann_over:>9.1f} {100 * le.ann_under:>7.1f} {le.spikes_per_sample:>14.1f}  "
+                     f"{le.model}{'' if le.role == 'spiking' else ' [' + le.role + ']'}")
     return "\n".join(lines)

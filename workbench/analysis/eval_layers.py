@@ -47,6 +47,8 @@ class LayerEval:
     quantization: dict = dataclasses.field(default_factory=dict)
     model: str = ""  # the neuron model's name ("" for max pooling and the input)
     model_params: dict = dataclasses.field(default_factory=dict)
+    role: str = "spiking"  # "current" / "readout": a non-spiking layer (engine.conversion)
+    ann_negative: float = 0.0  # fraction of ANN values < 0 (lost by a rectifying neuron)
 
     def ann_quantile(self, q: float) -> float:
         """Approximate q-quantile (0..1) of the positive ANN values, in units of max_output."""
@@ -88,6 +90,8 @@ class LayerAccumulator:
         self.name, self.kind, self.neurons, self.scale = name, kind, neurons, scale
         self.out_scale, self.max_rate = out_scale, max_rate
         self.model, self.model_params = "", {}
+        self.role = "spiking"
+        self.negative_values = 0
         self.samples = 0
         self.steps = 0
         self.spikes = self.synops = self.neg = 0.0
@@ -123,6 +127,7 @@ class LayerAccumulator:
         top = self.out_scale * self.max_rate
         res = self.out_scale / steps
         pos = a > 0
+        self.negative_values += int(np.count_nonzero(a < 0))
         self.zero += int(a.size - np.count_nonzero(pos))
         self.positive += int(np.count_nonzero(pos))
         self.over += int(np.count_nonzero(a > top * (1 + 1e-6)))
@@ -151,5 +156,6 @@ class LayerAccumulator:
             hist=tuple(int(c) for c in self.hist),
             pool_error=self.pool_abs / self.pool_ref if self.pool_ref > 0 else float("nan"),
             pool_r=self.pool_pearson.r(), quantization=dict(self.quantization),
-            model=self.model, model_params=dict(self.model_params),
+            model=self.model, model_params=dict(self.model_params), role=self.role,
+            ann_negative=self.negative_values / v,
         )

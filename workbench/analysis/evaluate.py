@@ -24,7 +24,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.analysis.layer_stats import SATURATION, LayerStats
+from workbench.analysis.layer_stats import SATURATION, LayerStats, ann_reference
 from workbench.engine.config import SimConfig
 from workbench.analysis.eval_layers import LayerAccumulator, LayerEval
 from workbench.engine.fanout import event_source, fan_out
@@ -86,6 +86,8 @@ class EvalResult:
     n_classes: int = 0
     total: int = 0  # samples asked for
     labelled: bool = True
+    models: Mapping[str, str] = dataclasses.field(default_factory=dict)  # layer -> model it ran
+    warnings: tuple[str, ...] = ()  # normalization's and the conversion plan's
 
     @property
     def spikes_per_sample(self) -> float:
@@ -115,17 +117,9 @@ class EvalResult:
             "snn_topk": {str(k): [float(v) for v in arr] for k, arr in self.snn_topk.items()},
             "spikes_per_sample": self.spikes_per_sample, "synops_per_sample": self.synops_per_sample,
             "layers": [l.to_dict() for l in self.layers],
+            "models": dict(self.models), "warnings": list(self.warnings),
             "stats": [dataclasses.asdict(s) for s in self.stats],
         }
-
-
-def _ann_reference(layer: nw.Layer, acts: dict) -> np.ndarray:
-    """What the SNN layer's rate should track: the activation, or for softmax the pre-activation
-    clipped at 0 (an IF neuron's rate follows its linear input, not the probability)."""
-    if layer.activation == "softmax":
-        z = preactivation(layer, [acts[s].astype(np.float64) for s in layer.inbound])
-        return np.maximum(z, 0.0)
-    return acts[layer.name]
 
 
 class _Run:
@@ -140,6 +134,8 @@ class _Run:
         self.acc: dict[str, LayerAccumulator] = {}
         self.fanout = fan_out(network)
         self.completed = True
+        self.models: dict[str, str] = {}  # layer -> the model it ran (conversion plan)
+        self.warnings: dict[str, None] = {}  # the conversion plan's warnings, in order
 
     def result(self, completed: bool | None = None) -> EvalResult:
         finished = sum(len(p) for p in self.preds)
@@ -156,6 +152,8 @@ class _Run:
                                        for k, h in self.ann_hits.items()}),
             layers=tuple(a.result() for a in self.acc.values()),
             n_classes=self.network.output_layer.size, total=self.total, labelled=self.labelled,
+            models=MappingProxyType(dict(self.models)),
+            warnings=tuple(self.network.normalization.get("warnings", ())) + tuple(self.warnings),
         )
 
 
@@ -213,13 +211,19 @@ def _run_batch(run: _Run, sim: Simulator, xb, yb, config: SimConfig, on_step, sh
         lam = float(scales.get(name, float("nan"))) if scales else float("nan")
         if ls.is_neuron:
             max_rate = ls.model.max_rate(sim.dt)
+            ref = ann_reference(layer, acts, ls.model)  # one definition of r: run, evaluate, diagnose
             run.stream.setdefault(name, _StreamStats(name, layer.size, max_rate)).add(
-                ls.counts, steps, acts.get(name), neg.get(ls.index, 0.0))
+                ls.counts, steps, ref, neg.get(ls.index, 0.0))
             acc = run.acc.setdefault(name, LayerAccumulator(name, layer.kind, layer.size, lam,
                                                             out_scales[name], max_rate))
-            acc.add_batch(ls.counts, steps, run.fanout.get(name), _ann_reference(layer, acts),
-                          neg.get(ls.index, 0.0), abs_counts.get(ls.index))
+            # a layer carrying current sends no spikes: no events, no synaptic operations
+            events = None if ls.model.spiking else np.zeros(ls.shape)
+            acc.add_batch(ls.counts, steps, run.fanout.get(name), ref,
+                          neg.get(ls.index, 0.0), events if events is not None else abs_counts.get(ls.index))
             acc.model, acc.model_params = ls.model.name, dict(ls.model.params())
+            acc.role = sim.plan.layers[name].role
+            run.models[name] = ls.model.describe() + ("" if acc.role == "spiking" else f" [{acc.role}]")
+            run.warnings.update(dict.fromkeys(sim.plan.warnings))
             if hasattr(ls.model, "quantization_report"):
                 acc.quantization = ls.model.quantization_report(ls)
         elif layer.kind == nw.MAX_POOL2D:

@@ -119,16 +119,37 @@ def _stats_kernel(counts, ann_centered, steps, limit):
     return total, top, zeros, saturated, ac, cc
 
 
+def ann_reference(layer, acts: dict, model=None) -> np.ndarray | None:
+    """What a layer's SNN output is compared with, the one definition of r everywhere (``run``,
+    ``evaluate``, ``diagnose``, the window's table, trace playback): the ANN activation; for a
+    softmax layer its pre-activation z (the SNN computes z, not the probability): z itself when
+    the layer carries current / is the membrane readout (``model.spiking`` False, or ``signed``),
+    max(z, 0) when it spikes through a rectifying neuron. None when ``acts`` lacks the layer
+    (or, for softmax, its inputs)."""
+    a = acts.get(layer.name)
+    if a is None or layer.activation != "softmax":
+        return a
+    if any(src not in acts for src in layer.inbound):
+        return a
+    from workbench.models.forward import preactivation
+
+    z = preactivation(layer, [np.asarray(acts[s], np.float64) for s in layer.inbound])
+    if model is not None and (not model.spiking or model.signed):
+        return z
+    return np.maximum(z, 0.0)
+
+
 def simulator_stats(sim, ann: dict | None = None) -> list[LayerStats]:
-    """LayerStats for every neuron layer of a Simulator at its current timestep."""
+    """LayerStats for every neuron layer of a Simulator at its current timestep; ``ann``: the
+    ANN activations by layer name (``forward``), compared as ``ann_reference`` says."""
     out = []
     for ls in sim.layers:
         if not ls.is_neuron:
             continue
         # Mid-step (stepping by layer), layers before the cursor already hold step t + 1.
         steps = sim.t + (1 if ls.index < sim.cursor else 0)
-        out.append(layer_stats(ls.layer.name, ls.counts, steps, ls.model.max_rate(sim.dt),
-                               None if ann is None else ann.get(ls.layer.name)))
+        ref = None if ann is None else ann_reference(ls.layer, ann, ls.model)
+        out.append(layer_stats(ls.layer.name, ls.counts, steps, ls.model.max_rate(sim.dt), ref))
     return out
 
 

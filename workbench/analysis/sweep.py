@@ -169,7 +169,8 @@ def run_point(model, data, calibration, point: dict, base: dict) -> dict:
     steps = int(point.get("steps", base.get("steps", 100)))
     config = SimConfig(neuron=_neuron_for(point, base), encoder=point.get("input", base.get("input", "constant")),
                        dt=base.get("dt"), steps=steps, batch=min(int(base.get("batch", 64)), len(x)),
-                       seed=int(base.get("seed", 0)), record=(), record_membrane=False)
+                       seed=int(base.get("seed", 0)), record=(), record_membrane=False,
+                       readout=base.get("readout", "auto"), auto_neurons=bool(base.get("auto_neurons", True)))
     network = prep.network
     remedies = point.get("remedies", base.get("remedies"))
     if remedies:
@@ -179,7 +180,8 @@ def run_point(model, data, calibration, point: dict, base: dict) -> dict:
     r = evaluate(network, config, x, y, steps=steps)
     return {**point, "ann_accuracy": float(r.ann_accuracy), "snn_accuracy": float(r.snn_accuracy[-1]),
             "spikes_per_sample": r.spikes_per_sample, "synops_per_sample": r.synops_per_sample,
-            "samples": r.samples, "chance": r.chance, "seconds": time.perf_counter() - start}
+            "samples": r.samples, "chance": r.chance, "seconds": time.perf_counter() - start,
+            "warnings": list(r.warnings)}
 
 
 def run_serial(model, data, calibration, grid_points, base, on_result: Callable[[int, dict], None] | None = None,

@@ -31,7 +31,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from workbench.analysis.layer_stats import accuracy_over_time, layer_stats, pearson
+from workbench.analysis.layer_stats import accuracy_over_time, ann_reference, layer_stats, pearson
 from workbench.analysis.compare import Comparison, Divergence
 from workbench.analysis.snapshot import LayerSnapshot, Snapshot
 from workbench.engine.trace import Trace
@@ -92,7 +92,30 @@ class TracePlayback:
         self._info = {n: _model_info(meta, n, self.dt) for n in self.names}
         self._pos = 0
         self._counts = {n: np.zeros((trace.batch, *trace[n].shape), dtype=np.int64) for n in self.names}
+        # layers that carried current (engine.conversion): no spikes; their counts are the
+        # accumulated charge, which is their recorded membrane (float32 in the trace)
+        models = meta.get("models") if isinstance(meta.get("models"), dict) else {}
+        self._charge = {n for n in self.names if isinstance(models.get(n), dict)
+                        and models[n].get("role") in ("current", "readout") and trace[n].membrane is not None}
+        self._refs = self._references(network)
         self._r = self._r_over_time()
+
+    def _references(self, network) -> dict:
+        """What each layer's r compares with (``layer_stats.ann_reference``, the definition of
+        ``run``, ``diagnose`` and the live window): a softmax layer's pre-activation, when the
+        network and its inputs' activations are known; else the recorded ANN activation."""
+        from types import SimpleNamespace
+
+        tr, refs = self.trace, {}
+        names = {layer.name: layer for layer in network.layers} if network is not None else {}
+        for n in self.names:
+            ann = tr.ann.get(n)
+            layer = names.get(n)
+            if ann is not None and layer is not None and layer.activation == "softmax":
+                model = SimpleNamespace(spiking=n not in self._charge, signed=False)
+                ann = ann_reference(layer, tr.ann, model)
+            refs[n] = ann
+        return refs
 
     # ---- positions -------------------------------------------------------------------------
     @property
@@ -127,7 +150,13 @@ class TracePlayback:
                 else:
                     self._counts[n] += sign * self.trace[n].spikes[lo:hi].sum(axis=0, dtype=np.int64)
         self._pos = pos
-        return self._counts
+        if not self._charge:
+            return self._counts
+        out = dict(self._counts)
+        for n in self._charge:
+            m = self.trace[n].membrane
+            out[n] = m[pos - 1].astype(np.float64) if pos > 0 else np.zeros(m.shape[1:], np.float64)
+        return out
 
     def snapshot(self, pos: int, running: bool = False, steps_per_second: float = 0.0) -> Snapshot:
         tr = self.trace
@@ -144,12 +173,19 @@ class TracePlayback:
             ann = tr.ann.get(name)
             if ann is not None and ann.shape != zeros.shape:
                 ann = None
+            output = spikes * np.float32(info["output_scale"])
+            if name in self._charge and row >= 0:  # carried current: the charge of this step
+                prev = lt.membrane[row - 1] if row >= 1 else np.float32(0)
+                output = (lt.membrane[row] - prev) * np.float32(info["output_scale"])
             layers.append(LayerSnapshot(
                 name=name, kind=self._kinds[name], index=i, shape=lt.shape, is_neuron=True,
-                output=_ro(spikes * np.float32(info["output_scale"])), spikes=_ro(spikes), membrane=_ro(membrane),
+                output=_ro(output), spikes=_ro(spikes), membrane=_ro(membrane),
                 counts=_ro(counts[name]), ann=_ro(ann), model=info["model"], threshold=info["threshold"],
                 max_rate=info["max_rate"], signed=info["signed"], path="trace", **self._extra(info)))
-            stats.append(layer_stats(name, counts[name], pos, info["max_rate"], ann))
+            ref = self._refs.get(name)
+            if ref is not None and ref.shape != zeros.shape:
+                ref = None
+            stats.append(layer_stats(name, counts[name], pos, info["max_rate"], ref))
         lo = max(0, pos - self.window)
         history = Trace({n: _rows(tr[n], lo, pos) for n in self.names}, tr.steps[lo:pos],
                         None if tr.predictions is None else tr.predictions[lo:pos], tr.labels, {}, tr.metadata)
@@ -180,10 +216,13 @@ class TracePlayback:
         tr, out = self.trace, {}
         stride = max(1, -(-tr.n_steps // R_POINTS))
         for name in self.names:
-            ann = tr.ann.get(name)
+            ann = self._refs.get(name)
             if ann is None or tr.n_steps == 0 or ann.size != tr[name].spikes[0].size:
                 continue
-            cum = np.cumsum(tr[name].flat("spikes"), axis=0, dtype=np.int64)
+            if name in self._charge:  # accumulated charge = the recorded membrane
+                cum = tr[name].flat("membrane").astype(np.float64)
+            else:
+                cum = np.cumsum(tr[name].flat("spikes"), axis=0, dtype=np.int64)
             rows = list(range(stride - 1, tr.n_steps, stride))
             if rows and rows[-1] != tr.n_steps - 1:
                 rows.append(tr.n_steps - 1)

@@ -62,3 +62,12 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
                         "lateral (docs/conversion.md, 'Remedies'); default none")
     p.add_argument("--rate-scale", type=float, default=1.0, metavar="S",
                    help="multiply currents by S, divide spike values by S (NengoDL scale_firing_rates)")
+    p.add_argument("--readout", choices=["auto", "membrane", "spikes"], default="auto",
+                   help="class scores from the output layer's accumulated membrane (no spikes) or its spike "
+                        "counts (default auto: membrane for a linear/softmax output)")
+    p.add_argument("--uniform", action="store_true",
+                   help="run every layer on --neuron as given (no activation-matched neurons, linear layers "
+                        "spike): the conversion without the plan of docs/conversion.md")
+    p.add_argument("--layer", action="append", default=[], metavar="LAYER=NEURON[:K=V,...]",
+                   help="run one layer on its own neuron model, e.g. --layer fc1=signed_if or "
+                        "--layer h=regular_spiking:rate_fn=tanh (repeatable)")

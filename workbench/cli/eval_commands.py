@@ -278,6 +278,10 @@ def cmd_evaluate(args) -> int:
     plot = None if args.no_plot else _plot("evaluation", prefix.with_suffix(".png"), result)
     if not result.completed:
         print(f"stopped: {result.samples} of {result.total} samples finished; the results cover those")
+    from workbench.cli.model_commands import conversion_lines
+
+    for line in conversion_lines(prep.network, config, prep.notes):
+        print(line)
     print(f"samples   {result.samples}   steps {result.steps}   neuron {config.neuron.describe()}")
     print(f"remedies  {prep.network.normalization.get('remedies', 'baseline')}")
     if result.labelled and result.samples:
@@ -305,8 +309,10 @@ def cmd_diagnose(args) -> int:
         d = diagnose(prep.network, config, x, y, on_progress=update)
     finally:
         close()
-    for note in prep.notes:
-        print(f"note: {note}")
+    from workbench.cli.model_commands import conversion_lines
+
+    for line in conversion_lines(prep.network, config, prep.notes, warnings=False):
+        print(line)
     print(f"remedies  {prep.network.normalization.get('remedies', 'baseline')}")
     print(format_report(d))
     tried = None
@@ -342,7 +348,8 @@ def _sweep_base(args) -> dict:
 
     base = {"steps": args.steps, "batch": args.batch, "samples": args.samples, "seed": args.seed,
             "input": args.input, "neuron": args.neuron, "percentile": float(args.normalize), "dt": args.dt,
-            "params": parse_params(args.neuron, args.param)}
+            "params": parse_params(args.neuron, args.param), "readout": args.readout,
+            "auto_neurons": not args.uniform}
     if args.reset:
         base["reset"] = args.reset
     if args.remedies:
@@ -404,6 +411,8 @@ def cmd_sweep(args) -> int:
     plot = None if args.no_plot or not finished else _plot("sweep", prefix.with_suffix(".png"), finished, keys)
     if len(finished) < len(pts):
         print(f"stopped: {len(finished)} of {len(pts)} points finished")
+    for w in dict.fromkeys(w for r in finished for w in r.get("warnings", ())):
+        print(f"warning   {w}")
     print(sweep.format_table(rows, keys))
     front = sweep.pareto(finished)
     if front:

@@ -23,12 +23,37 @@ def make_config(args, batch: int):
             raise ConfigError("reset", "given both as --reset and --param reset=...")
         params["reset"] = args.reset
     neuron = make_neuron(args.neuron, **params)
+    overrides = {}
+    for item in getattr(args, "layer", None) or []:
+        layer, sep, spec = str(item).partition("=")
+        if not sep or not layer.strip() or not spec.strip():
+            raise ConfigError("layer", f"expected LAYER=NEURON[:KEY=VALUE,...], got '{item}'")
+        model_name, _, kv = spec.partition(":")
+        model_name = model_name.strip()
+        items = [p for p in kv.split(",") if p.strip()]
+        overrides[layer.strip()] = make_neuron(model_name, **parse_params(model_name, items))
     if getattr(args, "input_spikes", None) and args.input != "recorded":
         raise ConfigError("input-spikes", "replays a spike train only with --input recorded")
-    return SimConfig(neuron=neuron, encoder=args.input, dt=args.dt, steps=args.steps, batch=batch,
-                     seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False,
+    return SimConfig(neuron=neuron, overrides=overrides, encoder=args.input, dt=args.dt, steps=args.steps,
+                     batch=batch, seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False,
                      float64=getattr(args, "float64", False), synaptic_delay=getattr(args, "synaptic_delay", 0),
-                     softmax_output=getattr(args, "softmax_output", "if"))
+                     softmax_output=getattr(args, "softmax_output", "if"),
+                     readout=getattr(args, "readout", "auto"), auto_neurons=not getattr(args, "uniform", False))
+
+
+def conversion_lines(network, config, notes=(), warnings: bool = True) -> list[str]:
+    """What every command prints before its results: normalization's and the conversion plan's
+    warnings, the notes of ``prepare``, and which neuron model each layer runs."""
+    from workbench.engine.conversion import plan
+
+    config.check_against(network)
+    p = plan(network, config)
+    lines = [f"note      {n}" for n in notes]
+    if warnings:  # (diagnose's report prints them itself)
+        lines += [f"warning   {w}" for w in network.normalization.get("warnings", ())]
+        lines += [f"warning   {w}" for w in p.warnings]
+    lines += [f"layer     {d}" for d in p.describe()]
+    return lines
 
 
 def prepare_args(args, data=None, calibration=None, percentile=None, on_progress=None, demo=False,
@@ -118,8 +143,8 @@ def cmd_run(args) -> int:
     print(f"remedies  {norm.get('remedies', 'baseline') if norm else 'baseline'}")
     print(f"neuron    {config.neuron.describe()}   input {config.encoder}   dt {config.effective_dt:g}")
     print(f"run       {result.samples} samples x {result.steps} steps, batch {config.batch}, seed {config.seed}")
-    for note in prep.notes:
-        print(f"note      {note}")
+    for line in conversion_lines(net, config, prep.notes):
+        print(line)
     print()
     print(format_table(list(result.stats)))
     print()
@@ -267,6 +292,10 @@ def cmd_convert(args) -> int:
             raise ConfigError("remedies", "converting with remedies needs --calibration data")
         prep, _config = with_remedies(prep, SimConfig(), args.remedies)
     prep.network.save(output)
+    from workbench.engine.config import SimConfig
+
+    for line in conversion_lines(prep.network, SimConfig(), prep.notes):
+        print(line)
     what = "normalized " if prep.network.scales else ""
     if args.remedies:
         what += f"({prep.network.normalization['remedies']}) "

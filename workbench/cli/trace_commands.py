@@ -89,7 +89,10 @@ def _config(args):
     params = parse_params(args.neuron, args.param)
     if args.reset:
         params["reset"] = args.reset
-    return SimConfig(neuron=make_neuron(args.neuron, **params), encoder=args.input, dt=args.dt)
+    # the exporters describe every neuron layer as the chosen neuron with a spike readout: the
+    # uniform conversion (docs/conversion.md, 'Not covered'), so the config says so
+    return SimConfig(neuron=make_neuron(args.neuron, **params), encoder=args.input, dt=args.dt,
+                     auto_neurons=False, readout="spikes")
 
 
 def cmd_export_params(args) -> int:

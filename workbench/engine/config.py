@@ -16,6 +16,7 @@ from workbench.errors import ConfigError
 
 ENCODERS = ("constant", "poisson", "recorded")
 SOFTMAX_OUTPUTS = ("if", "sampled")
+READOUTS = ("auto", "membrane", "spikes")
 MAX_STEPS = 100_000_000
 DEFAULT_MAX_RECORD_BYTES = 2 * 1024**3  # what a Simulator may allocate for its recording
 
@@ -46,6 +47,12 @@ class SimConfig:
     - ``max_record_bytes``: the most memory the recording may take (estimated before a run from
       layers x recorded steps x batch); above it the Simulator refuses with ConfigError naming
       this field (record fewer layers or steps, or stream to HDF5). None: no limit.
+    - ``readout``: how the output layer gives class scores: 'membrane' (no spikes: the
+      accumulated current, i.e. the logits), 'spikes' (spike counts) or 'auto' (membrane for a
+      linear or softmax output, else spikes).
+    - ``auto_neurons``: each layer gets the neuron its activation calls for (tanh/sigmoid: the
+      spiking wrapper; linear: signed; LIF and wrappers fitted to the rate units) — see
+      ``engine.conversion``. Linear layers feeding linear layers carry current either way.
     """
 
     neuron: NeuronModel = dataclasses.field(default_factory=IF)
@@ -60,6 +67,8 @@ class SimConfig:
     record_membrane: bool = True
     record_current: bool = False
     max_record_bytes: int | None = DEFAULT_MAX_RECORD_BYTES
+    readout: str = "auto"
+    auto_neurons: bool = True
     float64: bool = False
     synaptic_delay: int = 0
     softmax_output: str = "if"
@@ -92,6 +101,8 @@ class SimConfig:
             raise ConfigError("rate_scale", f"must be a positive number, got {rs!r}")
         if rs != 1 and any(m.name == "loihi_cuba" for m in [self.neuron, *self.overrides.values()]):
             raise ConfigError("rate_scale", "must be 1 for the integer Loihi model (its units are chip units)")
+        if self.readout not in READOUTS:
+            raise ConfigError("readout", f"must be one of {', '.join(READOUTS)}, got '{self.readout}'")
         if self.record is not None:
             object.__setattr__(self, "record", tuple(self.record))
         if not isinstance(self.float64, bool):
@@ -130,6 +141,8 @@ class SimConfig:
             "seed": self.seed,
             "rate_scale": self.rate_scale,
             "batch": self.batch,
+            "readout": self.readout,
+            "auto_neurons": self.auto_neurons,
             "float64": self.float64,
             "synaptic_delay": self.synaptic_delay,
             "softmax_output": self.softmax_output,

@@ -51,6 +51,7 @@ from numba.typed import List
 from workbench.engine import block_pool, synapses
 from workbench.engine import flat_kernels as K
 from workbench.engine.layer_state import _pool_geometry
+from workbench.engine.neurons.current import Current, SignedIF
 from workbench.engine.neurons.if_neuron import _RESET_CODE, IF
 from workbench.engine.neurons.lif import LIF
 from workbench.engine.neurons.loihi_cuba import LoihiCUBA
@@ -61,8 +62,8 @@ from workbench.engine.fused_kernel import (  # the program's column layout, and 
     C_B, C_BURST, C_CACHE, C_CNT, C_CONST, C_DU, C_DV, C_IC, C_IH, C_IN0, C_IW, C_J, C_KH, C_KW, C_LB,
     C_MBIAS, C_MODEL, C_NEURON, C_NIN, C_OC, C_OH, C_OP, C_OUTER, C_OW, C_PC, C_PL, C_POOL, C_PT, C_REFRAC,
     C_RESET, C_RF, C_RJ, C_RM, C_ROFF, C_RS, C_S, C_SH, C_SIZE, C_SPLIT, C_SW, C_U, C_UNIT, C_V,
-    C_V2, C_VALID, C_VTH, C_W, C_WT, C_Y, F_DT, F_GAIN, F_OUT, F_SCALE, F_THR, MODEL_CUBA,
-    MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, NCOL,
+    C_V2, C_VALID, C_VTH, C_W, C_WT, C_Y, F_DT, F_GAIN, F_OFFSET, F_OUT, F_SCALE, F_THR, MODEL_CUBA,
+    MODEL_CURRENT, MODEL_SIGNED_IF, MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, NCOL,
     NFCOL, OP_ADD, OP_AVG, OP_CONV, OP_COPY, OP_DENSE, OP_INPUT, OP_MAX, PARALLEL_MIN_WORK, P_DT,
     P_GAIN, P_IN_SCALE, P_MINV, P_TAU_RC, P_TAU_REF, RAND_ELEMENTS, SPLIT_FLAT, SPLIT_MIN_WORK,
     SPLIT_ROWS, SPLIT_WHOLE, _MODELS, _NO_STOP, _NO_SYNC, _OPS, _fused_block, run_fused,
@@ -185,6 +186,7 @@ class FusedProgram:
                 row[C_CNT] = add(f64, ls.counts)
                 sto_size = _model_columns(ls, row, fp, fp64, lambda name, arr: add(lists[name], arr), sto_size, B)
                 fp[ls.index, F_GAIN] = ls.gain
+                fp[ls.index, F_OFFSET] = ls.offset
                 fp[ls.index, F_OUT] = ls.out_scale
                 row[C_CONST] = int(sim._constant_flags[ls.index])
                 if row[C_CONST]:
@@ -352,10 +354,18 @@ def _model_columns(ls, row, fp, fp64, add, sto_size: int, B: int) -> int:
     float64 randoms a step draws for StochasticSpiking layers so far (``sto_size`` + this one's)."""
     layer = ls.layer
     m, kind = ls.model, type(ls.model)
-    if kind is not IF and kind is not LoihiCUBA:
+    if kind is not IF and kind is not LoihiCUBA and kind is not SignedIF and kind is not Current:
         row[C_V] = add("f64", ls.state[m.membrane_var])
-        fp64[ls.index, P_DT] = ls.dt
-    if kind is LoihiCUBA:  # prepare_layer's constants are in the state dict
+    fp64[ls.index, P_DT] = ls.dt
+    if kind is Current:
+        row[C_MODEL] = MODEL_CURRENT
+        row[C_V] = add("f32", ls.state["v"])
+    elif kind is SignedIF:
+        row[C_MODEL] = MODEL_SIGNED_IF
+        row[C_V], row[C_V2] = add("f32", ls.state["v"]), add("f32", ls.state["net"])
+        row[C_RESET], row[C_DU] = int(m.reset == "zero"), int(m.negative == "after_positive")
+        fp[ls.index, F_THR] = np.float32(m.threshold)
+    elif kind is LoihiCUBA:  # prepare_layer's constants are in the state dict
         row[C_MODEL] = MODEL_CUBA
         row[C_V], row[C_U], row[C_RF] = (add("i32", ls.state[key]) for key in ("v", "u", "refractory"))
         row[C_LB] = add("i64", ls.state["layer_bias"])

@@ -17,6 +17,7 @@ import numpy as np
 from workbench.engine import synapses
 from workbench.engine import flat_kernels as K
 from workbench.engine.atomics import atomic_load, barrier
+from workbench.engine.neurons.current import Current, SignedIF, current_emit, signed_if_step
 from workbench.engine.neurons.if_neuron import IF
 from workbench.engine.neurons.lif import LIF, lif_step
 from workbench.engine.neurons.loihi_cuba import LoihiCUBA, cuba_step
@@ -59,11 +60,14 @@ SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # in the chunk's float64 randoms. LoihiCUBA keeps int32 state instead (in the i32 list: C_V its
 # voltage, C_U its current, C_RF its refractory counters; C_LB its int64 neuron bias in the i64
 # list) and its integer constants in C_DU .. C_UNIT.
-MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, MODEL_CUBA = range(7)
-_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking, LoihiCUBA)
+# Current (non-spiking, float32 v in the f32 list: C_V; records no spikes) and SignedIF (float32 v and net in the f32
+# list: C_V, C_V2; C_RESET 1 for reset to zero, C_DU 1 for negative='after_positive').
+(MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, MODEL_CUBA,
+ MODEL_CURRENT, MODEL_SIGNED_IF) = range(9)
+_MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking, LoihiCUBA, Current, SignedIF)
 # float32 parameter columns
-F_DT, F_THR, F_GAIN, F_OUT, F_SCALE = range(5)
-NFCOL = 5
+F_DT, F_THR, F_GAIN, F_OUT, F_SCALE, F_OFFSET = range(6)
+NFCOL = 6
 # float64 parameter columns (the float64 models' steps take dt and their constants as Python floats)
 P_DT, P_TAU_RC, P_TAU_REF, P_MINV, P_GAIN, P_IN_SCALE = range(6)
 
@@ -219,6 +223,11 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                     Jb = J[lo:hi]
                     for i in range(hi - lo):
                         Jb[i] *= gain
+                off = fp[li, F_OFFSET]
+                if off != 0.0:
+                    Jb = J[lo:hi]
+                    for i in range(hi - lo):
+                        Jb[i] += off
                 if row[C_CONST] == 1:
                     f32[row[C_CACHE]][lo:hi] = J[lo:hi]
                     valid[li] = 1
@@ -229,6 +238,14 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                           i64[row[C_LB]][lo:hi], row[C_REFRAC], i32[row[C_U]][lo:hi], i32[row[C_V]][lo:hi],
                           i32[row[C_RF]][lo:hi], s)
                 synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            elif model == MODEL_SIGNED_IF:
+                s = f32[row[C_S]][lo:hi]
+                signed_if_step(J[lo:hi], fp64[li, P_DT], fp[li, F_THR], row[C_RESET], row[C_DU],
+                               f32[row[C_V]][lo:hi], f32[row[C_V2]][lo:hi], s)
+                synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
+            elif model == MODEL_CURRENT:
+                current_emit(J[lo:hi], fp64[li, P_DT], fp[li, F_OUT], f32[row[C_V]][lo:hi], f32[row[C_S]][lo:hi],
+                             y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model != MODEL_IF:
                 s, v, dt = f32[row[C_S]][lo:hi], f64[row[C_V]][lo:hi], fp64[li, P_DT]
                 if model == MODEL_LIF or model == MODEL_LOIHI_LIF:
@@ -283,13 +300,15 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
             lo, hi, r0, r1 = _span(row, b0, b1, part, nparts)  # the share this part computed
             s = f32[row[C_S]][lo:hi]
             rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
-            for i in range(hi - lo):
-                rs[i] = np.int16(s[i])
+            if row[C_MODEL] != MODEL_CURRENT:  # a non-spiking layer records no spikes
+                for i in range(hi - lo):
+                    rs[i] = np.int16(s[i])
             if row[C_RM] >= 0 and row[C_MODEL] == MODEL_CUBA:  # int32 state into the float32 ring
                 rm, vi = f32[row[C_RM]][r * n + lo:r * n + hi], i32[row[C_V]][lo:hi]
                 for i in range(hi - lo):
                     rm[i] = np.float32(vi[i])
-            elif row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF:  # float64 state into the float32 ring
+            elif (row[C_RM] >= 0 and row[C_MODEL] != MODEL_IF and row[C_MODEL] != MODEL_SIGNED_IF
+                  and row[C_MODEL] != MODEL_CURRENT):  # float64 state into the float32 ring
                 rm, vm = f32[row[C_RM]][r * n + lo:r * n + hi], f64[row[C_V]][lo:hi]
                 for i in range(hi - lo):
                     rm[i] = np.float32(vm[i])

@@ -14,6 +14,7 @@ import numpy as np
 from workbench.engine import flat_kernels, pool_kernels, synapses
 from workbench.engine.encoders import ENCODE
 from workbench.engine.neurons import NeuronModel
+from workbench.engine.neurons.current import current_emit
 from workbench.models import network as nw
 
 
@@ -22,7 +23,8 @@ class LayerState:
     (batch, *shape) float32; ``counts`` is the cumulative spike count (float64)."""
 
     def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
-                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0, float64: bool = False):
+                 model: NeuronModel | None, dt: float, rate_scale: float = 1.0, float64: bool = False,
+                 offset: float = 0.0):
         self.layer = layer
         self.index = index
         self.inbound = inbound
@@ -47,6 +49,7 @@ class LayerState:
             self.counts = np.zeros(self.shape, dtype=np.float64)
             # NengoDL's scale_firing_rates: currents x rate_scale, each spike worth 1/rate_scale.
             self.gain = ftype(rate_scale)
+            self.offset = ftype(offset)  # added to the current after the gain
             self.out_scale = ftype(model.output_scale(dt) / rate_scale)
             # Flat views made once (the arrays are never reallocated): the step loop is hot.
             self.J_flat = self.J.reshape(-1)
@@ -183,8 +186,14 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
         compute_current(ls, inputs)
         if ls.gain != 1.0:
             ls.J *= ls.gain
+        if ls.offset != 0.0:  # a fitted LIF's rheobase shift (engine.conversion.fit)
+            ls.J += ls.offset
         if inputs_constant:
             ls.const_current = ls.J.copy()
+    if not ls.model.spiking:  # carries current (neurons.current): y = J, counts += charge
+        ls.nnz = current_emit(ls.J_flat, ls.dt, ls.out_scale, ls.state["v"], ls.spikes_flat, ls.y_flat,
+                              ls.counts_flat)
+        return
     ls.model.step(ls.J_flat, ls.dt, ls.state, ls.spikes_flat, rng)
     # y = spikes * out_scale and counts += spikes in one pass; nnz: this step's spiking neurons
     ls.nnz = synapses.emit(ls.spikes_flat, ls.out_scale, ls.y_flat, ls.counts_flat)

@@ -109,7 +109,8 @@ class Recorder:
         row = self.count % self.capacity
         for ls in self.layers:
             name = ls.layer.name
-            np.copyto(self._spikes[name][row], ls.spikes, casting="unsafe")
+            if ls.model.spiking:  # non-spiking layers (Current) record no spikes: the ring stays 0
+                np.copyto(self._spikes[name][row], ls.spikes, casting="unsafe")
             if name in self._membrane:
                 self._membrane[name][row] = ls.membrane()
             if name in self._current:

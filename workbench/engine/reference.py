@@ -68,11 +68,17 @@ def synaptic(layer: nw.Layer, inputs: list[np.ndarray]) -> np.ndarray:
 
 def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: float = 1.0,
                   reset: str = "subtract", dt: float = 1.0, v_init: float = 0.0,
-                  burst: int = 1) -> dict[str, np.ndarray]:
+                  burst: int = 1, current: set[str] | None = None,
+                  readout: str = "auto") -> dict[str, np.ndarray]:
     """Spike trains [T, B, *shape] of every neuron layer; constant input encoding, IF neurons
     (membrane starting at ``v_init * threshold``; up to ``burst`` spikes a step:
     s = clip(floor(v / threshold), 0, burst) where v >= threshold). Max pooling layers whose
-    config says ``max_pool: lateral`` pass the increase of the window's largest running sum."""
+    config says ``max_pool: lateral`` pass the increase of the window's largest running sum.
+    ``current``: the layers that carry current (y = J, no spikes; default as the simulator's
+    conversion plan decides for ``readout``: ``conversion.current_layers``)."""
+    from workbench.engine.conversion import current_layers
+
+    current = current_layers(network, readout) if current is None else current
     names = [l.name for l in network.layers]
     v = {l.name: np.full((x.shape[0], *l.output_shape), np.float32(v_init * threshold), np.float32)
          for l in network.neuron_layers}
@@ -86,6 +92,10 @@ def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: flo
                 y[layer.name] = x.astype(np.float32)
             elif layer.is_neuron_layer:
                 J = synaptic(layer, ins)
+                if layer.name in current:  # a synapse, not a neuron: the current flows on
+                    spikes[layer.name].append(np.zeros(J.shape, np.int16))
+                    y[layer.name] = (np.float32(dt) * J).astype(np.float32) * np.float32(1.0 / dt)
+                    continue
                 vv = v[layer.name] + np.float32(dt) * J
                 fired = vv >= np.float32(threshold)
                 count = np.where(fired, np.clip(np.floor(vv / np.float32(threshold)), 1, burst), 0).astype(np.float32)

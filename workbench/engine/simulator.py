@@ -23,10 +23,10 @@ from collections.abc import Callable
 import numba
 import numpy as np
 
+from workbench.engine import conversion as _conversion
 from workbench.engine import fused as _fused
 from workbench.engine.config import SimConfig
 from workbench.engine.layer_state import LayerState, advance
-from workbench.engine.neurons.softmax import SampledSoftmax
 from workbench.engine.recording import NO_LAYER_CAPACITY, Recorder, estimate_bytes, format_bytes
 from workbench.engine.stop_flag import StopWhenChanged
 from workbench.errors import ConfigError, DataFileError
@@ -57,18 +57,20 @@ class Simulator:
         self.config = config or SimConfig()
         self.config.check_against(network)
         self.dt = self.config.effective_dt
-        for model in {id(m): m for m in [self.config.neuron, *self.config.overrides.values()]}.values():
+        # which neuron each layer runs (engine/conversion.py): overrides, readout, linear layers
+        # carrying current, activation-matched neurons; ``plan.warnings`` for the reports
+        self.plan = _conversion.plan(network, self.config)
+        models = [self.config.neuron, *self.config.overrides.values(), *(lp.model for lp in self.plan.layers.values())]
+        for model in {id(m): m for m in models}.values():
             model.validate_dt(self.dt)
         self.batch = self.config.batch if x is None else int(np.asarray(x).shape[0])
         index = {layer.name: i for i, layer in enumerate(network.layers)}
         self.layers: list[LayerState] = []
         for i, layer in enumerate(network.layers):
-            model = self.config.model_for(layer.name) if layer.is_neuron_layer else None
-            if (model is not None and self.config.softmax_output == "sampled" and layer.activation == "softmax"
-                    and layer.name not in self.config.overrides):
-                model = SampledSoftmax(threshold=float(getattr(model, "threshold", 1.0)))
+            lp = self.plan.layers.get(layer.name)
+            model, gain, offset = (lp.model, lp.gain, lp.offset) if lp is not None else (None, 1.0, 0.0)
             self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
-                                          self.config.rate_scale, self.config.float64))
+                                          self.config.rate_scale * gain, self.config.float64, offset))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
@@ -291,7 +293,8 @@ class Simulator:
         return self.layers[-1]
 
     def output_counts(self) -> np.ndarray:
-        """(B, classes) cumulative output spike counts."""
+        """(B, classes) cumulative output spike counts (the membrane readout: the accumulated
+        charge of the non-spiking output layer, ``conversion`` rule 1)."""
         out = self.output
         counts = out.counts if out.is_neuron else out.y
         return counts.reshape(self.batch, -1)
@@ -322,8 +325,10 @@ class Simulator:
             "membrane": "post-reset",
             "tool": f"snn-workbench {__version__}",
             "models": {ls.layer.name: {"name": ls.model.name, "params": ls.model.params(),
-                                       "signed": ls.model.signed}
+                                       "signed": ls.model.signed, "role": self.plan.layers[ls.layer.name].role,
+                                       "gain": float(ls.gain)}
                        for ls in self.layers if ls.is_neuron},
+            "conversion_warnings": list(self.plan.warnings),
             "kinds": {ls.layer.name: ls.layer.kind for ls in self.layers},
         }
 

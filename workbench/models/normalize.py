@@ -17,8 +17,9 @@ Two choices worth knowing:
   ``max_value`` is exactly 1 and the ANN's clip falls where an IF neuron saturates (one spike per
   step): the engine has no clip of its own and needs none. When the sample stays below the cap,
   lambda is the percentile as for any ReLU and the SNN clips there (docs/models.md, 'ReLU6').
-ReLU layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l`` exactly;
-tanh/sigmoid/softmax are not scale-equivariant, which is recorded as a warning.
+ReLU and linear layers satisfy ``forward(normalized)[l] == forward(original)[l] / lambda_l``
+exactly; tanh and sigmoid are bounded already and not scale-equivariant, so they keep lambda 1
+(their output is the original's exactly).
 
 ``rule='snntoolbox'`` follows SNN Toolbox 0.6 (``snntoolbox/conversion/utils.py``,
 ``normalize_parameters``) instead: only layers with weights get a factor of their own (the
@@ -57,8 +58,9 @@ def _layer_lambda(layer, acts, percentile, warnings) -> float:
     if layer.activation == "softmax":
         values = preactivation(layer, [acts[s].astype(np.float64) for s in layer.inbound])
     elif layer.activation in ("tanh", "sigmoid"):
-        warnings.append(f"{layer.name}: {layer.activation} is not scale-equivariant; "
-                        "its normalized output is not the original divided by lambda")
+        # bounded already (|tanh| < 1, sigmoid in (0, 1)) and not scale-equivariant: lambda 1
+        # keeps the function exact (its input weights still take the previous layer's lambda)
+        return 1.0
     positive = values[values > 0]
     lam = float(np.percentile(positive, percentile)) if positive.size else 0.0
     if not lam > 0:

@@ -12,6 +12,7 @@ import types
 import typing
 
 from workbench.engine.neurons.base import NeuronModel
+from workbench.engine.neurons.current import Current, SignedIF
 from workbench.engine.neurons.if_neuron import IF
 from workbench.engine.neurons.lif import LIF
 from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU
@@ -22,7 +23,7 @@ from workbench.errors import ConfigError
 
 MODELS: dict[str, type[NeuronModel]] = {
     cls.name: cls
-    for cls in (IF, LIF, LoihiLIF, LoihiReLU, LoihiCUBA, RegularSpiking, StochasticSpiking, PoissonSpiking,
+    for cls in (IF, SignedIF, Current, LIF, LoihiLIF, LoihiReLU, LoihiCUBA, RegularSpiking, StochasticSpiking, PoissonSpiking,
                 SpikingRectifiedLinear)
 }
 
@@ -105,6 +106,6 @@ def parse_params(name: str, items) -> dict:
 
 
 __all__ = [
-    "MODELS", "NeuronModel", "IF", "LIF", "LoihiLIF", "LoihiReLU", "LoihiCUBA", "RegularSpiking",
+    "MODELS", "NeuronModel", "IF", "SignedIF", "Current", "LIF", "LoihiLIF", "LoihiReLU", "LoihiCUBA", "RegularSpiking",
     "StochasticSpiking", "PoissonSpiking", "SpikingRectifiedLinear", "SampledSoftmax", "EXTRA_MODELS", "make_neuron", "parse_params", "register",
 ]

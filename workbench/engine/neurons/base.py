@@ -37,6 +37,7 @@ class NeuronModel:
     membrane_var: ClassVar[str] = "v"
     signed: ClassVar[bool] = False  # may emit negative spikes (not possible on most hardware)
     stochastic: ClassVar[bool] = False
+    spiking: ClassVar[bool] = True  # False: passes values on instead of spikes (``current.Current``)
     default_dt: ClassVar[float] = 1.0
 
     # ---- validation helpers for subclasses ------------------------------------------------

@@ -274,6 +274,7 @@ class LoihiCUBA(NeuronModel):
             lim = (1 << (self.weight_bits - 1)) - 1
             report.update(weight_exp=exp, weight_clipped=int(np.sum(np.abs(np.round(w * self.vth / 2.0**exp)) > lim)))
             report["weight_max_rel_error"], report["weight_rms_rel_error"] = _errors(w, wq / self.vth)
+            report["weight_zeroed"] = float(np.mean((mant == 0) & (w != 0))) if w.size else 0.0
             bias_int, bmant, bexp = quantize_bias(ls.bias, self.vth * 64)
             report.update(bias_exp=bexp, bias_clipped=int(np.sum(np.abs(np.round(ls.bias * self.vth * 64 / 2.0**bexp)) > 4095)))
             report["bias_max_rel_error"], report["bias_rms_rel_error"] = _errors(ls.bias, bias_int / (self.vth * 64))
