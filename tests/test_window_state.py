@@ -282,3 +282,28 @@ def test_a_long_message_is_cut_to_fit_keeps_t_in_view_and_stays_in_the_log(qtbot
     assert shown.endswith("…") and long.startswith(shown[:-1]) and status.toolTip() == long
     assert status.time_label.isVisible() and status.time_label.text().startswith("t = ")
     assert window.messages[-1].endswith(long)
+
+
+def test_the_conversion_plan_reaches_the_window(qtbot, window, tmp_path):
+    """A tanh layer forced onto rectifying IF (a per-layer override): the plan's warning is in the
+    Messages dock, and the table's kind column names the model each neuron layer runs."""
+    from workbench.engine.neurons import IF
+
+    net = nw.Network("tanh_mlp", [
+        nw.Layer("in", nw.INPUT, (4,)),
+        nw.Layer("h", nw.DENSE, (3,), ("in",), np.full((4, 3), 0.3, np.float32), np.zeros(3, np.float32), "tanh"),
+        nw.Layer("out", nw.DENSE, (2,), ("h",), np.full((3, 2), 0.5, np.float32), np.zeros(2, np.float32), "relu"),
+    ])
+    net.save(tmp_path / "tanh_mlp.npz")
+    np.savez(tmp_path / "data.npz", x=np.full((2, 4), 0.5, np.float32), y=np.zeros(2, np.int64))
+    s = window.session
+    s.open_model(tmp_path / "tanh_mlp.npz")
+    qtbot.waitUntil(lambda: s.network is not None and s.network.name == "tanh_mlp", timeout=LONG)
+    s.open_data(tmp_path / "data.npz")
+    qtbot.waitUntil(lambda: s.snapshot is not None and [ls.name for ls in s.snapshot.layers] == ["in", "h", "out"],
+                    timeout=LONG)
+    assert window.table.cell_text("h", "kind") != "dense · if"  # the plan gives tanh its wrapper
+    s.set_config(dataclasses.replace(s.config, overrides={"h": IF()}))
+    qtbot.waitUntil(lambda: any("conversion: h: tanh" in m for m in window.messages), timeout=LONG)
+    qtbot.waitUntil(lambda: window.table.cell_text("h", "kind") == "dense · if", timeout=LONG)
+    assert window.table.cell_text("out", "kind").startswith("dense · ")

@@ -175,6 +175,7 @@ class QtMainWindow(QMainWindow):
         s = self.session
         s.error.connect(self._on_error)
         s.status.connect(lambda message: message and self.log(message))
+        s.conversion_warnings.connect(self._on_conversion_warnings)
         s.network_changed.connect(self._on_network_changed)
         s.config_changed.connect(self._on_config_changed)
         s.data_changed.connect(self._on_data_changed)
@@ -206,6 +207,15 @@ class QtMainWindow(QMainWindow):
         self.messages.append(line)
         self.log_view.appendPlainText(line)
         self.log_view.moveCursor(QTextCursor.MoveOperation.End)
+
+    def _on_conversion_warnings(self, warnings) -> None:
+        """The conversion plan's warnings (a tanh layer on a rectifying neuron, ...): kept in the
+        Messages dock, the first also in the status bar."""
+        for w in warnings:
+            self.log(w, "conversion")
+        if warnings:
+            more = f" (+{len(warnings) - 1} more in Messages)" if len(warnings) > 1 else ""
+            self.statusBar().say(f"Conversion: {warnings[0]}{more}")
 
     def _on_error(self, message: str, details: str) -> None:
         self.log(message, "error")

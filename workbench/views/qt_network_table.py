@@ -87,6 +87,12 @@ def _fmt(value: float, scale: float = 1.0, digits: int = 3) -> str:
     return "–" if value is None or math.isnan(value) else f"{value * scale:.{digits}f}"
 
 
+
+def _kind_text(kind: str, model: str, is_neuron: bool) -> str:
+    """"conv2d · if": the layer's kind and the neuron model it runs (the conversion plan's choice)."""
+    runs = model.split("(")[0] if model and is_neuron else ""
+    return f"{kind} · {runs}" if runs else kind
+
 class _Item(QTableWidgetItem):
     """A cell that sorts by its SORT_ROLE value (numbers as numbers, '–' last)."""
 
@@ -166,6 +172,7 @@ class QtNetworkTable(QTableWidget):
         self._sort = (0, Qt.SortOrder.AscendingOrder)
         self._names: list[str] = []
         self._items: dict[str, list[QTableWidgetItem]] = {}
+        self._models: dict[str, tuple[str, bool]] = {}  # the model each layer runs, as shown
         self._flags: dict[str, tuple[int, str]] = {}  # name -> (level, tooltip) shown
         self._shown: dict[str, tuple[str, ...]] = {}  # name -> statistics texts shown
         self._depth: dict[str, int] = {}
@@ -196,6 +203,10 @@ class QtNetworkTable(QTableWidget):
         if names != self._names:
             self._set_rows([(ls.name, ls.kind, tuple(ls.shape), ls.is_neuron, ls.model, ls.signed)
                             for ls in snapshot.layers])
+        else:  # the conversion plan may give a layer another model after Apply
+            for ls in snapshot.layers:
+                if self._models.get(ls.name) != (ls.model, ls.signed):
+                    self._set_model(ls.name, ls.kind, ls.is_neuron, ls.model, ls.signed)
         self._show_stats({s.name: s for s in snapshot.stats}, snapshot.t, snapshot.cursor_layer)
 
     @pyqtSlot(str)
@@ -255,12 +266,14 @@ class QtNetworkTable(QTableWidget):
         self.setSortingEnabled(False)
         self._names = [r[0] for r in rows]
         self._items = {}
+        self._models = {}
         self._flags = {}
         self._shown = {}
         self.setRowCount(len(rows))
         for row, (name, kind, shape, is_neuron, model, signed) in enumerate(rows):
             neurons = int(math.prod(shape)) if is_neuron else 0
-            texts = {0: name, 6: str(neurons) if neurons else "–", 7: "×".join(map(str, shape)), 8: kind}
+            texts = {0: name, 6: str(neurons) if neurons else "–", 7: "×".join(map(str, shape)),
+                     8: _kind_text(kind, model, is_neuron)}
             items = []
             for col in range(len(COLUMNS)):
                 item = _Item(texts.get(col, "–"))
@@ -271,14 +284,21 @@ class QtNetworkTable(QTableWidget):
                 self.setItem(row, col, item)
                 items.append(item)
             items[0].setData(NAME_ROLE, name)
-            items[0].setToolTip(name + (f"\n{model}" if model else "") + ("\nsigned: emits negative spikes" if signed else ""))
             self._items[name] = items
+            self._set_model(name, kind, is_neuron, model, signed)
         self.cursor_layer = None
         self._fit_name_column()
         self._sort_now()
         self._apply_hidden()
         if selected in self._items:
             self.set_selected_layer(selected)
+
+    def _set_model(self, name: str, kind: str, is_neuron: bool, model: str, signed: bool) -> None:
+        """The neuron model a layer runs: in its kind cell ("conv2d · if") and the name's tooltip."""
+        self._models[name] = (model, signed)
+        items = self._items[name]
+        items[8].setText(_kind_text(kind, model, is_neuron))
+        items[0].setToolTip(name + (f"\n{model}" if model else "") + ("\nsigned: emits negative spikes" if signed else ""))
 
     def _fit_name_column(self) -> None:
         metrics = self.fontMetrics()

@@ -48,6 +48,7 @@ class Session(QObject):
     layer_selected = pyqtSignal(str)
     ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
     trace_ready = pyqtSignal(object)  # Trace of the recorded steps (request_trace), None when nothing runs
+    conversion_warnings = pyqtSignal(object)  # tuple of the conversion plan's warnings (engine.conversion)
     memory_changed = pyqtSignal(object)  # sim_loop.RecordingPlan: what is recorded, its history, bytes, budget
 
     def __init__(self, parent=None, window: int = 500, budget: int | None = None):
@@ -370,6 +371,8 @@ class Session(QObject):
             self._on_cancelled(*payload)
         elif kind == "trace":
             self.trace_ready.emit(payload)
+        elif kind == "conversion":
+            self.conversion_warnings.emit(payload)
         elif kind == "memory":
             self.recording = payload
             self.memory_changed.emit(payload)

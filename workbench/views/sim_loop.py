@@ -290,6 +290,7 @@ class SimLoop:
         self._stats, self._stats_time, self._snap_cost = (), -1e9, 0.0
         self.sim = Simulator(network, config.replace(record=(), max_record_bytes=None), x, labels, record_capacity=1)
         self.sim.split_steps = False  # the GUI thread needs the other core
+        self._emit("conversion", tuple(self.sim.plan.warnings))  # what the conversion plan warns about
         self._replan()
 
     # ---- what is recorded -------------------------------------------------------------------
