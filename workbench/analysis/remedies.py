@@ -166,7 +166,7 @@ def calibrate_bias(network: nw.Network, config: SimConfig, x: np.ndarray, steps:
 
 
 def balance_thresholds(network: nw.Network, config: SimConfig, x: np.ndarray, steps: int,
-                       percentile: float = 99.9) -> tuple[nw.Network, dict]:
+                       percentile: float = 99.9, on_layer=None) -> tuple[nw.Network, dict]:
     """Per-channel threshold balancing: for each layer that can take one scale per channel, run
     the SNN on ``x`` and take per channel the ``percentile`` of its neurons' input per step over
     the threshold (what they integrated, spikes and leftover membrane, / steps / theta); a channel
@@ -192,15 +192,26 @@ def balance_thresholds(network: nw.Network, config: SimConfig, x: np.ndarray, st
         if np.any(factor > 1.0):
             apply_channel_scales(net, {layer.name: factor})
             report[layer.name] = [float(f) for f in factor]
+        if on_layer is not None:
+            on_layer(layer.name)
     return net, report
+
+
+def measured_layers(network: nw.Network, spec: Remedies) -> int:
+    """How many SNN runs on the calibration data ``convert`` makes for ``spec`` (its progress total)."""
+    calib = sum(1 for l in network.layers if l.kind in nw.WEIGHTED_KINDS and l.is_neuron_layer) if spec.calibrate else 0
+    balance = sum(1 for l in network.layers if l.kind in (nw.DENSE, nw.CONV2D) and l is not network.output_layer
+                  and _channel_sinks(network, l.name) is not None) if spec.balance else 0
+    return calib + balance
 
 
 # ---- the whole conversion -----------------------------------------------------------------
 def convert(original: nw.Network | None, normalized: nw.Network | None, cal_x: np.ndarray | None, spec: Remedies,
-            config: SimConfig, percentile: float = 99.9) -> tuple[nw.Network, SimConfig]:
+            config: SimConfig, percentile: float = 99.9, on_progress=None) -> tuple[nw.Network, SimConfig]:
     """The network and config of one conversion variant. ``normalized``: the layer-wise
     normalized network when already made (else made here from ``cal_x``); ``cal_x``: the
-    calibration data (needed by channel, balance and calib)."""
+    calibration data (needed by channel, balance and calib). ``on_progress(done, total)``
+    after each SNN run of balancing and calibration (it may raise to cancel)."""
     config = neuron_config(config, spec)
     needs = spec.channel or spec.balance or spec.calibrate or normalized is None
     if needs and (cal_x is None or len(cal_x) == 0):
@@ -218,11 +229,18 @@ def convert(original: nw.Network | None, normalized: nw.Network | None, cal_x: n
             if layer.kind == nw.MAX_POOL2D:
                 layer.config["max_pool"] = "lateral"
     sample = None if cal_x is None else np.asarray(cal_x[:MAX_CALIBRATION_SAMPLES], np.float32)
+    total, done = measured_layers(net, spec), [0]
+
+    def on_layer(_name):
+        done[0] += 1
+        if on_progress is not None:
+            on_progress(done[0], total)
+
     if spec.balance:
-        net, report = balance_thresholds(net, config, sample, spec.calibrate or DEFAULT_CALIB_STEPS)
+        net, report = balance_thresholds(net, config, sample, spec.calibrate or DEFAULT_CALIB_STEPS, on_layer=on_layer)
         notes["threshold_balance"] = report
     if spec.calibrate:
-        net, report = calibrate_bias(net, config, sample, spec.calibrate)
+        net, report = calibrate_bias(net, config, sample, spec.calibrate, on_layer=on_layer)
         notes["bias_calibration"] = {"steps": spec.calibrate, "samples": len(sample), "mean_abs_change": report}
     if spec.half or spec.burst > 1:
         notes["neuron"] = {"v_init": 0.5 if spec.half else 0.0, "burst": spec.burst}
@@ -235,7 +253,7 @@ def saved_remedies(network: nw.Network) -> Remedies:
     return Remedies.parse(str(network.normalization.get("remedies", "")))
 
 
-def apply(prep, config: SimConfig, text: str | None) -> tuple[nw.Network, SimConfig]:
+def apply(prep, config: SimConfig, text: str | None, on_progress=None) -> tuple[nw.Network, SimConfig]:
     """The network and config a command runs for remedies ``text`` on a ``models.prepare``
     result. Baseline on a saved converted network keeps the remedies it was saved with (their
     neuron-side options back on the config); anything else converts from the original."""
@@ -247,12 +265,12 @@ def apply(prep, config: SimConfig, text: str | None) -> tuple[nw.Network, SimCon
                           "to the original model (.keras / .h5 / an unnormalized .npz)")
     percentile = float(prep.network.normalization.get("percentile", 99.9))
     normalized = prep.network if prep.network.scales else None
-    return convert(prep.original, normalized, prep.calibration_x, spec, config, percentile)
+    return convert(prep.original, normalized, prep.calibration_x, spec, config, percentile, on_progress)
 
 
-def with_remedies(prep, config: SimConfig, text: str | None):
+def with_remedies(prep, config: SimConfig, text: str | None, on_progress=None):
     """``apply`` on a ``models.prepare`` result: (the result with its network converted, config)."""
-    network, config = apply(prep, config, text)
+    network, config = apply(prep, config, text, on_progress)
     return dataclasses.replace(prep, network=network), config
 
 

@@ -58,13 +58,7 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
     source = ""
     cal_x = None
     if factors_file:
-        stem = Path(str(factors_file)).stem
-        try:
-            pct = float(stem)
-        except ValueError:
-            pct = float(percentile or 100.0)
-        network = normalize(original, None, pct if 0 < pct <= 100 else 100.0, rule="snntoolbox",
-                            factors=load_factors(factors_file))
+        network = normalized_network(original, None, percentile, factors_file=factors_file)
         return Prepared(original, network, samples, str(factors_file), tuple(notes))
     if percentile and keep_normalized and (original.scales or original.normalization):
         norm = original.normalization or {}
@@ -85,6 +79,21 @@ def prepare(model: str | Path | None, data: str | Path | None = None, calibratio
             cal_x = None
             notes.append("no data to normalize with: the network runs un-normalized")
         if cal_x is not None:
-            network = normalize(original, cal_x[:MAX_CALIBRATION], percentile, on_progress, rule=rule)
+            network = normalized_network(original, cal_x[:MAX_CALIBRATION], percentile, on_progress, rule=rule)
     return Prepared(original, network, samples, source, tuple(notes),
                     None if cal_x is None else cal_x[:MAX_CALIBRATION])
+
+
+def normalized_network(original: Network, cal_x, percentile: float | None, on_progress=None,
+                       rule: str = "workbench", factors_file: str | Path | None = None) -> Network:
+    """``original`` normalized the way ``prepare`` does it (the window calls this too): with
+    ``factors_file`` (SNN Toolbox's ``<percentile>.json``) its factors under SNN Toolbox's rule,
+    the percentile read from the file's name; else on ``cal_x`` at ``percentile`` by ``rule``."""
+    if factors_file:
+        try:
+            pct = float(Path(str(factors_file)).stem)
+        except ValueError:
+            pct = float(percentile or 100.0)
+        return normalize(original, None, pct if 0 < pct <= 100 else 100.0, on_progress, rule="snntoolbox",
+                         factors=load_factors(factors_file))
+    return normalize(original, cal_x, percentile, on_progress, rule=rule)

@@ -37,16 +37,85 @@ def n_classes(network: Network) -> int | None:
     return int(shape[0]) if len(shape) == 1 else None
 
 
-def normalized(original: Network, calib_x, percentile: float, on_progress=None, on_stage=None) -> Network:
-    """The network to run: ``original`` normalized on ``calib_x``; unchanged when it already is
-    normalized (a saved, converted network) or when there is no data to normalize with."""
-    from workbench.models.normalize import normalize
+def normalized(original: Network, calib_x, percentile: float, on_progress=None, on_stage=None,
+               rule: str = "workbench") -> Network:
+    """The network to run: ``original`` normalized on ``calib_x`` by ``rule``; unchanged when it
+    already is normalized (a saved, converted network) or when there is no data to normalize with."""
+    from workbench.models.prepare import normalized_network
 
     if original.scales or original.normalization or calib_x is None:
         return original
     if on_stage is not None:
         on_stage(f"Normalizing on {len(calib_x)} samples ({len(original.layers)} layers)…")
-    return normalize(original, calib_x, percentile, on_progress)
+    return normalized_network(original, calib_x, percentile, on_progress, rule=rule)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conversion:
+    """How the window converts the open model (the command line's --normalize, --normalize-rule,
+    --normalization-file and --remedies): applied by ``converted``."""
+
+    percentile: float = 99.9
+    rule: str = "workbench"  # or 'snntoolbox' (models.normalize.RULES)
+    factors_file: str | None = None  # SNN Toolbox's <percentile>.json (implies its rule)
+    remedies: str = ""  # a remedies spec without the neuron-side parts ('' : baseline)
+
+    @property
+    def measures(self) -> bool:
+        """Its remedies run the SNN on the calibration data (balance, calib): they depend on the settings."""
+        from workbench.analysis.remedies import Remedies
+
+        spec = Remedies.parse(self.remedies)
+        return spec.balance or bool(spec.calibrate)
+
+    def describe(self) -> str:
+        how = (f"SNN Toolbox's factors from {Path(self.factors_file).name}" if self.factors_file
+               else f"the {self.percentile:g}th percentile" + (", SNN Toolbox's rule" if self.rule == "snntoolbox" else ""))
+        return how + (f", remedies {self.remedies}" if self.remedies else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Converted:
+    network: Network | None  # None: failed with ``error`` (the network in use stays)
+    conversion: Conversion
+    error: BaseException | None = None
+
+
+def converted(original: Network, calib_x, conversion: Conversion, config, on_progress=None, on_stage=None) -> Converted:
+    """The network to run for ``conversion``: normalized as the command line's ``prepare`` does
+    (``models.prepare.normalized_network``: rule or SNN Toolbox's factors file), then the
+    remedies applied as its ``--remedies`` (``analysis.remedies.with_remedies``, measuring with
+    ``config``). A bad option comes back as ``error`` (a ConfigError or DataFileError naming it)."""
+    from workbench.analysis.remedies import Remedies, with_remedies
+    from workbench.errors import ConfigError, WorkbenchError
+    from workbench.models.prepare import MAX_CALIBRATION, Prepared, normalized_network
+
+    try:
+        spec = Remedies.parse(conversion.remedies)
+        if spec != Remedies() and calib_x is None and not (original.scales or original.normalization):
+            raise ConfigError("remedies", f"{spec} measures on sample data: open data first (File > Open data…)")
+        if original.scales or original.normalization:
+            network = original  # a saved, converted network runs as saved
+        elif conversion.factors_file:
+            if on_stage is not None:
+                on_stage(f"Normalizing with {Path(conversion.factors_file).name}…")
+            network = normalized_network(original, None, conversion.percentile, on_progress,
+                                         factors_file=conversion.factors_file)
+        elif conversion.rule != "workbench" and calib_x is not None:
+            if on_stage is not None:
+                on_stage(f"Normalizing on {len(calib_x)} samples by SNN Toolbox's rule…")
+            network = normalized_network(original, calib_x, conversion.percentile, on_progress, rule=conversion.rule)
+        else:
+            network = normalized(original, calib_x, conversion.percentile, on_progress=on_progress)
+        if spec != Remedies():
+            if on_stage is not None:
+                on_stage(f"Applying the remedies {spec}…")
+            cal = None if calib_x is None else np.asarray(calib_x)[:MAX_CALIBRATION]
+            prep = Prepared(original, network, None, "", (), cal)
+            network = with_remedies(prep, config, str(spec), on_progress)[0].network
+    except WorkbenchError as exc:
+        return Converted(None, conversion, exc)
+    return Converted(network, conversion)
 
 
 def ann_accuracy(network: Network, ann, labels) -> float:
@@ -68,7 +137,8 @@ def _note(original: Network, network: Network, percentile: float) -> str:
     return note + (f" Warnings: {'; '.join(warnings)}" if warnings else "")
 
 
-def open_model(path: Path, data_path: Path | None, percentile: float, on_progress=None, on_stage=None) -> Loaded:
+def open_model(path: Path, data_path: Path | None, percentile: float, on_progress=None, on_stage=None,
+               rule: str = "workbench") -> Loaded:
     """Open a model file; re-read the current data file (if any) to fit it and normalize on it."""
     original = loading.open_model(path, on_stage)
     samples, message = None, ""
@@ -78,28 +148,28 @@ def open_model(path: Path, data_path: Path | None, percentile: float, on_progres
         except Exception as exc:  # the model still opens; the data is reported as dropped
             message = f"The open data does not fit this model and was closed ({exc}). "
     calib = None if samples is None else samples.x[:CALIBRATION_SAMPLES]
-    network = normalized(original, calib, percentile, on_progress, on_stage)
+    network = normalized(original, calib, percentile, on_progress, on_stage, rule=rule)
     return Loaded(original, network, samples, None, Path(path), message + _note(original, network, percentile))
 
 
 def open_data(path: Path, original: Network, current: Network | None, percentile: float,
-              on_progress=None, on_stage=None) -> Loaded:
+              on_progress=None, on_stage=None, rule: str = "workbench") -> Loaded:
     """Read samples shaped for ``original``; normalize on them when ``current`` is None (the
     network has not been normalized yet)."""
     samples = load_samples(path, original.input_shape, n_classes(original))
     message = f"{len(samples)} samples from {Path(path).name}" + ("" if samples.y is not None else " (no labels)")
     if current is not None:
         return Loaded(original, None, samples, None, None, message + ".")
-    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile, on_progress, on_stage)
+    network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile, on_progress, on_stage, rule=rule)
     return Loaded(original, network, samples, None, None, f"{message}. {_note(original, network, percentile)}")
 
 
-def open_demo(percentile: float, on_progress=None, on_stage=None) -> Loaded:
+def open_demo(percentile: float, on_progress=None, on_stage=None, rule: str = "workbench") -> Loaded:
     """The bundled digits CNN (saved Network, no TensorFlow), its test set, normalized on the
     calibration set."""
     path = loading.DEMO_NETWORK if loading.DEMO_NETWORK.exists() else loading.DEMO_KERAS
     original = loading.open_model(path)
     test = load_samples(loading.DEMO_TEST, original.input_shape, n_classes(original))
     calib = load_samples(loading.DEMO_CALIBRATION, original.input_shape).x
-    network = normalized(original, calib, percentile, on_progress, on_stage)
+    network = normalized(original, calib, percentile, on_progress, on_stage, rule=rule)
     return Loaded(original, network, test, calib, path, "Demo: " + _note(original, network, percentile))

@@ -39,7 +39,9 @@ class EvalTools:
         self.diagnose_action = menu.addAction("&Diagnose", "Ctrl+Shift+D", lambda: self.open_dialog(start=True))
         self.panel.layer_selected.connect(self.session.select_layer)
         self.session.layer_selected.connect(self.panel.select_layer)
-        self.session.network_changed.connect(lambda: self.panel.set_diagnosis(None))
+        self.session.network_changed.connect(self._on_network_changed)
+        self.session.conversion_edited.connect(lambda: self.panel.mark_stale("the conversion changed"))
+        self._original = self.session.original  # the model the diagnosis is of
         self.session.config_changed.connect(self._on_config_changed)
         self.session.data_changed.connect(lambda: self.panel.mark_stale("the data or sample changed"))
         self.panel.apply_requested.connect(self.apply)
@@ -66,6 +68,12 @@ class EvalTools:
         if start:
             self.dialog.start()
         return self.dialog
+
+    def _on_network_changed(self) -> None:
+        """Another model clears the diagnosis; the same model converted again leaves it, out of date."""
+        if self.session.original is not self._original:
+            self.panel.set_diagnosis(None)
+        self._original = self.session.original
 
     def _on_config_changed(self) -> None:
         if self.panel.config is not None and self.panel.config != self.session.config:

@@ -185,7 +185,7 @@ class QtMainWindow(QMainWindow):
         s.layer_selected.connect(self.table.set_selected_layer)
         self.table.layer_selected.connect(s.select_layer)
         self.settings_panel.config_edited.connect(s.set_config)
-        self.settings_panel.percentile_edited.connect(s.set_percentile)
+        self.settings_panel.conversion_edited.connect(s.set_conversion)
         self.settings_panel.budget_edited.connect(self._on_budget_edited)
         saved = self.settings.value("memory_budget", None)
         try:
@@ -292,7 +292,7 @@ class QtMainWindow(QMainWindow):
             self.table.set_selected_layer(self.session.selected_layer)
 
     def _on_config_changed(self) -> None:
-        self.settings_panel.set_config(self.session.config, self.session.percentile)
+        self.settings_panel.set_config(self.session.config, self.session.percentile, self.session.conversion)
 
     def _on_data_changed(self) -> None:
         self._reset_views(forget=False)

@@ -5,8 +5,10 @@ str and optional fields, converted by ``parse_params``; a str field offers a dro
 field's metadata, or a ``<FIELD>_MODES`` tuple in the model's module, as ``if_neuron.RESET_MODES``).
 Every edit builds the SimConfig; a ``ConfigError`` marks the field it names in red with the
 message, and Apply stays disabled. Apply emits ``config_edited(SimConfig)`` and, when the
-percentile changed, ``percentile_edited(float)``. The panel holds no state of its own beyond its
-widgets: ``set_config`` loads them from what the session runs.
+Conversion box changed (percentile, normalization rule or file, remedies),
+``conversion_edited(loaders.Conversion)`` (and ``percentile_edited(float)`` when the percentile
+did). The panel holds no state of its own beyond its widgets: ``set_config`` loads them from
+what the session runs.
 """
 
 from __future__ import annotations
@@ -14,18 +16,31 @@ from __future__ import annotations
 import dataclasses
 import sys
 
+from pathlib import Path
+
 from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (
-    QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
+    QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel,
     QLineEdit, QPushButton, QSpinBox, QTableWidget, QVBoxLayout, QWidget,
 )
 
-from workbench.engine.config import ENCODERS, MAX_STEPS, SOFTMAX_OUTPUTS, SimConfig
+from workbench.analysis.remedies import Remedies
+from workbench.engine.config import ENCODERS, MAX_STEPS, READOUTS, SOFTMAX_OUTPUTS, SimConfig
 from workbench.engine.neurons import MODELS, make_neuron, parse_params
 from workbench.errors import ConfigError
+from workbench.models.normalize import RULES
+from workbench.views.loaders import Conversion
 
 INVALID_STYLE = "background-color: #ffd0d0; color: #000000;"
 DEFAULT = "(default)"
+REMEDIES_TIP = ("Network-level conversion remedies, joined by '+' as the command line's --remedies "
+                "(docs/conversion.md, 'Remedies'):\n"
+                "  channel   channel-wise normalization (one scale per output channel)\n"
+                "  balance   per-channel threshold balancing on the calibration data\n"
+                "  calibN    SNN calibration, light: bias correction over N steps (calib: 16)\n"
+                "  lateral   max pooling by lateral inhibition\n"
+                "e.g. channel+calib8; empty or 'baseline': none. The half-threshold start and burst "
+                "spikes are the IF parameters v_init and burst.")
 
 
 def field_choices(cls, field: dataclasses.Field) -> tuple[str, ...] | None:
@@ -47,6 +62,7 @@ def field_choices(cls, field: dataclasses.Field) -> tuple[str, ...] | None:
 class QtSettingsPanel(QWidget):
     config_edited = pyqtSignal(object)  # SimConfig
     percentile_edited = pyqtSignal(float)
+    conversion_edited = pyqtSignal(object)  # loaders.Conversion
     budget_edited = pyqtSignal(int)  # bytes the recording may take (Memory box)
 
     def __init__(self, parent=None):
@@ -54,6 +70,7 @@ class QtSettingsPanel(QWidget):
         self._params: dict[str, QWidget] = {}
         self._loading = False
         self._percentile = 99.9
+        self._conversion = Conversion()
         self.n_samples: int | None = None  # samples in the open data: a batch may not exceed it
         self.neuron_type = QComboBox()
         self.neuron_type.addItems(sorted(MODELS))
@@ -96,13 +113,49 @@ class QtSettingsPanel(QWidget):
         form = QFormLayout(run_box)
         for label, widget in (("input encoding", self.encoder), ("dt", self.dt), ("steps", self.steps),
                               ("seed", self.seed), ("batch", self.batch), ("rate scale", self.rate_scale),
-                              ("normalization percentile", self.percentile), ("precision", self.float64),
+                              ("precision", self.float64),
                               ("synaptic delay", self.synaptic_delay), ("softmax output", self.softmax_output)):
+            form.addRow(label, widget)
+
+        # the conversion (docs/conversion.md): the command line's --readout, --uniform, --normalize,
+        # --normalize-rule, --normalization-file and --remedies
+        self.readout = QComboBox()
+        self.readout.addItems(READOUTS)
+        self.readout.setToolTip("How the output layer gives class scores: membrane (its accumulated current, no "
+                                "spikes), spikes (spike counts), auto (membrane for a linear or softmax output)")
+        self.uniform = QCheckBox("every layer on the neuron model as given")
+        self.uniform.setToolTip("Uniform conversion (--uniform): no activation-matched neurons (tanh/sigmoid "
+                                "wrappers, signed linear layers); linear layers spike")
+        self.normalize_rule = QComboBox()
+        self.normalize_rule.addItems(RULES)
+        self.normalize_rule.setToolTip("Which layers get a normalization factor: workbench (ours), or SNN Toolbox "
+                                       "0.6's rule (pooling passes its input's factor, softmax gets 1.0)")
+        self.normalization_file = QLineEdit(placeholderText="none: factors computed")
+        self.normalization_file.setToolTip("SNN Toolbox's normalization file (<percentile>.json: layer -> factor), "
+                                           "used instead of computing factors (SNN Toolbox's rule)")
+        self.browse_button = QPushButton("…")
+        self.browse_button.setFixedWidth(28)
+        self.browse_button.setToolTip("Choose SNN Toolbox's <percentile>.json")
+        file_row = QHBoxLayout()
+        file_row.setContentsMargins(0, 0, 0, 0)
+        file_row.addWidget(self.normalization_file, 1)
+        file_row.addWidget(self.browse_button)
+        file_box = QWidget()
+        file_box.setLayout(file_row)
+        self.remedies = QLineEdit(placeholderText="baseline")
+        self.remedies.setToolTip(REMEDIES_TIP)
+        conversion_box = QGroupBox("Conversion")
+        form = QFormLayout(conversion_box)
+        for label, widget in (("readout", self.readout), ("uniform", self.uniform),
+                              ("normalization percentile", self.percentile), ("normalize rule", self.normalize_rule),
+                              ("normalization file", file_box), ("remedies", self.remedies)):
             form.addRow(label, widget)
         self._fields = {"encoder": self.encoder, "dt": self.dt, "steps": self.steps, "seed": self.seed,
                         "batch": self.batch, "rate_scale": self.rate_scale, "percentile": self.percentile,
                         "neuron": self.neuron_type, "float64": self.float64,
-                        "synaptic_delay": self.synaptic_delay, "softmax_output": self.softmax_output}
+                        "synaptic_delay": self.synaptic_delay, "softmax_output": self.softmax_output,
+                        "readout": self.readout, "uniform": self.uniform, "normalize rule": self.normalize_rule,
+                        "normalization_file": self.normalization_file, "remedies": self.remedies}
 
         self.budget = QDoubleSpinBox(minimum=0.05, maximum=1024.0, decimals=2, singleStep=0.25, suffix=" GB")
         self.budget.setToolTip("Memory the recording of spikes and membranes may take. When every layer does "
@@ -130,11 +183,12 @@ class QtSettingsPanel(QWidget):
         bar.addLayout(buttons)
 
         self._layout = layout = QVBoxLayout(self)
-        for w in (neuron_box, override_box, run_box, memory_box, self.button_bar):
+        for w in (neuron_box, override_box, run_box, conversion_box, memory_box, self.button_bar):
             layout.addWidget(w)
         layout.addStretch()
 
-        self._applied = (SimConfig(), self._percentile)
+        self._tips = {w: w.toolTip() for w in self._fields.values() if w.toolTip()}
+        self._applied = (SimConfig(), self._conversion)
         self.neuron_type.currentTextChanged.connect(self._on_neuron_type_changed)
         self.encoder.currentTextChanged.connect(self.validate)
         self.dt.textEdited.connect(self.validate)
@@ -145,8 +199,16 @@ class QtSettingsPanel(QWidget):
             spin.valueChanged.connect(self.validate)
         self.float64.toggled.connect(self.validate)
         self.softmax_output.currentTextChanged.connect(self.validate)
+        self.readout.currentTextChanged.connect(self.validate)
+        self.uniform.toggled.connect(self.validate)
+        self.normalize_rule.currentTextChanged.connect(self.validate)
+        for edit in (self.normalization_file, self.remedies):
+            edit.textEdited.connect(self.validate)
+            edit.returnPressed.connect(self.apply)
+        self.browse_button.clicked.connect(self._browse_factors)
         self.apply_button.clicked.connect(self.apply)
-        self.revert_button.clicked.connect(lambda: self.set_config(*self._applied))
+        self.revert_button.clicked.connect(lambda: self.set_config(self._applied[0], self._applied[1].percentile,
+                                                                   self._applied[1]))
         self.set_config(SimConfig(), self._percentile)
 
     def take_button_bar(self) -> QWidget:
@@ -168,9 +230,11 @@ class QtSettingsPanel(QWidget):
             self.overrides.setCellWidget(row, 1, combo)
         self._show_overrides(self._applied[0])
 
-    def set_config(self, config: SimConfig, percentile: float) -> None:
+    def set_config(self, config: SimConfig, percentile: float, conversion: Conversion | None = None) -> None:
+        """Show ``config`` and the conversion (``conversion``, else the one shown with ``percentile``)."""
         self._loading = True
-        self._applied = (config, float(percentile))
+        conversion = dataclasses.replace(conversion or self._applied[1], percentile=float(percentile))
+        self._applied = (config, conversion)
         self.neuron_type.setCurrentText(config.neuron.name)
         self._build_params(config.neuron)
         self.encoder.setCurrentText(config.encoder)
@@ -183,6 +247,11 @@ class QtSettingsPanel(QWidget):
         self.float64.setChecked(config.float64)
         self.synaptic_delay.setValue(config.synaptic_delay)
         self.softmax_output.setCurrentText(config.softmax_output)
+        self.readout.setCurrentText(config.readout)
+        self.uniform.setChecked(not config.auto_neurons)
+        self.normalize_rule.setCurrentText(conversion.rule)
+        self.normalization_file.setText(conversion.factors_file or "")
+        self.remedies.setText(conversion.remedies)
         self._show_overrides(config)
         self._loading = False
         self.validate()
@@ -267,7 +336,8 @@ class QtSettingsPanel(QWidget):
                                           dt=dt, steps=self.steps.value(), seed=self.seed.value(),
                                           batch=self.batch.value(), rate_scale=rate_scale,
                                           float64=self.float64.isChecked(), synaptic_delay=self.synaptic_delay.value(),
-                                          softmax_output=self.softmax_output.currentText())
+                                          softmax_output=self.softmax_output.currentText(),
+                                          readout=self.readout.currentText(), auto_neurons=not self.uniform.isChecked())
         for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
             model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
         if self.n_samples is not None and config.batch > self.n_samples:
@@ -290,25 +360,17 @@ class QtSettingsPanel(QWidget):
             return None
         for widget in [*self._fields.values(), *self._params.values()]:
             widget.setStyleSheet("")
-            widget.setToolTip("")
+            widget.setToolTip(self._tips.get(widget, ""))  # its own tooltip, not the last error
         try:
             config = self.build()
         except ConfigError as exc:
-            widget = self._params.get(exc.field) or self._fields.get(str(exc.field).split("[")[0])
-            text = str(exc)
-            if str(exc.field) == "dt" and not self.dt.text().strip():
-                text += (" — dt is empty, so each model's own default applies; enter one dt that suits every "
-                         "model (e.g. 0.001 for LIF), and mind that an IF neuron then adds dt*J per step, so it "
-                         "needs its threshold scaled by dt too (or rate scale 1/dt)")
-            if widget is not None:
-                widget.setStyleSheet(INVALID_STYLE)
-                widget.setToolTip(text)
-            self.message.setText(text)
-            self.apply_button.setEnabled(False)
-            self.pending.setText("not valid")
-            return None
+            return self._refuse(exc)
         self.message.setText("")
-        changed = (config, self.percentile.value()) != self._applied
+        try:
+            conversion = self.build_conversion()
+        except ConfigError as exc:
+            return self._refuse(exc)
+        changed = (config, conversion) != self._applied
         self.apply_button.setEnabled(changed)
         self.revert_button.setEnabled(changed)
         self.pending.setText("● changes not applied" if changed else "")
@@ -321,10 +383,51 @@ class QtSettingsPanel(QWidget):
         config = self.validate()
         if config is None:
             return
-        old_config, old_percentile = self._applied
-        self._applied = (config, self.percentile.value())
-        if self.percentile.value() != old_percentile:
-            self.percentile_edited.emit(self.percentile.value())
-        if config != old_config:
+        old_config, old_conversion = self._applied
+        conversion = self.build_conversion()
+        self._applied = (config, conversion)
+        if config != old_config:  # first: calibration and balancing measure with the new settings
             self.config_edited.emit(config)
+        if conversion != old_conversion:
+            if conversion.percentile != old_conversion.percentile:
+                self.percentile_edited.emit(conversion.percentile)
+            self.conversion_edited.emit(conversion)
         self.validate()
+
+    def build_conversion(self) -> Conversion:
+        """The Conversion box as a ``loaders.Conversion``; raises ConfigError naming the bad field
+        (a remedies spec the command line would refuse, the neuron-side remedies that are IF
+        parameters here, a normalization file that does not exist)."""
+        spec = Remedies.parse(self.remedies.text())  # ConfigError('remedies', ...) naming the word
+        if spec.half or spec.burst > 1:
+            raise ConfigError("remedies", f"'{self.remedies.text().strip()}': the half-threshold start and burst "
+                              "spikes are the IF parameters v_init (0.5) and burst above; here give channel, "
+                              "balance, calibN or lateral")
+        path = self.normalization_file.text().strip()
+        if path and not Path(path).is_file():
+            raise ConfigError("normalization_file", f"{path}: no such file")
+        return Conversion(self.percentile.value(), self.normalize_rule.currentText(), path or None,
+                          "" if spec == Remedies() else str(spec))
+
+    def _browse_factors(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "SNN Toolbox normalization file", "", "JSON (*.json);;All files (*)")
+        if path:
+            self.normalization_file.setText(path)
+            self.validate()
+
+    def _refuse(self, exc: ConfigError) -> None:
+        """Mark the field ``exc`` names, say why, and keep Apply disabled."""
+        widget = self._params.get(exc.field) or self._fields.get(str(exc.field).split("[")[0])
+        text = str(exc)
+        if str(exc.field) == "dt" and not self.dt.text().strip():
+            text += (" — dt is empty, so each model's own default applies; enter one dt that suits every "
+                     "model (e.g. 0.001 for LIF), and mind that an IF neuron then adds dt*J per step, so it "
+                     "needs its threshold scaled by dt too (or rate scale 1/dt)")
+        if widget is not None:
+            widget.setStyleSheet(INVALID_STYLE)
+            tip = self._tips.get(widget)
+            widget.setToolTip(text + (f"\n\n{tip}" if tip else ""))
+        self.message.setText(text)
+        self.apply_button.setEnabled(False)
+        self.pending.setText("not valid")
+        return None

@@ -10,6 +10,8 @@ engine.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
@@ -49,6 +51,7 @@ class Session(QObject):
     ann_accuracy_changed = pyqtSignal(float)  # the ANN's accuracy on the running batch; NaN: unknown
     trace_ready = pyqtSignal(object)  # Trace of the recorded steps (request_trace), None when nothing runs
     conversion_warnings = pyqtSignal(object)  # tuple of the conversion plan's warnings (engine.conversion)
+    conversion_edited = pyqtSignal()  # set_conversion asked for another normalization or remedies
     memory_changed = pyqtSignal(object)  # sim_loop.RecordingPlan: what is recorded, its history, bytes, budget
 
     def __init__(self, parent=None, window: int = 500, budget: int | None = None):
@@ -59,7 +62,8 @@ class Session(QObject):
         self.samples = None  # workbench.models.data.Samples
         self.calibration = None  # x used to normalize (None: the samples)
         self.config = SimConfig()
-        self.percentile = 99.9
+        self.conversion = loaders.Conversion()  # asked for (the settings show it)
+        self.converted = loaders.Conversion()  # that of the network in use
         self.batch_start = 0
         self.selected_layer: str | None = None
         self.watched: list[tuple[str, int]] = []
@@ -164,20 +168,42 @@ class Session(QObject):
         except ConfigError as exc:
             self.error.emit(*describe_error(exc))
             return
-        self.config = config
+        before, self.config = self.config, config
         self.config_changed.emit()
+        if self.original is not None and self.converted.measures and _measured(before) != _measured(config):
+            self._convert()  # calibration and balancing measured the SNN with the settings before
+            return
         self._setup()
+
+    @property
+    def percentile(self) -> float:
+        return self.conversion.percentile
 
     @pyqtSlot(float)
     def set_percentile(self, percentile: float) -> None:
-        if percentile == self.percentile and self.network is not None:
+        self.set_conversion(dataclasses.replace(self.conversion, percentile=float(percentile)))
+
+    def set_conversion(self, conversion: loaders.Conversion) -> None:
+        """Convert the open model again (off the GUI thread, with progress and Cancel): its
+        normalization percentile, rule or SNN Toolbox factors file, and remedies, each as the
+        command line does it (``loaders.converted``). A refused option is reported and the
+        settings go back to those of the network in use."""
+        if conversion == self.conversion and self.network is not None:
             return
-        self.percentile = float(percentile)
+        self.conversion = conversion
         self.config_changed.emit()
         if self.original is not None:
-            calib = self._calibration_x(self.samples)
-            self._job("normalized", f"Normalizing at the {percentile:g}th percentile…",
-                      loaders.normalized, self.original, calib, self.percentile)
+            self.conversion_edited.emit()
+            self._convert()
+
+    def _convert(self) -> None:
+        c = self.conversion
+        label = (f"Normalizing with {Path(c.factors_file).name}…" if c.factors_file
+                 else f"Normalizing at the {c.percentile:g}th percentile…")
+        if c.remedies:
+            label = label[:-1] + f", then the remedies {c.remedies}…"
+        self._job("normalized", label, loaders.converted, self.original, self._calibration_x(self.samples), c,
+                  self.config)
 
     @pyqtSlot(int)
     def select_sample(self, index: int) -> None:
@@ -197,18 +223,20 @@ class Session(QObject):
 
     def open_model(self, path) -> None:
         path = Path(path)
-        self._job("model", f"Opening {path.name}…", loaders.open_model, path,
-                  None if self.samples is None else self.samples.path, self.percentile)
+        self._job("model", f"Opening {path.name}…", functools.partial(loaders.open_model, rule=self.conversion.rule),
+                  path, None if self.samples is None else self.samples.path, self.percentile)
 
     def open_data(self, path) -> None:
         if self.original is None:
             self.error.emit("Open a model first: the data is shaped to fit the model's input.", "")
             return
-        self._job("data", f"Reading {Path(path).name}…", loaders.open_data, Path(path), self.original,
-                  self.network if self.network is not self.original else None, self.percentile)
+        self._job("data", f"Reading {Path(path).name}…", functools.partial(loaders.open_data, rule=self.converted.rule),
+                  Path(path), self.original, self.network if self.network is not self.original else None,
+                  self.converted.percentile)
 
     def open_demo(self) -> None:
-        self._job("model", "Opening the demo network…", loaders.open_demo, self.percentile)
+        self._job("model", "Opening the demo network…", functools.partial(loaders.open_demo, rule=self.conversion.rule),
+                  self.percentile)
 
     def set_memory_budget(self, nbytes: int) -> None:
         """The memory the recording may take: with less, a big network's history gets shorter
@@ -276,8 +304,8 @@ class Session(QObject):
         self._loop.cancel_jobs()
 
     def _on_cancelled(self, tag: str, label: str) -> None:
-        if tag == "normalized" and self.network is not None:  # the field shows the percentile in use
-            self.percentile = float(self.network.normalization.get("percentile", self.percentile))
+        if tag == "normalized" and self.network is not None:  # the fields show the conversion in use
+            self.conversion = self.converted
             self.config_changed.emit()
         self.status.emit(f"Cancelled: {label.rstrip('…')}. Nothing was changed.")
 
@@ -319,7 +347,12 @@ class Session(QObject):
         self.network_changed.emit()
 
     def _on_result(self, tag: str, value) -> None:
-        if tag == "model":
+        if tag == "model":  # a new model: its own factors file and remedies are for the user to give
+            fresh = dataclasses.replace(self.conversion, factors_file=None, remedies="")
+            if fresh != self.conversion:
+                self.conversion = fresh
+                self.config_changed.emit()
+            self.converted = fresh
             self.samples = value.samples
             self.batch_start = 0
             self._adopt_network(value)
@@ -331,9 +364,14 @@ class Session(QObject):
                 self._adopt_network(value)
             self.data_changed.emit()
         elif tag == "normalized":
-            self.network = value
+            if value.network is None:  # refused: the settings go back to the network in use
+                self.conversion = self.converted
+                self.config_changed.emit()
+                self.error.emit(*describe_error(value.error))
+                return
+            self.network, self.converted = value.network, value.conversion
             self.network_changed.emit()
-            self.status.emit(f"Normalized at the {self.percentile:g}th percentile.")
+            self.status.emit(f"Converted with {value.conversion.describe()}.")
         if isinstance(value, loaders.Loaded) and value.message:
             self.status.emit(value.message)
         self._setup()
@@ -384,3 +422,9 @@ class Session(QObject):
         elif kind == "ann_accuracy":
             self.ann_accuracy = float(payload)
             self.ann_accuracy_changed.emit(self.ann_accuracy)
+
+
+def _measured(config: SimConfig) -> SimConfig:
+    """What of ``config`` calibration and balancing depend on (not the run length, batch or seed)."""
+    return config.replace(steps=1, batch=1, seed=0, record=(), record_membrane=False, record_current=False,
+                          max_record_bytes=None)
