@@ -429,5 +429,6 @@ class QtSettingsPanel(QWidget):
             widget.setToolTip(text + (f"\n\n{tip}" if tip else ""))
         self.message.setText(text)
         self.apply_button.setEnabled(False)
+        self.revert_button.setEnabled(True)  # back to what runs
         self.pending.setText("not valid")
         return None
