@@ -103,7 +103,8 @@ class QtSettingsPanel(QWidget):
                                    "(more spikes per step for the same value)")
         self.percentile = QDoubleSpinBox(minimum=50.0, maximum=100.0, decimals=2, singleStep=0.1)
         # reference-compatibility options (docs/compatibility.md); each runs the generic path
-        self.float64 = QCheckBox("float64 currents and state (as Nengo; slower)")
+        self.float64 = QCheckBox("float64 (as Nengo; slower)")
+        self.float64.setToolTip("Currents and neuron state in float64, as Nengo steps (generic path: slower)")
         self.synaptic_delay = QSpinBox(minimum=0, maximum=1)
         self.synaptic_delay.setToolTip("1: a layer sees its inputs' spikes one step late, as Lava's Dense")
         self.softmax_output = QComboBox()
@@ -123,14 +124,15 @@ class QtSettingsPanel(QWidget):
         self.readout.addItems(READOUTS)
         self.readout.setToolTip("How the output layer gives class scores: membrane (its accumulated current, no "
                                 "spikes), spikes (spike counts), auto (membrane for a linear or softmax output)")
-        self.uniform = QCheckBox("every layer on the neuron model as given")
-        self.uniform.setToolTip("Uniform conversion (--uniform): no activation-matched neurons (tanh/sigmoid "
-                                "wrappers, signed linear layers); linear layers spike")
+        self.uniform = QCheckBox()
+        self.uniform.setToolTip("Uniform conversion (--uniform): every layer runs the neuron model above as given; "
+                                "no activation-matched neurons (tanh/sigmoid wrappers, signed linear layers), and "
+                                "linear layers spike")
         self.normalize_rule = QComboBox()
         self.normalize_rule.addItems(RULES)
         self.normalize_rule.setToolTip("Which layers get a normalization factor: workbench (ours), or SNN Toolbox "
                                        "0.6's rule (pooling passes its input's factor, softmax gets 1.0)")
-        self.normalization_file = QLineEdit(placeholderText="none: factors computed")
+        self.normalization_file = QLineEdit(placeholderText="none (computed)")
         self.normalization_file.setToolTip("SNN Toolbox's normalization file (<percentile>.json: layer -> factor), "
                                            "used instead of computing factors (SNN Toolbox's rule)")
         self.browse_button = QPushButton("…")
@@ -146,9 +148,9 @@ class QtSettingsPanel(QWidget):
         self.remedies.setToolTip(REMEDIES_TIP)
         conversion_box = QGroupBox("Conversion")
         form = QFormLayout(conversion_box)
-        for label, widget in (("readout", self.readout), ("uniform", self.uniform),
+        for label, widget in (("readout", self.readout), ("uniform conversion", self.uniform),
                               ("normalization percentile", self.percentile), ("normalize rule", self.normalize_rule),
-                              ("normalization file", file_box), ("remedies", self.remedies)):
+                              ("factors file", file_box), ("remedies", self.remedies)):
             form.addRow(label, widget)
         self._fields = {"encoder": self.encoder, "dt": self.dt, "steps": self.steps, "seed": self.seed,
                         "batch": self.batch, "rate_scale": self.rate_scale, "percentile": self.percentile,
