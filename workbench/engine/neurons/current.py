@@ -19,6 +19,8 @@ published for conversion (Rueckauer et al. 2017, "Conversion of continuous-value
 to efficient event-driven networks", section 2.3 for the signed case; the same rule appears in
 Kim et al. 2020, Spiking-YOLO): a negative spike only while the neuron has sent more positive than
 negative spikes, so its cumulative output never goes below zero.
+IF's low-latency remedies apply as to IF: ``v_init`` (the membrane starts at v_init * threshold)
+and ``burst`` (up to ``burst`` spikes of either sign a step, ``signed_if_step``).
 """
 
 from __future__ import annotations
