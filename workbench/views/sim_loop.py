@@ -328,7 +328,8 @@ class SimLoop:
         return RecordingPlan(False, layers, membranes, steps, nbytes, self.budget)
 
     def _spike_dtype(self, layers):
-        most = max([self.sim.layer(n).model.max_rate(self.sim.dt) for n in layers] or [1.0])
+        models = [self.sim.layer(n).model for n in layers]  # a current-carrying layer sends no spikes
+        most = max([m.max_rate(self.sim.dt) for m in models if getattr(m, "spiking", True)] or [1.0])
         return spike_dtype(most)
 
     def _replan(self) -> None:
