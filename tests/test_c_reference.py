@@ -89,7 +89,7 @@ def test_c_reference_runs_the_neuron_remedies(snn_ref, tmp_path, monkeypatch):
     C reference runs them: the same spikes and membranes."""
     monkeypatch.setattr(synapses, "DENSE_BLAS_DENSITY", 2.0)
     monkeypatch.setattr(synapses, "CONV_BLAS_DENSITY", 2.0, raising=False)
-    cfg = SimConfig(neuron=IF(threshold=0.5, v_init=0.5, burst=3))
+    cfg = SimConfig(auto_neurons=False, readout="spikes", neuron=IF(threshold=0.5, v_init=0.5, burst=3))  # IF only
     ours, theirs = run_both(snn_ref, tmp_path, conv_net(), cfg, 30)
     c = compare_traces(ours, theirs, membrane_atol=0.0, names=("ours", "C"))
     assert c.equal, format_comparison(c)

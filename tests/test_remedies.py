@@ -86,6 +86,9 @@ def test_neuron_remedies_need_if():
     assert (cfg.neuron.v_init, cfg.neuron.burst) == (0.5, 2)
     with pytest.raises(ConfigError, match="IF options"):
         R.neuron_config(SimConfig(neuron=LIF(), dt=0.001), R.Remedies(half=True))
+    from workbench.engine.neurons import Current, SignedIF
+    cfg = R.neuron_config(SimConfig(overrides={"a": SignedIF(), "b": Current()}), R.Remedies(half=True, burst=3))
+    assert cfg.overrides == {"a": SignedIF(v_init=0.5, burst=3), "b": Current()}  # current: nothing to start
 
 
 def test_calibration_lowers_the_mean_rate_error_on_a_planted_case(setup):
@@ -149,3 +152,38 @@ def test_diagnose_names_channel_spread_and_channelwise_removes_it(setup):
     c1 = [f for f in found if f.layer == "c1"]
     assert c1 and c1[0].remedy == "channel" and c1[0].evidence["weak_channels"] >= 0.5
     assert not [f for f in channel_spread(normalize_channelwise(net, x), x) if f.layer == "c1"]
+
+
+def test_calibration_keeps_a_layer_carrying_current_exact(setup):
+    """Under the default conversion plan a linear layer feeding a linear layer carries current
+    (negative values pass on exactly) and the softmax output is read from its membrane (the
+    logits): calibration moves their biases by the ANN's unclipped mean minus the SNN's mean,
+    not toward a rectified target (which would push every negative channel up)."""
+    from workbench.engine.simulator import Simulator
+
+    net, x = setup
+    lin = net.copy()
+    next(la for la in lin.layers if la.name == "d1").activation = "linear"
+    norm = normalize(lin, x)
+    cfg = SimConfig(neuron=IF())
+    plan = Simulator(norm, cfg, x=x[:1]).plan
+    assert (plan.layers["d1"].role, plan.layers["out"].role) == ("current", "readout")
+    calibrated, report = R.calibrate_bias(norm, cfg, x, 8)
+    assert set(report) == {"c1", "c2", "d1", "out"}
+    # d1's correction: exactly ANN mean - SNN mean current per unit, on the network calibrated before it
+    upto = norm.copy()
+    for name in ("c1", "c2"):
+        next(la for la in upto.layers if la.name == name).bias = next(
+            la for la in calibrated.layers if la.name == name).bias
+    sim = Simulator(upto, cfg.replace(batch=len(x), steps=8), x=x)
+    sim.run(8)
+    d1 = sim.layer("d1")
+    ann = np.asarray(forward(norm, x)["d1"], np.float64).reshape(-1, 8).mean(axis=0)
+    snn = (d1.counts * d1.out_scale / 8).reshape(-1, 8).mean(axis=0)
+    assert ann.min() < -0.01  # not vacuous: a rectified target would differ
+    want = (next(la for la in norm.layers if la.name == "d1").bias.astype(np.float64) + ann - snn).astype(np.float32)
+    assert np.array_equal(next(la for la in calibrated.layers if la.name == "d1").bias, want)
+    before = R.rate_errors(norm, cfg, x, 8)
+    after = R.rate_errors(calibrated, cfg, x, 8, reference=norm)
+    for name in ("d1", "out"):
+        assert after[name] < 0.6 * before[name], (name, before[name], after[name])

@@ -6,12 +6,14 @@ IF, and the fused path against the generic path, spike for spike."""
 import numpy as np
 import pytest
 
+from test_engine_if import dyadic
 from test_fused import BUILDERS, assert_same, generic_event_path, inputs, pair  # noqa: F401 (fixture)
 from workbench.engine.config import SimConfig
 from workbench.engine.neurons import IF
 from workbench.engine.reference import run_reference
 from workbench.engine.simulator import Simulator
 from workbench.errors import ConfigError
+from workbench.models.network import Layer, Network
 
 
 def lateral(net):
@@ -24,7 +26,8 @@ def lateral(net):
 def test_half_threshold_start_single_neuron():
     """v0 = theta/2: a constant input 0.25 fires at steps 2, 6, 10 (IF from 0: 4, 8, 12)."""
     net = BUILDERS[1](np.random.default_rng(0))  # any net: we read one layer's membrane at t=0
-    sim = Simulator(net, SimConfig(neuron=IF(threshold=0.8, v_init=0.5)), x=np.zeros((1, *net.input_shape), np.float32))
+    cfg = SimConfig(neuron=IF(threshold=0.8, v_init=0.5), auto_neurons=False, readout="spikes")  # IF everywhere
+    sim = Simulator(net, cfg, x=np.zeros((1, *net.input_shape), np.float32))
     for ls in sim.layers:
         if ls.is_neuron:
             assert np.all(ls.membrane() == np.float32(0.4))
@@ -108,7 +111,7 @@ def test_remedies_fused_equal_generic(builder, reset, v_init, burst, lat, batch,
         lateral(net)
     x = inputs(rng, net, batch) * 1.5
     cfg = SimConfig(neuron=IF(threshold=0.75, reset=reset, v_init=v_init, burst=burst), steps=30, batch=batch,
-                    encoder=encoder, record_current=True, seed=3)
+                    encoder=encoder, record_current=True, seed=3, auto_neurons=False, readout="spikes")  # IF everywhere
     fast, slow = pair(net, cfg, x, capacity=11)
     assert fast.run(30) == 30
     slow.run(30)
@@ -133,3 +136,88 @@ def test_lateral_max_pool_output_sums_to_the_window_max():
         sum_out += mp.y
     want = sum_in.reshape(2, 4, 2, 4, 2, 8).max(axis=(2, 4))
     assert np.allclose(sum_out, want) and want.sum() > 0
+
+
+def linear_join_net(rng):
+    """A linear conv (carries current) and a relu conv into a linear Add that feeds max pooling
+    (so it must spike: signed IF, with negative values), a relu activation, a softmax output
+    (membrane readout): IF, signed IF and current layers in one graph under the default plan."""
+    conv = {"strides": [1, 1], "padding": "same"}
+    return Network("lin_join", [
+        Layer("in", "input", (6, 6, 2)),
+        Layer("a", "conv2d", (6, 6, 3), ("in",), dyadic(rng, (3, 3, 2, 3), 0.5), dyadic(rng, (3,), 0.05), "relu",
+              config=conv),
+        Layer("b", "conv2d", (6, 6, 3), ("in",), dyadic(rng, (3, 3, 2, 3), 0.6), dyadic(rng, (3,), 0.05),
+              "linear", config=conv),
+        Layer("add", "add", (6, 6, 3), ("a", "b"), config={"input_scales": [1.0, 0.75]}),
+        Layer("mp", "max_pool2d", (3, 3, 3), ("add",), config={"pool_size": [2, 2], "strides": [2, 2],
+                                                                "padding": "valid"}),
+        Layer("act", "activation", (3, 3, 3), ("mp",), activation="relu", config={"input_scales": [1.0]}),
+        Layer("f", "flatten", (27,), ("act",)),
+        Layer("out", "dense", (4,), ("f",), dyadic(rng, (27, 4), 0.5), dyadic(rng, (4,), 0.05), "softmax"),
+    ])
+
+
+@pytest.mark.parametrize("reset,v_init,burst,lat,batch,encoder", [
+    ("subtract", 0.5, 1, False, 1, "constant"),
+    ("subtract", 0.5, 3, True, 2, "poisson"),
+    ("zero", 0.25, 2, False, 2, "constant"),
+])
+def test_remedies_under_the_default_plan(reset, v_init, burst, lat, batch, encoder):
+    """Under the default conversion plan the remedies reach every spiking layer, IF and signed
+    IF alike (half-threshold start, bursts of either sign), while a layer carrying current and
+    the membrane readout stay exact (start at 0); fused == generic == the numpy reference."""
+    rng = np.random.default_rng(21)
+    net = linear_join_net(rng)
+    if lat:
+        lateral(net)
+    x = (np.round(rng.uniform(-0.5, 1, (batch, *net.input_shape)) * 16) / 16).astype(np.float32) * 2
+    cfg = SimConfig(neuron=IF(threshold=0.75, reset=reset, v_init=v_init, burst=burst), steps=30, batch=batch,
+                    encoder=encoder, record_current=True, seed=3)
+    fast, slow = pair(net, cfg, x, capacity=11)
+    roles = {name: (lp.role, lp.model.name) for name, lp in fast.plan.layers.items()}
+    assert roles == {"a": ("spiking", "if"), "b": ("current", "current"), "add": ("spiking", "signed_if"),
+                     "act": ("spiking", "if"), "out": ("readout", "current")}
+    for name in ("a", "add", "act"):
+        m = fast.plan.model(name)
+        assert (m.v_init, m.burst) == (v_init, burst), name
+    start = {ls.layer.name: ls.membrane().copy() for ls in fast.layers if ls.is_neuron}
+    for name, v in start.items():
+        want = 0.0 if name in ("b", "out") else np.float32(v_init * 0.75)
+        assert np.all(v == np.float32(want)), name
+    assert fast.run(30) == 30
+    slow.run(30)
+    assert_same(fast, slow)
+    assert {ls.path for ls in fast.layers if ls.is_neuron} == {"fused"}
+    add = fast.trace()["add"].spikes
+    assert add.min() < 0 and add.max() > 0  # not vacuous: the signed IF fires both ways
+    if burst > 1:
+        assert add.max() > 1 or add.min() < -1
+    if encoder == "constant":
+        ref = run_reference(net, x, 30, threshold=0.75, reset=reset, v_init=v_init, burst=burst)
+        for name, spikes in ref.items():
+            assert np.array_equal(fast.trace()[name].spikes, spikes[-11:]), name  # the ring keeps 11
+    fast.reset()
+    for ls in fast.layers:
+        if ls.is_neuron:
+            assert np.array_equal(ls.membrane(), start[ls.layer.name]), ls.layer.name
+
+
+def test_signed_if_burst_and_half_start():
+    """SignedIF's bursts mirror IF's below zero: input -2.75, burst 2 from v0 = 0.5: -2 (v -0.25),
+    -2 (v -1.0), -2 (-1.75) ...; burst 1 is the plain signed IF."""
+    from workbench.engine.neurons import SignedIF
+
+    for burst, want in [(2, [-2.0, -2.0, -2.0]), (1, [-1.0, -1.0, -1.0])]:
+        m = SignedIF(v_init=0.5, burst=burst)
+        state = m.init_state(1)
+        assert state["v"][0] == np.float32(0.5)
+        s = np.zeros(1, np.float32)
+        got = []
+        for _ in range(3):
+            m.step(np.full(1, -2.75, np.float32), 1.0, state, s, None)
+            got.append(float(s[0]))
+        assert got == want, burst
+    assert SignedIF(burst=3).rate(np.array([5.0, -5.0]), 1.0).tolist() == [3.0, -3.0]
+    with pytest.raises(ConfigError, match="burst"):
+        SignedIF(burst=0)

@@ -27,7 +27,8 @@ import re
 import numpy as np
 
 from workbench.engine.config import SimConfig
-from workbench.engine.neurons import IF
+from workbench.engine.conversion import plan as conversion_plan
+from workbench.engine.neurons import IF, SignedIF
 from workbench.engine.simulator import Simulator
 from workbench.errors import ConfigError
 from workbench.models import network as nw
@@ -89,17 +90,21 @@ class Remedies:
 
 
 def neuron_config(config: SimConfig, spec: Remedies) -> SimConfig:
-    """``config`` with the neuron-side remedies (half-threshold start, bursts) on every IF model."""
+    """``config`` with the neuron-side remedies (half-threshold start, bursts) on every IF model
+    (the conversion plan carries them to its signed IF layers; an override to ``signed_if``
+    takes them too; a layer carrying current has no membrane to start or spikes to burst)."""
     if not (spec.half or spec.burst > 1):
         return config
 
-    def fix(model):
-        if not isinstance(model, IF):
+    def fix(model, override=False):
+        if override and not model.spiking:
+            return model
+        if not isinstance(model, (IF, SignedIF)):
             raise ConfigError("remedies", f"{spec}: the half-threshold start and burst spikes are IF options; "
                               f"the neuron model is {model.name}")
         return dataclasses.replace(model, v_init=0.5 if spec.half else model.v_init, burst=max(spec.burst, model.burst))
 
-    return config.replace(neuron=fix(config.neuron), overrides={k: fix(m) for k, m in config.overrides.items()})
+    return config.replace(neuron=fix(config.neuron), overrides={k: fix(m, True) for k, m in config.overrides.items()})
 
 
 # ---- measuring the SNN on calibration data -----------------------------------------------------
@@ -110,10 +115,19 @@ def _snn_run(network: nw.Network, config: SimConfig, x: np.ndarray, steps: int) 
     return sim
 
 
-def _ann_target(layer: nw.Layer, acts: dict) -> np.ndarray:
-    if layer.activation == "softmax":
-        return np.maximum(preactivation(layer, [acts[s].astype(np.float64) for s in layer.inbound]), 0.0)
-    return acts[layer.name]
+def _ann_target(ls, acts: dict, dt: float) -> np.ndarray:
+    """What layer ``ls``'s mean SNN output should be, in the ANN's normalized units: a layer
+    carrying current (conversion plan: a linear layer, the membrane readout) passes its value
+    on exactly, a softmax readout its pre-activation (the logits), unclipped; a spiking layer
+    reaches at most its top rate, and below 0 only when its spikes are signed (signed IF)."""
+    layer = ls.layer
+    softmax = layer.activation == "softmax"
+    value = (preactivation(layer, [acts[s].astype(np.float64) for s in layer.inbound]) if softmax
+             else acts[layer.name])
+    if not ls.model.spiking:
+        return value
+    top = ls.model.max_rate(dt) * float(ls.out_scale)
+    return np.clip(value, -top if ls.model.signed and not softmax else 0.0, top)
 
 
 def _channel_mean(a: np.ndarray, channels: int) -> np.ndarray:
@@ -132,7 +146,7 @@ def rate_errors(network: nw.Network, config: SimConfig, x: np.ndarray, steps: in
     for ls in sim.layers:
         if ls.is_neuron:
             c = ls.layer.output_shape[-1]
-            ann = _channel_mean(np.clip(_ann_target(ls.layer, acts), 0, ls.model.max_rate(sim.dt) * ls.out_scale), c)
+            ann = _channel_mean(_ann_target(ls, acts, sim.dt), c)
             snn = _channel_mean(ls.counts * ls.out_scale / steps, c)
             out[ls.layer.name] = float(np.abs(ann - snn).mean())
     return out
@@ -142,7 +156,8 @@ def calibrate_bias(network: nw.Network, config: SimConfig, x: np.ndarray, steps:
                    on_layer=None) -> tuple[nw.Network, dict]:
     """SNN calibration, light (Li et al. 2021, bias correction): for each weighted neuron layer
     in order, run the SNN on ``x`` for ``steps`` and move each channel's bias by the ANN's mean
-    activation (clipped to what the neuron can fire) minus the SNN's mean rate over those steps.
+    activation (clipped to what the neuron can fire; a layer carrying current: its value, the
+    membrane readout: the logits, unclipped) minus the SNN's mean output over those steps.
     The corrected layers stay corrected for the layers after them. Returns the new network and
     per layer the mean |bias change|."""
     net = network.copy()
@@ -154,8 +169,7 @@ def calibrate_bias(network: nw.Network, config: SimConfig, x: np.ndarray, steps:
         sim = _snn_run(net, config, x, steps)
         ls = sim.layer(layer.name)
         c = layer.output_shape[-1]
-        top = ls.model.max_rate(sim.dt) * float(ls.out_scale)
-        ann = _channel_mean(np.clip(_ann_target(layer, acts), 0, top), c)
+        ann = _channel_mean(_ann_target(ls, acts, sim.dt), c)
         snn = _channel_mean(ls.counts * ls.out_scale / steps, c)
         delta = (ann - snn) / float(ls.gain)  # J = gain * (W y + b): a rate moves by gain * db
         layer.bias = (layer.bias.astype(np.float64) + delta).astype(np.float32)
@@ -178,8 +192,8 @@ def balance_thresholds(network: nw.Network, config: SimConfig, x: np.ndarray, st
     for layer in net.layers:
         if layer.kind not in (nw.DENSE, nw.CONV2D) or layer is net.output_layer:
             continue
-        if _channel_sinks(net, layer.name) is None:
-            continue
+        if _channel_sinks(net, layer.name) is None or not conversion_plan(net, config).model(layer.name).spiking:
+            continue  # a layer carrying current has no threshold to balance
         sim = _snn_run(net, config, x, steps)
         ls = sim.layer(layer.name)
         m = ls.model

@@ -17,7 +17,8 @@ only checked (a warning when they cannot represent the layer's activation):
    spiking wrapper of its activation (``regular_spiking`` unless the chosen neuron is another
    wrapper), fitted to the network's rate units (see ``fit``); a linear layer that must spike
    (feeding max pooling, or a spiking output) runs ``signed_if`` (IF, or the chosen wrapper with
-   ``rate_fn=linear``); relu layers run the chosen neuron, fitted when its parameters are
+   ``rate_fn=linear``; the IF's ``v_init`` and ``burst`` remedies carry over); relu layers run
+   the chosen neuron, fitted when its parameters are
    the model's defaults (LIF, Loihi LIF and the wrappers: ``fit``).
 Without ``auto_neurons`` ("uniform") every layer runs the chosen neuron as given (rule 1 still
 applies with ``readout='membrane'``): the behaviour before this plan existed, for comparisons.
@@ -110,6 +111,16 @@ def current_layers(network: nw.Network, readout: str = "auto") -> set[str]:
     return out
 
 
+def signed_layers(network: nw.Network, readout: str = "auto") -> set[str]:
+    """The layers an IF conversion runs on ``signed_if`` (rule 3: linear layers that must
+    spike), without overrides."""
+    out_name = network.output_layer.name
+    membrane = readout_for(network, readout) == "membrane"
+    return {layer.name for layer in network.neuron_layers
+            if layer.activation not in ("relu", "softmax", *_BOUNDED) and not carries_current(network, layer)
+            and not (membrane and layer.name == out_name)}
+
+
 def _is_default(model: NeuronModel, *fields: str) -> bool:
     defaults = {f.name: f.default for f in dataclasses.fields(model)}
     return all(getattr(model, f) == defaults[f] for f in fields)
@@ -196,7 +207,10 @@ def plan(network: nw.Network, config) -> Plan:
             else:
                 thr = float(getattr(base, "threshold", 1.0))
                 reset = getattr(base, "reset", "subtract")
-                model = SignedIF(threshold=thr, reset=reset if reset in ("subtract", "zero") else "subtract")
+                # the IF's remedies carry over (half-threshold start, burst spikes): the signed IF
+                # is the same neuron with a negative threshold too
+                model = SignedIF(threshold=thr, reset=reset if reset in ("subtract", "zero") else "subtract",
+                                 v_init=float(getattr(base, "v_init", 0.0)), burst=int(getattr(base, "burst", 1)))
                 why = "linear layer that must spike: signed IF"
                 if not isinstance(base, IF):
                     warnings.append(f"{name}: linear activation (negative values) runs as signed_if: "

@@ -364,6 +364,7 @@ def _model_columns(ls, row, fp, fp64, add, sto_size: int, B: int) -> int:
         row[C_MODEL] = MODEL_SIGNED_IF
         row[C_V], row[C_V2] = add("f32", ls.state["v"]), add("f32", ls.state["net"])
         row[C_RESET], row[C_DU] = int(m.reset == "zero"), int(m.negative == "after_positive")
+        row[C_BURST] = m.burst
         fp[ls.index, F_THR] = np.float32(m.threshold)
     elif kind is LoihiCUBA:  # prepare_layer's constants are in the state dict
         row[C_MODEL] = MODEL_CUBA

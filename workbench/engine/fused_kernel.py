@@ -49,7 +49,7 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
  C_IH, C_IW, C_IC, C_OH, C_OW, C_OC, C_KH, C_KW, C_SH, C_SW, C_PT, C_PL, C_RS, C_RM, C_RJ, C_PC,
  C_OUTER, C_SIZE, C_WT, C_MODEL, C_V2, C_SPLIT, C_ROFF,
  C_U, C_RF, C_LB, C_DU, C_DV, C_VTH, C_MBIAS, C_REFRAC, C_UNIT) = range(47)
-C_BURST = 47  # IF's spikes per step at most (1: plain IF; >= 2: ``if_burst_emit``)
+C_BURST = 47  # IF's and SignedIF's spikes per step at most (1: plain IF; >= 2: ``if_burst_emit``)
 C_POOL = 48  # max pooling: 0 by spike count, 1 lateral inhibition (``K.max_pool_li``)
 NCOL = 49
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
@@ -61,7 +61,7 @@ SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # voltage, C_U its current, C_RF its refractory counters; C_LB its int64 neuron bias in the i64
 # list) and its integer constants in C_DU .. C_UNIT.
 # Current (non-spiking, float32 v in the f32 list: C_V; records no spikes) and SignedIF (float32 v and net in the f32
-# list: C_V, C_V2; C_RESET 1 for reset to zero, C_DU 1 for negative='after_positive').
+# list: C_V, C_V2; C_RESET 1 for reset to zero, C_DU 1 for negative='after_positive', C_BURST its burst).
 (MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, MODEL_CUBA,
  MODEL_CURRENT, MODEL_SIGNED_IF) = range(9)
 _MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking, LoihiCUBA, Current, SignedIF)
@@ -240,7 +240,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                 synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model == MODEL_SIGNED_IF:
                 s = f32[row[C_S]][lo:hi]
-                signed_if_step(J[lo:hi], fp64[li, P_DT], fp[li, F_THR], row[C_RESET], row[C_DU],
+                signed_if_step(J[lo:hi], fp64[li, P_DT], fp[li, F_THR], row[C_RESET], row[C_DU], row[C_BURST],
                                f32[row[C_V]][lo:hi], f32[row[C_V2]][lo:hi], s)
                 synapses.emit(s, fp[li, F_OUT], y[lo:hi], f64[row[C_CNT]][lo:hi])
             elif model == MODEL_CURRENT:

@@ -69,16 +69,20 @@ def synaptic(layer: nw.Layer, inputs: list[np.ndarray]) -> np.ndarray:
 def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: float = 1.0,
                   reset: str = "subtract", dt: float = 1.0, v_init: float = 0.0,
                   burst: int = 1, current: set[str] | None = None,
-                  readout: str = "auto") -> dict[str, np.ndarray]:
+                  readout: str = "auto", signed: set[str] | None = None) -> dict[str, np.ndarray]:
     """Spike trains [T, B, *shape] of every neuron layer; constant input encoding, IF neurons
     (membrane starting at ``v_init * threshold``; up to ``burst`` spikes a step:
     s = clip(floor(v / threshold), 0, burst) where v >= threshold). Max pooling layers whose
     config says ``max_pool: lateral`` pass the increase of the window's largest running sum.
     ``current``: the layers that carry current (y = J, no spikes; default as the simulator's
-    conversion plan decides for ``readout``: ``conversion.current_layers``)."""
-    from workbench.engine.conversion import current_layers
+    conversion plan decides for ``readout``: ``conversion.current_layers``). ``signed``: the
+    layers that are signed IF neurons (also -1 spikes, up to ``burst``, where v <= -threshold;
+    reset to zero or by subtraction; default: ``conversion.signed_layers``, the linear layers
+    that must spike; pass ``set()`` with ``current=set(), readout='spikes'`` for uniform IF)."""
+    from workbench.engine.conversion import current_layers, signed_layers
 
     current = current_layers(network, readout) if current is None else current
+    signed = signed_layers(network, readout) if signed is None else signed
     names = [l.name for l in network.layers]
     v = {l.name: np.full((x.shape[0], *l.output_shape), np.float32(v_init * threshold), np.float32)
          for l in network.neuron_layers}
@@ -99,6 +103,18 @@ def run_reference(network: nw.Network, x: np.ndarray, steps: int, threshold: flo
                 vv = v[layer.name] + np.float32(dt) * J
                 fired = vv >= np.float32(threshold)
                 count = np.where(fired, np.clip(np.floor(vv / np.float32(threshold)), 1, burst), 0).astype(np.float32)
+                if layer.name in signed:  # signed IF: the same, mirrored below -threshold
+                    thr = np.float32(threshold)
+                    neg = vv <= -thr
+                    count -= np.where(neg, np.clip(np.floor(-vv / thr), 1, burst), 0).astype(np.float32)
+                    if reset == "zero":
+                        vv = np.where(fired | neg, np.float32(0), vv)
+                    else:
+                        vv = vv - count * thr
+                    v[layer.name] = vv.astype(np.float32)
+                    spikes[layer.name].append(count.astype(np.int16))
+                    y[layer.name] = count * np.float32(threshold / dt)
+                    continue
                 if reset == "subtract":
                     vv = np.where(fired, vv - count * np.float32(threshold), vv)
                 elif reset == "zero":

@@ -19,6 +19,8 @@ published for conversion (Rueckauer et al. 2017, "Conversion of continuous-value
 to efficient event-driven networks", section 2.3 for the signed case; the same rule appears in
 Kim et al. 2020, Spiking-YOLO): a negative spike only while the neuron has sent more positive than
 negative spikes, so its cumulative output never goes below zero.
+IF's low-latency remedies apply as to IF: ``v_init`` (the membrane starts at v_init * threshold)
+and ``burst`` (up to ``burst`` spikes of either sign a step, ``signed_if_step``).
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def current_emit(J, dt, scale, v, spikes, y, counts):
 
 
 @numba.njit(nogil=True, cache=True)
-def signed_if_step(J, dt, threshold, zero_reset, after_positive, v, net, spikes):
+def signed_if_step(J, dt, threshold, zero_reset, after_positive, burst, v, net, spikes):
+    """One step of ``SignedIF``: up to ``burst`` spikes of either sign (burst 1: one; IF's burst
+    spikes, ``if_burst_update``, mirrored below zero; with ``after_positive`` never more negative
+    spikes than the positive surplus ``net``)."""
     dt32 = np.float32(dt)
     thr = np.float32(threshold)
     for i in range(v.size):
@@ -70,10 +75,17 @@ def signed_if_step(J, dt, threshold, zero_reset, after_positive, v, net, spikes)
         s = np.float32(0.0)
         if vi >= thr:
             s = np.float32(1.0)
-            vi = np.float32(0.0) if zero_reset else vi - thr
+            if burst > 1:
+                s = np.float32(min(max(np.floor(vi / thr), 1.0), burst))
+            vi = np.float32(0.0) if zero_reset else vi - s * thr
         elif vi <= -thr and (not after_positive or net[i] > 0.0):
-            s = np.float32(-1.0)
-            vi = np.float32(0.0) if zero_reset else vi + thr
+            n = np.float32(1.0)
+            if burst > 1:
+                n = np.float32(min(max(np.floor(-vi / thr), 1.0), burst))
+                if after_positive and n > net[i]:
+                    n = np.float32(net[i])
+            s = -n
+            vi = np.float32(0.0) if zero_reset else vi + n * thr
         net[i] += s
         spikes[i] = s
         v[i] = vi
@@ -131,19 +143,42 @@ class SignedIF(NeuronModel):
     threshold: float = 1.0
     reset: str = "subtract"
     negative: str = "always"
+    # IF's low-latency remedies (docs/conversion.md, "Remedies"): the membrane starts at
+    # v_init * threshold, up to ``burst`` spikes (of either sign) per step.
+    v_init: float = 0.0
+    burst: int = 1
 
     def __post_init__(self):
         self._require("threshold", self._finite("threshold") > 0, "must be > 0")
         self._require("reset", self.reset in SIGNED_RESETS, f"must be one of {', '.join(SIGNED_RESETS)}")
         self._require("negative", self.negative in NEGATIVE_MODES, f"must be one of {', '.join(NEGATIVE_MODES)}")
+        self._require("v_init", 0.0 <= self._finite("v_init") < 1.0, "must be in [0, 1) (a fraction of the threshold)")
+        self._require("burst", not isinstance(self.burst, bool) and isinstance(self.burst, int) and 1 <= self.burst <= 1000,
+                      f"must be a whole number from 1 to 1000, got {self.burst!r}")
+
+    def params(self) -> dict:
+        """Every parameter; the remedy options only when set (as IF's)."""
+        out = super().params()
+        for key, default in (("v_init", 0.0), ("burst", 1)):
+            if out[key] == default:
+                del out[key]
+        return out
+
+    def init_state(self, n: int) -> dict[str, np.ndarray]:
+        return {"v": np.full(n, np.float32(self.v_init * self.threshold), dtype=np.float32),
+                "net": np.zeros(n, dtype=np.float32)}
 
     def step(self, J, dt, state, spikes, rng) -> None:
-        signed_if_step(J, dt, self.threshold, self.reset == "zero", self.negative == "after_positive",
+        signed_if_step(J, dt, self.threshold, self.reset == "zero", self.negative == "after_positive", self.burst,
                        state["v"], state["net"], spikes)
+
+    def max_rate(self, dt: float) -> float:
+        return float(self.burst)
 
     def output_scale(self, dt: float) -> float:
         return self.threshold / dt
 
     def rate(self, J, dt: float) -> np.ndarray:
-        lo = 0.0 if self.negative == "after_positive" else -self.threshold / dt
-        return np.clip(np.asarray(J, dtype=np.float32), lo, self.threshold / dt)
+        top = self.burst * self.threshold / dt
+        lo = 0.0 if self.negative == "after_positive" else -top
+        return np.clip(np.asarray(J, dtype=np.float32), lo, top)
