@@ -164,7 +164,8 @@ def forward_stream(network: nw.Network, x, upto: str | None = None, on_layer=Non
     An activation is dropped as soon as the last layer reading it has been computed; the caller
     keeps what it needs (and should drop ``activation``/``inputs`` before asking for the next
     layer). ``upto`` and ``on_layer`` as in ``forward``. ``stats`` (a dict), when given, holds
-    ``live`` (activations the pass holds now) and ``peak_live`` (their most at any time).
+    ``live`` (activations the pass holds between layers) and ``peak_live`` (the most alive at
+    once, counting a layer's output next to the inputs it was computed from).
     """
     if upto is not None:
         network.index(upto)  # KeyError early for a wrong name
@@ -178,6 +179,8 @@ def forward_stream(network: nw.Network, x, upto: str | None = None, on_layer=Non
         else:
             inputs = [held[s] for s in layer.inbound]
             act = _activate(layer, preactivation(layer, inputs), inputs)
+        if stats is not None:  # the moment of most: the inputs still held, the output made
+            stats["peak_live"] = max(stats["peak_live"], len(held) + 1)
         for src in set(layer.inbound):
             if last_read[src] == i:
                 del held[src]
@@ -185,13 +188,11 @@ def forward_stream(network: nw.Network, x, upto: str | None = None, on_layer=Non
             held[layer.name] = act
         if stats is not None:
             stats["live"] = len(held)
-            stats["peak_live"] = max(stats["peak_live"], len(held) + (layer.name not in held))
         if on_layer is not None:
             on_layer(layer.name)
-        out = (layer, act, inputs)
+        box = [(layer, act, inputs)]
         del act, inputs
-        yield out
-        del out
+        yield box.pop()  # the pass keeps no reference of its own while the caller works
         if layer.name == upto:
             break
 

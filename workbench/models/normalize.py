@@ -146,14 +146,28 @@ def compute_scales(network: nw.Network, acts: dict, percentile: float, warnings:
     return _share(network, raw, warnings)
 
 
+_CHUNK = 2**20
+
+
+def _in_float64(a: np.ndarray, fn) -> np.ndarray:
+    """``fn(a.astype(float64)).astype(float32)``, a chunk at a time (VGG16's first dense layer
+    would take 0.8 GB in float64 at once)."""
+    flat = np.ascontiguousarray(a).reshape(-1)
+    out = np.empty(a.shape, np.float32)
+    out_flat = out.reshape(-1)
+    for i in range(0, flat.size, _CHUNK):
+        out_flat[i : i + _CHUNK] = fn(flat[i : i + _CHUNK].astype(np.float64))
+    return out
+
+
 def apply_scales(network: nw.Network, scales: dict) -> None:
     """Rescale ``network`` in place so each layer outputs its original activation / lambda."""
     for layer in network.layers:
         lam = scales[layer.name]
         if layer.kind in nw.WEIGHTED_KINDS:
-            lam_prev = scales[layer.inbound[0]]
-            layer.weights = (layer.weights.astype(np.float64) * (lam_prev / lam)).astype(np.float32)
-            layer.bias = (layer.bias.astype(np.float64) / lam).astype(np.float32)
+            ratio = scales[layer.inbound[0]] / lam
+            layer.weights = _in_float64(layer.weights, lambda w: w * ratio)
+            layer.bias = _in_float64(layer.bias, lambda b: b / lam)
         elif layer.kind in SCALED_INPUT_KINDS:
             layer.config["input_scales"] = [scales[s] / lam for s in layer.inbound]
         if "max_value" in layer.activation_params:
@@ -208,6 +222,8 @@ def _normalize(network: nw.Network, x_sample, percentile: float, on_progress, ru
     warnings: list[str] = []
     raw, scales, per_channel, channel_layers = {}, {}, {}, set(channel_layers)
     for layer, act, inputs in forward_stream(network, x_sample, on_layer=tick):
+        if layer.activation != "softmax" or rule == "snntoolbox":
+            inputs = ()  # only the workbench rule's softmax lambda reads them
         if rule == "snntoolbox":
             reads = _snntoolbox_reads(layer, None)
             scales[layer.name] = _snntoolbox_factor(layer, act if reads else None, scales, percentile, warnings, None)
@@ -222,7 +238,11 @@ def _normalize(network: nw.Network, x_sample, percentile: float, on_progress, ru
         del act, inputs  # the stream drops them once no later layer reads them
     if rule != "snntoolbox":
         scales = _share(network, raw, warnings)
-    out = network.copy()
+    out = network.copy(arrays=False)  # apply_scales replaces the weighted layers' arrays
+    for layer in out.layers:
+        if layer.kind not in nw.WEIGHTED_KINDS:
+            layer.weights = None if layer.weights is None else layer.weights.copy()
+            layer.bias = None if layer.bias is None else layer.bias.copy()
     apply_scales(out, scales)
     out.scales = scales
     out.normalization = {"percentile": float(percentile), "n_samples": int(len(x_sample)),
