@@ -9,7 +9,20 @@ import numpy as np
 from workbench.models import network as nw
 from workbench.models.forward import _check_input, activation_fn, preactivation
 from workbench.models.normalize import CHANNEL_METHOD, METHOD, SNNTOOLBOX_METHOD, SCALED_INPUT_KINDS
-from workbench.models.normalize import _channel_sinks, _Groups, apply_channel_scales, apply_scales
+from workbench.models.normalize import _channel_sinks, _Groups, apply_channel_scales
+
+
+def apply_scales(network: nw.Network, scales: dict) -> None:
+    for layer in network.layers:
+        lam = scales[layer.name]
+        if layer.kind in nw.WEIGHTED_KINDS:
+            lam_prev = scales[layer.inbound[0]]
+            layer.weights = (layer.weights.astype(np.float64) * (lam_prev / lam)).astype(np.float32)
+            layer.bias = (layer.bias.astype(np.float64) / lam).astype(np.float32)
+        elif layer.kind in SCALED_INPUT_KINDS:
+            layer.config["input_scales"] = [scales[s] / lam for s in layer.inbound]
+        if "max_value" in layer.activation_params:
+            layer.activation_params["max_value"] = float(layer.activation_params["max_value"]) / lam
 
 
 def forward_all(network: nw.Network, x) -> dict[str, np.ndarray]:

@@ -167,3 +167,17 @@ def test_progress_may_cancel_in_the_middle_of_the_stream(demo):
     with pytest.raises(Cancel):
         nm.normalize(net, x, 99.0, on_progress=report)
     assert seen == [1, 2, 3, 4, 5] and not net.scales
+
+
+def test_chunked_rescaling_and_convolution_change_no_value(monkeypatch):
+    """``apply_scales`` rescales in chunks and the convolutions write chunks of the batch into
+    one array: tiny chunks give the values of one piece."""
+    net = residual_network()
+    x = RNG.random((12, 8, 8, 2)).astype(np.float32)
+    whole = fw.forward(net, x)
+    monkeypatch.setattr(nm, "_CHUNK", 7)
+    monkeypatch.setattr(fw, "_WINDOW_BUDGET", 300)  # a few samples per convolution chunk
+    pieces = fw.forward(net, x)
+    assert all(np.array_equal(whole[k], pieces[k]) for k in whole)
+    _same(nm.normalize(net, x, 99.0), ref.normalize(net, x, 99.0))
+    _same(nm.normalize_channelwise(net, x, 99.0), ref.normalize(net, x, 99.0, channelwise=True))
