@@ -32,6 +32,12 @@ factors is refused (SNN Toolbox rescales the next layer's weights per input slic
 shared factor cannot express). ``factors=`` (or ``load_factors``) takes the factors from SNN Toolbox's normalization
 file (``<percentile>.json`` in its ``log_dir_of_current_run/normalization`` folder: layer name ->
 factor) instead of computing them.
+
+Memory: ``normalize`` runs one streamed forward pass (``forward_stream``) and takes each layer's
+lambda as soon as its activation is complete; an activation is dropped once its last reader is
+computed, so the peak is a few layers' activations, not the network's (docs/benchmarks.md).
+``compute_scales``, ``snntoolbox_scales`` and ``channel_scales`` still take every layer's
+activations at once (``forward``'s dict) for callers that have them.
 """
 
 from __future__ import annotations
