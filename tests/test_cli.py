@@ -172,3 +172,13 @@ def test_a_network_saved_normalized_runs_as_saved_unless_normalize_is_given(caps
     assert out_off.split("\n\n", 1)[1] == out.split("\n\n", 1)[1]  # the same run, table and accuracy
     code, _, err = run_cli(capsys, *base, "--normalize", "99.9")  # typed: it cannot be normalized twice
     assert code == 2 and "normalize: the network is already normalized" in err
+
+
+def test_bundled_names_the_shipped_folders(capsys):
+    from workbench.bundled import C_REFERENCE_DIR, DEMO_DIR
+
+    assert main(["bundled"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["demo", str(DEMO_DIR)]
+    assert "  digits_cnn.network.npz" in out and "  snn_ref.c" in out
+    assert f"c_reference   {C_REFERENCE_DIR}" in out

@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "joined by '+'); saved with the network, used whenever it runs")
 
     sub.add_parser("neurons", help="list neuron models and their parameters")
+    sub.add_parser("bundled", help="where the shipped demo files and the C reference are (also after a pip install)")
 
     p = sub.add_parser("gui", help="open the window (default: on the bundled demo)")
     p.add_argument("model", nargs="?")

@@ -303,6 +303,21 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_bundled(args) -> int:
+    """The folders a pip-installed user copies the demo or the C reference from (the docs'
+    ``workbench/bundled/...`` paths are relative to a source checkout)."""
+    from workbench.bundled import C_REFERENCE_DIR, DEMO_DIR
+
+    print(f"demo          {DEMO_DIR}")
+    for path in sorted(DEMO_DIR.glob("*.npz")) + sorted(DEMO_DIR.glob("*.keras")):
+        print(f"  {path.name}")
+    print(f"c_reference   {C_REFERENCE_DIR}")
+    for path in sorted(C_REFERENCE_DIR.glob("*")):
+        if path.is_file():
+            print(f"  {path.name}")
+    return 0
+
+
 def cmd_neurons(args) -> int:
     from workbench.engine.neurons import MODELS
 
