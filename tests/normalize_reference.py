@@ -8,8 +8,15 @@ import numpy as np
 
 from workbench.models import network as nw
 from workbench.models.forward import _check_input, activation_fn, preactivation
-from workbench.models.normalize import CHANNEL_METHOD, METHOD, SNNTOOLBOX_METHOD, SCALED_INPUT_KINDS
-from workbench.models.normalize import _channel_sinks, _Groups, apply_channel_scales
+from workbench.models.normalize import (
+    CHANNEL_METHOD,
+    METHOD,
+    SCALED_INPUT_KINDS,
+    SNNTOOLBOX_METHOD,
+    _channel_sinks,
+    _Groups,
+    apply_channel_scales,
+)
 
 
 def apply_scales(network: nw.Network, scales: dict) -> None:

@@ -155,14 +155,14 @@ def compute_scales(network: nw.Network, acts: dict, percentile: float, warnings:
 _CHUNK = 2**20
 
 
-def _in_float64(a: np.ndarray, fn) -> np.ndarray:
-    """``fn(a.astype(float64)).astype(float32)``, a chunk at a time (VGG16's first dense layer
+def _in_float64(a: np.ndarray, op, value: float) -> np.ndarray:
+    """``op(a.astype(float64), value).astype(float32)``, a chunk at a time (VGG16's first dense layer
     would take 0.8 GB in float64 at once)."""
     flat = np.ascontiguousarray(a).reshape(-1)
     out = np.empty(a.shape, np.float32)
     out_flat = out.reshape(-1)
     for i in range(0, flat.size, _CHUNK):
-        out_flat[i : i + _CHUNK] = fn(flat[i : i + _CHUNK].astype(np.float64))
+        out_flat[i : i + _CHUNK] = op(flat[i : i + _CHUNK].astype(np.float64), value)
     return out
 
 
@@ -172,8 +172,8 @@ def apply_scales(network: nw.Network, scales: dict) -> None:
         lam = scales[layer.name]
         if layer.kind in nw.WEIGHTED_KINDS:
             ratio = scales[layer.inbound[0]] / lam
-            layer.weights = _in_float64(layer.weights, lambda w: w * ratio)
-            layer.bias = _in_float64(layer.bias, lambda b: b / lam)
+            layer.weights = _in_float64(layer.weights, np.multiply, ratio)
+            layer.bias = _in_float64(layer.bias, np.divide, lam)
         elif layer.kind in SCALED_INPUT_KINDS:
             layer.config["input_scales"] = [scales[s] / lam for s in layer.inbound]
         if "max_value" in layer.activation_params:
