@@ -4,6 +4,10 @@ It reproduces Keras' inference arithmetic (TF's 'same' padding, average pooling 
 by the number of non-padding cells) and honours ``config['input_scales']`` of weight-less neuron
 layers, so a normalized network computes exactly ``original_output / lambda`` for ReLU layers.
 Sums are accumulated in float64 and the outputs returned as float32.
+
+``forward_stream`` is the same pass one layer at a time: it holds a layer's activation only
+until the last layer reading it has been computed, so a caller that reduces each activation as
+it comes (``normalize``: one percentile per layer) needs memory for a few layers, not all.
 """
 
 from __future__ import annotations
@@ -59,8 +63,18 @@ def _windows(x, kernel, strides):
 
 
 def _chunked(x, per_sample: int, fn):
+    """``fn`` over chunks of the batch, written into one output array (no list of chunks and
+    concatenated copy alive at once)."""
     step = max(1, _WINDOW_BUDGET // max(per_sample, 1))
-    return np.concatenate([fn(x[i : i + step]) for i in range(0, len(x), step)]) if len(x) else fn(x)
+    if len(x) <= step:
+        return fn(x)
+    first = fn(x[:step])
+    out = np.empty((len(x),) + first.shape[1:], first.dtype)
+    out[:step] = first
+    del first
+    for i in range(step, len(x), step):
+        out[i : i + step] = fn(x[i : i + step])
+    return out
 
 
 def _conv(layer: nw.Layer, x):
@@ -76,7 +90,9 @@ def _conv(layer: nw.Layer, x):
         out = np.einsum("bhwcij,ijcm->bhwcm", win, w, optimize=True)
         return out.reshape(out.shape[:3] + (-1,))
 
-    return _chunked(x, out_hw * w.size // w.shape[-1], run) + layer.bias
+    out = _chunked(x, out_hw * w.size // w.shape[-1], run)
+    out += layer.bias  # in place: the same sums as ``out + bias`` without a second array
+    return out
 
 
 def _pool(layer: nw.Layer, x):
@@ -131,6 +147,56 @@ def _check_input(network: nw.Network, x) -> np.ndarray:
     return x.astype(np.float64)
 
 
+def _activate(layer: nw.Layer, z: np.ndarray, inputs: list[np.ndarray]) -> np.ndarray:
+    """``layer``'s activation of its pre-activation ``z``; a ReLU in place when ``z`` is a fresh
+    array (not a view of an input: flatten, reshape, an unscaled standalone activation)."""
+    if layer.activation == "relu" and not any(np.may_share_memory(z, a) for a in inputs):
+        top = layer.activation_params.get("max_value")
+        return np.maximum(z, 0, out=z) if top is None else np.clip(z, 0, top, out=z)
+    return activation_fn(layer.activation, layer.activation_params)(z)
+
+
+def forward_stream(network: nw.Network, x, upto: str | None = None, on_layer=None, stats: dict | None = None):
+    """The forward pass one layer at a time: yields ``(layer, activation, inputs)`` in layer
+    order, ``activation`` the layer's post-activation output in float64 (the exact values
+    ``forward`` rounds to float32) and ``inputs`` its inbound layers' activations.
+
+    An activation is dropped as soon as the last layer reading it has been computed; the caller
+    keeps what it needs (and should drop ``activation``/``inputs`` before asking for the next
+    layer). ``upto`` and ``on_layer`` as in ``forward``. ``stats`` (a dict), when given, holds
+    ``live`` (activations the pass holds between layers) and ``peak_live`` (the most alive at
+    once, counting a layer's output next to the inputs it was computed from).
+    """
+    if upto is not None:
+        network.index(upto)  # KeyError early for a wrong name
+    last_read = {src: i for i, layer in enumerate(network.layers) for src in layer.inbound}
+    held: dict[str, np.ndarray] = {}
+    if stats is not None:
+        stats.update(live=0, peak_live=0)
+    for i, layer in enumerate(network.layers):
+        if layer.kind == nw.INPUT:
+            act, inputs = _check_input(network, x), []
+        else:
+            inputs = [held[s] for s in layer.inbound]
+            act = _activate(layer, preactivation(layer, inputs), inputs)
+        if stats is not None:  # the moment of most: the inputs still held, the output made
+            stats["peak_live"] = max(stats["peak_live"], len(held) + 1)
+        for src in set(layer.inbound):
+            if last_read[src] == i:
+                del held[src]
+        if last_read.get(layer.name, -1) > i:
+            held[layer.name] = act
+        if stats is not None:
+            stats["live"] = len(held)
+        if on_layer is not None:
+            on_layer(layer.name)
+        box = [(layer, act, inputs)]
+        del act, inputs
+        yield box.pop()  # the pass keeps no reference of its own while the caller works
+        if layer.name == upto:
+            break
+
+
 def forward(network: nw.Network, x, upto: str | None = None, on_layer=None) -> dict[str, np.ndarray]:
     """Every layer's post-activation output for the batch ``x`` (B, *input_shape), as float32.
 
@@ -138,25 +204,23 @@ def forward(network: nw.Network, x, upto: str | None = None, on_layer=None) -> d
     ``on_layer(name)`` is called after each layer (progress of a long pass; it may raise to
     abandon the pass).
     """
-    if upto is not None:
-        network.index(upto)  # KeyError early for a wrong name
     acts = {}
-    for layer in network.layers:
-        if layer.kind == nw.INPUT:
-            acts[layer.name] = _check_input(network, x)
-        else:
-            z = preactivation(layer, [acts[s] for s in layer.inbound])
-            acts[layer.name] = activation_fn(layer.activation, layer.activation_params)(z)
-        if on_layer is not None:
-            on_layer(layer.name)
-        if layer.name == upto:
-            break
-    return {name: a.astype(np.float32) for name, a in acts.items()}
+    for layer, act, inputs in forward_stream(network, x, upto=upto, on_layer=on_layer):
+        del inputs  # so the stream can drop them while computing the next layer
+        acts[layer.name] = act.astype(np.float32)
+        del act
+    return acts
 
 
 def predict(network: nw.Network, x, batch_size: int = 512) -> np.ndarray:
     """The output layer's activation for ``x``, in batches so memory stays bounded."""
     x = _check_input(network, x)
     out = network.output_layer.name
-    parts = [forward(network, x[i : i + batch_size])[out] for i in range(0, len(x), batch_size)]
+    parts = []
+    for i in range(0, len(x), batch_size):
+        for layer, act, inputs in forward_stream(network, x[i : i + batch_size], upto=out):
+            del inputs
+            if layer.name == out:
+                parts.append(act.astype(np.float32))
+            del act
     return np.concatenate(parts) if parts else np.zeros((0,) + network.output_layer.output_shape, np.float32)

@@ -108,13 +108,15 @@ class Network:
     def consumers(self, name: str) -> list[Layer]:
         return [layer for layer in self.layers if name in layer.inbound]
 
-    def copy(self) -> "Network":
-        """A deep copy: arrays copied, so normalizing the copy never touches the original."""
+    def copy(self, arrays: bool = True) -> "Network":
+        """A deep copy: arrays copied, so normalizing the copy never touches the original.
+        ``arrays=False`` shares the weight and bias arrays (for a caller that replaces them
+        instead of changing them in place, as ``normalize`` does)."""
         layers = [
             dataclasses.replace(
                 layer,
-                weights=None if layer.weights is None else layer.weights.copy(),
-                bias=None if layer.bias is None else layer.bias.copy(),
+                weights=layer.weights if layer.weights is None or not arrays else layer.weights.copy(),
+                bias=layer.bias if layer.bias is None or not arrays else layer.bias.copy(),
                 activation_params=dict(layer.activation_params),
                 config=json.loads(json.dumps(layer.config)),
             )
