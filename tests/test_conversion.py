@@ -6,6 +6,8 @@ four issue cases built in Keras (tests/conversion_nets.py) with their measured g
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -172,7 +174,9 @@ def test_residual_branch_carries_current_and_lif_is_not_silent(cases):
     sim = Simulator(net, SimConfig(neuron=LIF(), batch=len(x)), x=x)
     assert sim.plan.layers["branch"].role == "current"
     lif = sim.layer("stem").model
-    assert lif.amplitude == lif.tau_rc and lif.tau_ref == 0.0 and sim.layer("stem").gain == 10.0
+    step_gain = 1.0 / (1.0 - math.exp(-0.001 / 0.02))  # 20.504...: one spike a step at J = 1
+    assert lif.reset == "subtract" and lif.tau_ref == 0.0 and lif.amplitude == pytest.approx(step_gain * 0.001)
+    assert sim.layer("stem").gain == np.float32(step_gain) and sim.layer("stem").offset == np.float32(0.5)
 
 
 def test_loihi_cuba_deep_net_is_not_silent(cases):

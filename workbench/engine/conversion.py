@@ -32,8 +32,10 @@ simulator, the reports and the window read the same plan.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from workbench.engine.neurons import IF, LIF, Current, LoihiCUBA, LoihiLIF, LoihiReLU, NeuronModel, SignedIF
+from workbench.engine.neurons.loihi import discretize_tau_rc
 from workbench.engine.neurons.spiking import _RateSpiking
 from workbench.models import network as nw
 
@@ -148,15 +150,18 @@ def fit(model: NeuronModel, activation: str, dt: float, rate_scale: float) -> tu
         else:
             m = dataclasses.replace(model, rate_fn=rate_fn, gain=1.0 / dt, tau_ref=dt / s, amplitude=dt)
         return m, 1.0, f"fitted to rate units: {rate_fn}(J) spikes/step x{s:g}"
-    if isinstance(model, LIF) and _is_default(model, "amplitude", "tau_ref", "min_voltage"):
-        g = LIF_GAIN * model.tau_rc / dt if s == 1.0 else 1.0
-        m = dataclasses.replace(model, amplitude=model.tau_rc, tau_ref=0.0, min_voltage=LIF_MIN_VOLTAGE)
-        return m, g, f"fitted: amplitude = tau_rc, tau_ref 0, current x{g * s:g} (fires from J = {1 / (g * s):.3g})"
+    if isinstance(model, LIF) and _is_default(model, "amplitude", "tau_ref", "min_voltage", "reset"):
+        tau_rc = discretize_tau_rc(model.tau_rc, dt) if isinstance(model, LoihiLIF) else model.tau_rc
+        step_gain = -1.0 / math.expm1(-dt / tau_rc)  # 1 / (the fraction of J - v one step adds to v)
+        g = step_gain if s == 1.0 else 1.0
+        m = dataclasses.replace(model, amplitude=step_gain * dt, tau_ref=0.0, min_voltage=LIF_MIN_VOLTAGE,
+                                reset="subtract")
+        return m, g, (f"fitted: reset by subtraction, tau_ref 0, current x{g * s:.4g} + {LIF_OFFSET:g} "
+                      f"(one spike a step at J = 1, each worth 1)")
     return model, 1.0, ""
 
 
-LIF_GAIN = 0.5  # spikes worth 2: at most half a spike a step, the reset-to-zero staircase halved
-LIF_OFFSET = 0.5  # half the rheobase: J*g + 0.5 centres the rate curve on the ReLU
+LIF_OFFSET = 0.5  # the mean membrane between spikes: g*J + 0.5 - v averages g*J
 LIF_MIN_VOLTAGE = -1e6
 
 

@@ -250,7 +250,7 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                 s, v, dt = f32[row[C_S]][lo:hi], f64[row[C_V]][lo:hi], fp64[li, P_DT]
                 if model == MODEL_LIF or model == MODEL_LOIHI_LIF:
                     lif_step(J[lo:hi], dt, fp64[li, P_TAU_RC], fp64[li, P_TAU_REF], fp64[li, P_MINV],
-                             model == MODEL_LIF, v, f64[row[C_V2]][lo:hi], s)
+                             model == MODEL_LIF, v, f64[row[C_V2]][lo:hi], s, row[C_RESET] == 1)
                 elif model == MODEL_LOIHI_RELU:
                     loihi_relu_step(J[lo:hi], dt, v, s)
                 elif model == MODEL_STOCHASTIC:

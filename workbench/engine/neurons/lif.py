@@ -31,9 +31,12 @@ from workbench.engine.neurons.base import NeuronModel
 
 
 @numba.njit(nogil=True, cache=True)
-def lif_step(J, dt, tau_rc, tau_ref, min_voltage, interpolate, v, ref, spikes):
+def lif_step(J, dt, tau_rc, tau_ref, min_voltage, interpolate, v, ref, spikes, subtract=False):
     """Nengo's LIF step (``interpolate=True``) or nengo-loihi's LoihiLIF step (``False``:
-    refractory time ``tau_ref + dt``, i.e. whole steps, no spike-time interpolation)."""
+    refractory time ``tau_ref + dt``, i.e. whole steps, no spike-time interpolation).
+    ``subtract``: the fitted variant's reset by subtraction (v -= 1 on a spike, the overshoot
+    kept in v, so no spike-time interpolation: refractory time ``tau_ref + dt``) instead of
+    Nengo's reset to zero."""
     for i in range(v.size):
         r = ref[i] - dt
         delta = dt - r
@@ -45,12 +48,12 @@ def lif_step(J, dt, tau_rc, tau_ref, min_voltage, interpolate, v, ref, spikes):
         vi = v[i] - (j - v[i]) * math.expm1(-delta / tau_rc)
         if vi > 1.0:
             spikes[i] = 1.0
-            if interpolate:
+            if interpolate and not subtract:
                 t_spike = dt + tau_rc * math.log1p(-(vi - 1.0) / (j - 1.0))
                 r = tau_ref + t_spike
             else:
                 r = tau_ref + dt
-            vi = 0.0
+            vi = vi - 1.0 if subtract else 0.0
         else:
             spikes[i] = 0.0
             if vi < min_voltage:
@@ -85,8 +88,10 @@ class LIF(NeuronModel):
     tau_ref: float = 0.002
     min_voltage: float = 0.0
     amplitude: float = 1.0
+    reset: str = "zero"  # "zero": Nengo's LIF; "subtract": the conversion plan's fitted variant
 
     def __post_init__(self):
+        self._require("reset", self.reset in ("zero", "subtract"), "must be 'zero' or 'subtract'")
         self._require("tau_rc", self._finite("tau_rc") > 0, "must be > 0 (seconds)")
         self._require("tau_ref", self._finite("tau_ref") >= 0, "must be >= 0 (seconds)")
         self._require("min_voltage", self._finite("min_voltage") <= 0, "must be <= 0")
@@ -100,7 +105,7 @@ class LIF(NeuronModel):
 
     def step(self, J, dt, state, spikes, rng) -> None:
         lif_step(J, dt, self.tau_rc, self.tau_ref, self.min_voltage, True,
-                 state["v"], state["refractory_time"], spikes)
+                 state["v"], state["refractory_time"], spikes, self.reset == "subtract")
 
     def output_scale(self, dt: float) -> float:
         return self.amplitude / dt
