@@ -155,7 +155,7 @@ def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, enco
     ("lif", 2, "constant", {"rate_scale": 1.0}, False),  # the plan's fitted LIF: gain, offset, subtract
     ("lif", 3, "poisson", {"reset": "subtract", "tau_ref": 0.003}, False),  # subtract with a refractory time
     ("loihi_lif", 1, "constant", {"tau_ref": 0.0032}, False),  # tau_ref rounds to 3 steps
-    ("loihi_lif", 2, "constant", {"rate_scale": 1.0}, True),  # fitted LoihiLIF
+    ("loihi_lif", 2, "constant", {"rate_scale": 1.0}, False),  # fitted LoihiLIF
     ("loihi_lif", 2, "poisson", {"tau_rc": 0.03}, True),
     ("loihi_relu", 2, "constant", {"rate_scale": 200.0}, False),
     ("regular_spiking", 1, "constant", {"rate_fn": "relu", "rate_scale": 500.0}, False),
