@@ -166,7 +166,47 @@ def test_lif_with_default_settings_within_two_points(cases, name):
     _, net, x, y = cases[name]
     res = evaluate(net, SimConfig(neuron=LIF(), steps=500, batch=len(x), record=()), x, y)
     assert res.snn_accuracy[-1] >= res.ann_accuracy - 0.02
-    assert min(s.r for s in res.stats) >= 0.9
+    assert min(s.r for s in res.stats) >= 0.99
+
+
+def test_relu6_lif_constant_input_layer_exact_and_no_layer_below_0995(cases):
+    """The fitted LIF's reset by subtraction: the layer under constant input follows the ReLU
+    (Nengo's reset to zero gave r 0.993 there and 0.947 at the output, 81.2 %); what remains is
+    the leak under spiking input (docs/conversion.md, relu6: 93.8 %, not yet within 2 points)."""
+    _, net, x, y = cases["relu6"]
+    res = evaluate(net, SimConfig(neuron=LIF(), steps=500, batch=len(x), record=()), x, y)
+    r = {s.name: s.r for s in res.stats}
+    assert r["c1"] >= 0.9995 and min(r.values()) >= 0.995, r
+    assert res.snn_accuracy[-1] >= res.ann_accuracy - 0.07
+
+
+def test_fitted_lif_count_is_the_leaky_integral_of_its_current():
+    """reset=subtract: count = (1 - exp(-dt/tau_rc)) * sum_t (J_t - v_t) - (v_T - v_0), exactly
+    (docs/neurons.md); with the plan's gain and offset a constant J gives T*J spikes within 1."""
+    from workbench.engine.neurons.lif import lif_step
+
+    dt, tau = 0.001, 0.02
+    rng = np.random.default_rng(3)
+    J = rng.uniform(-5, 30, (400, 6)).astype(np.float32)
+    v, ref, s = np.zeros(6), np.zeros(6), np.zeros(6, np.float32)
+    count, integral = np.zeros(6), np.zeros(6)
+    for t in range(400):
+        integral += J[t] - v
+        lif_step(J[t], dt, tau, 0.0, -1e6, True, v, ref, s, True)
+        count += s
+    assert count == pytest.approx(-math.expm1(-dt / tau) * integral - v, abs=1e-9)
+    model, gain, _ = conversion.fit(LIF(), "relu", dt, 1.0)
+    assert model.reset == "subtract" and gain == pytest.approx(-1.0 / math.expm1(-dt / tau))
+    # between the rheobase (g a + 0.5 > 1: a > 0.024) and the top (a ~0.97 already fires every
+    # step) exact within a spike from 0.1 on; near the rheobase the mean membrane is above 0.5
+    a = np.array([0.0, 0.013, 0.05, 0.1, 0.37, 0.5, 0.81, 0.9], np.float32)
+    Jc = (a * gain + conversion.LIF_OFFSET).astype(np.float32)
+    state, sp, n = model.init_state(a.size), np.zeros(a.size, np.float32), np.zeros(a.size)
+    for _ in range(2000):
+        model.step(Jc, dt, state, sp, None)
+        n += sp
+    assert n[:3].tolist() == [0, 0, 91] and np.abs(n[3:] - 2000 * a[3:]).max() <= 1, n - 2000 * a
+    assert model.output_scale(dt) / gain == pytest.approx(1.0)  # each spike worth 1
 
 
 def test_residual_branch_carries_current_and_lif_is_not_silent(cases):

@@ -149,6 +149,8 @@ def lif_conversion_hint(le: LayerEval) -> str | None:
     tau_rc = float(p["tau_rc"])
     if math.isclose(float(p["amplitude"]), tau_rc, rel_tol=1e-6) and float(p["tau_ref"]) <= 2 * LIF_RECIPE["tau_ref"]:
         return None
+    if p.get("reset") == "subtract":  # the conversion plan's fitted LIF (engine.conversion.fit)
+        return None
     return (f"for LIF converted from ReLU, try --param amplitude={tau_rc:g} (= tau_rc: the ReLU's slope) "
             f"--param tau_ref={LIF_RECIPE['tau_ref']:g} --rate-scale {LIF_RECIPE['rate_scale']:g} "
             "(docs/neurons.md, 'Converting to LIF')")
@@ -314,7 +316,7 @@ def _silence_cause(le: LayerEval) -> tuple[str, str] | None:
                 f"normalized network are mostly below 1, so they stay below it (amplitude {amp:g}, "
                 f"tau_rc {tau_rc:g})",
                 "leave LIF's amplitude, tau_ref and min_voltage at their defaults and drop --uniform (the "
-                "conversion plan then fits them: amplitude = tau_rc, current gain ~tau_rc/dt, "
+                "conversion plan then fits them: reset by subtraction, current gain 1/(1-exp(-dt/tau_rc)), "
                 "docs/conversion.md); or " + (lif_conversion_hint(le) or
                                               "raise the current with --rate-scale (~25) and --param amplitude=tau_rc"))
     if le.model == "loihi_cuba":

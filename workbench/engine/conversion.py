@@ -136,9 +136,12 @@ def fit(model: NeuronModel, activation: str, dt: float, rate_scale: float) -> tu
     - Wrappers (relu/linear): gain 1/dt, tau_ref dt/s, amplitude dt: one spike per step at 1.
       tanh/sigmoid: gain 1/s, tau_ref dt/s, amplitude dt: ``s * f(J)`` spikes per step, each
       worth 1/s, so the mean output is f(J) (s = ``rate_scale``).
-    - LIF / Loihi LIF: amplitude = tau_rc (the ReLU's slope above threshold), tau_ref 0 (no
-      saturation below one spike a step), and a current gain g = tau_rc/dt (unless a rate scale
-      was set): one spike is worth 1, as an IF neuron's, and the LIF fires from J = 1/g.
+    - LIF / Loihi LIF: the fitted variant (docs/neurons.md): reset by subtraction (v -= 1 on a
+      spike, the overshoot kept instead of Nengo's reset to zero, whose rate is a staircase of
+      1/n spikes a step), tau_ref 0, the membrane not clipped (``min_voltage`` -1e6), a current
+      gain g = 1/(1 - exp(-dt/tau_rc)) (20.5 at the defaults; unless a rate scale was set) and
+      ``LIF_OFFSET``: one step adds (g J + 0.5 - v)/g to v, so over many steps the spike count
+      is T*J + (0.5 - mean v)*T/g; each spike is worth 1 (amplitude = g dt), as an IF neuron's.
     """
     s = float(rate_scale)
     if isinstance(model, _RateSpiking):

@@ -13,6 +13,15 @@ Definition followed: Nengo 4.1 (nengo/nengo), ``nengo/neurons.py``: ``LIF.step``
 A spike carries ``amplitude / dt`` (``output_scale``). The rate function (LIFRate) is
 ``amplitude / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` for J > 1, else 0.
 
+Fitted variant (``reset="subtract"``, chosen by the conversion plan, engine/conversion.py; the
+default ``reset="zero"`` is Nengo's LIF above, unchanged): the same exact voltage update, then
+
+    spike   if v > 1;  spiked: v = v - 1, refractory_time = tau_ref + dt   (no interpolation)
+
+The overshoot stays in v (as an IF neuron with reset by subtraction keeps it), so under a
+constant J the count after T steps is T*(1 - exp(-dt/tau_rc))*(J - mean v) - (v_T - v_0): no
+staircase of 1/n spikes a step. Not Nengo's (nor Loihi 1's) reset.
+
 State is float64 as in Nengo (``rc.float_dtype``); J arrives from the engine as float32.
 Deviation: Nengo draws the initial voltage from Uniform(0, 1); we start at 0 (Nengo with
 ``initial_state={"voltage": Choice([0])}``), so that a trace is reproducible step for step.
