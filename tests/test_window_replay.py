@@ -105,3 +105,7 @@ def test_a_saved_network_opens_with_its_neuron_side_remedies(qtbot, window, tmp_
     for name in ("conv1", "fc1"):
         np.testing.assert_array_equal(s.snapshot.layer(name).membrane, sim.layer(name).membrane())
     assert float(np.max(sim.layer("conv1").membrane())) > 0.5  # started at 0.5, not 0
+
+    s.open_demo()  # another model: not converted with them, so back to the neuron before
+    qtbot.waitUntil(lambda: s.model_path != path and s.snapshot is not None and s.snapshot.t == 0, timeout=LONG)
+    assert (s.config.neuron.v_init, s.config.neuron.burst) == (0.0, 1)

@@ -79,6 +79,8 @@ class Session(QObject):
         self._playing = False  # a play the person started and did not pause
         self.recording = None  # sim_loop.RecordingPlan of the running simulation
         self.replay = None  # loaders.Replay: the input spike train the 'recorded' encoder replays
+        self._batch_before_replay = 1
+        self._saved_remedies = None  # (config before, config with them) of a saved network's neuron remedies
         self._thread = _LoopThread(self, window, budget)
         self._thread.message.connect(self._on_message)
         self._loop = self._thread.loop
@@ -263,7 +265,7 @@ class Session(QObject):
         """Back to encoding the samples of the data (the constant encoder)."""
         if self.replay is not None:
             n = 1 if self.samples is None else len(self.samples)
-            self.set_config(self.config.replace(encoder="constant", batch=max(1, min(self.config.batch, n))))
+            self.set_config(self.config.replace(encoder="constant", batch=max(1, min(self._batch_before_replay, n))))
 
     def _set_replay(self, replay) -> None:
         self.replay = replay
@@ -386,7 +388,7 @@ class Session(QObject):
 
     def _on_result(self, tag: str, value) -> None:
         if tag in ("model", "data"):  # the samples of the data run again (another model: another input)
-            self._end_replay()
+            self._end_replay(None if value.samples is None else len(value.samples))
         if tag == "model":  # a new model: its own factors file and remedies are for the user to give;
             # a saved converted network: those it was saved with, as the command line runs it
             fresh = dataclasses.replace(self.conversion, factors_file=None,
@@ -407,6 +409,8 @@ class Session(QObject):
                 self._adopt_network(value)
             self.data_changed.emit()
         elif tag == "replay":
+            if self.replay is None:
+                self._batch_before_replay = self.config.batch
             self.replay = value
             self.config = self.config.replace(encoder="recorded", batch=value.batch)
             self.batch_start = 0
@@ -426,9 +430,10 @@ class Session(QObject):
             self.status.emit(value.message)
         self._setup()
 
-    def _end_replay(self) -> None:
+    def _end_replay(self, n: int | None) -> None:
         if self.replay is not None:
-            self.config = self.config.replace(encoder="constant", batch=1)
+            batch = self._batch_before_replay if n is None else max(1, min(self._batch_before_replay, n))
+            self.config = self.config.replace(encoder="constant", batch=batch)
             self._set_replay(None)
             self.config_changed.emit()
 
@@ -438,6 +443,11 @@ class Session(QObject):
         runs it when reopened; refused (with a message) when the settings' model is no IF."""
         from workbench.analysis.remedies import neuron_config, saved_remedies
 
+        before, self._saved_remedies = self._saved_remedies, None
+        if before is not None and (self.config.neuron, self.config.overrides) == before[1]:
+            # the last saved network's remedies, unchanged since: not this model's
+            self.config = self.config.replace(neuron=before[0][0], overrides=before[0][1])
+            self.config_changed.emit()
         if not (network.scales or network.normalization):
             return
         try:
@@ -446,6 +456,7 @@ class Session(QObject):
             self.error.emit(*describe_error(exc))
             return
         if config != self.config:
+            self._saved_remedies = ((self.config.neuron, self.config.overrides), (config.neuron, config.overrides))
             self.config = config
             self.config_changed.emit()
             self.status.emit(f"{network.name} was converted with the remedies {saved_remedies(network)}: "
