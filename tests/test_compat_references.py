@@ -299,7 +299,7 @@ def test_settings_panel_offers_the_reference_options(qtbot):
     assert (config.float64, config.synaptic_delay, config.softmax_output) == (True, 1, "sampled")
     assert config.neuron.weight_rounding == "lava"
     assert panel.neuron_type.findText("spiking_rectified_linear") >= 0
-    assert panel.encoder.findText("recorded") < 0  # a spike train file is the command line's
+    assert panel.encoder.findText("recorded") >= 0  # File > Replay input from trace… chooses its file
 
 
 def test_lava_rounding_exports_dense_integers_and_floors_negative_exponents(tmp_path):

@@ -92,10 +92,13 @@ def converted(original: Network, calib_x, conversion: Conversion, config, on_pro
 
     try:
         spec = Remedies.parse(conversion.remedies)
-        if spec != Remedies() and calib_x is None and not (original.scales or original.normalization):
+        saved = bool(original.scales or original.normalization)
+        if spec != Remedies() and calib_x is None and not saved:
             raise ConfigError("remedies", f"{spec} measures on sample data: open data first (File > Open data…)")
-        if original.scales or original.normalization:
+        if saved:
             network = original  # a saved, converted network runs as saved
+            if str(spec) == saved_network_remedies(original):
+                spec = Remedies()  # the remedies it was saved with: already in it
         elif conversion.factors_file:
             if on_stage is not None:
                 on_stage(f"Normalizing with {Path(conversion.factors_file).name}…")
@@ -116,6 +119,54 @@ def converted(original: Network, calib_x, conversion: Conversion, config, on_pro
     except WorkbenchError as exc:
         return Converted(None, conversion, exc)
     return Converted(network, conversion)
+
+
+def saved_network_remedies(network: Network) -> str:
+    """The network-level part of the remedies a saved converted network was made with (channel,
+    balance, calibN, lateral: the Settings' remedies field), '' when none; the neuron-side part
+    (half, burstN) is the IF parameters v_init and burst (``analysis.remedies.neuron_config``)."""
+    from workbench.analysis.remedies import Remedies, saved_remedies
+
+    part = dataclasses.replace(saved_remedies(network), half=False, burst=1)
+    return "" if part == Remedies() else str(part)
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """An input spike train the 'recorded' encoder replays (File > Replay input from trace…)."""
+
+    path: Path
+    train: np.ndarray  # [T, B, *input_shape], row t-1 the input layer's spike counts at step t
+
+    @property
+    def steps(self) -> int:
+        return int(self.train.shape[0])
+
+    @property
+    def batch(self) -> int:
+        return int(self.train.shape[1])
+
+    def describe(self) -> str:
+        return (f"input replayed from {self.path.name} ({self.batch} sample(s), {self.steps} recorded steps)")
+
+
+def replay_input(path: Path, network: Network, on_progress=None) -> Replay:
+    """The input spike train of the trace ``path`` for ``network`` (the command line's
+    ``run --input recorded --input-spikes``: ``encoders.input_train`` on its input layer). A
+    file that is no trace, or a train shaped unlike the network's input, raises DataFileError
+    naming the file."""
+    from workbench.engine.encoders import input_train
+    from workbench.errors import DataFileError
+    from workbench.exchange.trace_io import load_trace
+
+    path = Path(path)
+    try:
+        train = input_train(load_trace(path), network.input_layer.name, network.input_shape)
+    except DataFileError as exc:
+        text = str(exc)
+        raise DataFileError(text if path.name in text else f"{path.name}: {text}") from exc
+    train.flags.writeable = False
+    return Replay(path, train)
 
 
 def ann_accuracy(network: Network, ann, labels) -> float:

@@ -60,6 +60,10 @@ class QtInputView(QWidget):
         self.wrong.setToolTip("Samples of the batch the SNN gets wrong now (click one to show it)")
         self.wrong.linkActivated.connect(lambda href: self.shown.setValue(int(href)))
         self.wrong.hide()
+        self.replay = QLabel()  # the replayed input spike train (File > Replay input from trace…)
+        self.replay.setWordWrap(True)
+        self.replay.setStyleSheet("color: #e0a030; font-weight: bold;")
+        self.replay.hide()
         form = QFormLayout()
         form.addRow("sample", self.index)
         form.addRow("shown in batch", self.shown)
@@ -67,6 +71,7 @@ class QtInputView(QWidget):
         self._set_batch_size(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.graphics, stretch=1)
+        layout.addWidget(self.replay)
         layout.addWidget(self.caption)
         layout.addLayout(form)
         layout.addWidget(self.wrong)
@@ -84,6 +89,21 @@ class QtInputView(QWidget):
         self.index.setEnabled(n > 0)
         self.index.blockSignals(False)
         self._show()
+
+    @pyqtSlot(object)
+    def set_replay(self, replay) -> None:
+        """Say that the input is a replayed spike train (a ``loaders.Replay``) and from which file;
+        None: the samples shown are what the input encodes."""
+        if replay is None:
+            self.replay.setText("")
+            self.replay.setToolTip("")
+            self.replay.hide()
+        else:
+            self.replay.setText(f"Input: replayed spike train from {replay.path.name} ({replay.batch} sample(s), "
+                                f"{replay.steps} steps); the picture is the data's, not what runs")
+            self.replay.setToolTip(str(replay.path))
+            self.replay.show()
+        self.index.setEnabled(replay is None and self._samples is not None and len(self._samples) > 0)
 
     @pyqtSlot(object)
     def set_snapshot(self, snapshot) -> None:

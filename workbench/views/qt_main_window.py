@@ -157,6 +157,10 @@ class QtMainWindow(QMainWindow):
         file_menu.addAction("Open &model…", "Ctrl+O", self._on_open_model)
         file_menu.addAction("Open &data…", "Ctrl+D", self._on_open_data)
         file_menu.addAction("Open d&emo", self.session.open_demo)
+        file_menu.addAction("Re&play input from trace…", self._on_replay_input).setToolTip(
+            "Replay the input spike train of a trace (its input layer), as run --input recorded --input-spikes")
+        self.stop_replay_action = file_menu.addAction("Stop replaying input", self.session.stop_replay)
+        self.stop_replay_action.setEnabled(False)
         file_menu.addSeparator()
         self.trace_mode.add_menu_actions(file_menu)
         self.trace_export.add_menu_action(file_menu)
@@ -182,6 +186,8 @@ class QtMainWindow(QMainWindow):
         s.snapshot_ready.connect(self.table.set_snapshot)
         s.snapshot_ready.connect(self._check_silent)
         s.snapshot_ready.connect(self.input_view.set_snapshot)
+        s.replay_changed.connect(self.input_view.set_replay)
+        s.replay_changed.connect(self._on_replay_changed)
         s.layer_selected.connect(self.table.set_selected_layer)
         self.table.layer_selected.connect(s.select_layer)
         self.settings_panel.config_edited.connect(s.set_config)
@@ -299,6 +305,17 @@ class QtMainWindow(QMainWindow):
         self.input_view.set_samples(self.session.samples, self.session.batch_start)
         samples = self.session.samples
         self.settings_panel.set_data_size(None if samples is None else len(samples))
+
+    def _on_replay_input(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Replay the input spike train of a trace", "",
+                                              "Traces (*.npz *.h5 *.hdf5 *.csv);;All files (*)")
+        if path:
+            self.session.replay_input(path)
+
+    def _on_replay_changed(self, replay) -> None:
+        self.stop_replay_action.setEnabled(replay is not None)
+        if replay is not None:
+            self.statusBar().say(f"Replaying the {replay.describe()}.")
 
     def _on_find_neuron(self) -> None:
         """Ask for a neuron of the selected layer (number or h, w, c): the raster zooms to it and

@@ -92,8 +92,12 @@ class QtSettingsPanel(QWidget):
         QVBoxLayout(override_box).addWidget(self.overrides)
 
         self.encoder = QComboBox()
-        # 'recorded' replays a spike train file: the command line's --input-spikes (not offered here)
-        self.encoder.addItems([e for e in ENCODERS if e != "recorded"])
+        # 'recorded' replays the input spike train of a trace (the command line's --input-spikes):
+        # File > Replay input from trace… chooses it; choosing another encoding ends the replay
+        self.encoder.addItems(ENCODERS)
+        self.encoder.setToolTip("constant: the pixel value every step; poisson: spikes with probability x; "
+                                "recorded: replays the input spike train of a trace (File > Replay input from "
+                                "trace…)")
         self.dt = QLineEdit(placeholderText="model default")
         self.steps = QSpinBox(minimum=1, maximum=min(MAX_STEPS, 2**31 - 1))
         self.seed = QSpinBox(minimum=0, maximum=2**31 - 1)
@@ -342,7 +346,7 @@ class QtSettingsPanel(QWidget):
                                           readout=self.readout.currentText(), auto_neurons=not self.uniform.isChecked())
         for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
             model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
-        if self.n_samples is not None and config.batch > self.n_samples:
+        if config.encoder != "recorded" and self.n_samples is not None and config.batch > self.n_samples:
             raise ConfigError("batch", f"must be at most {self.n_samples}, the samples in the open data")
         return config
 

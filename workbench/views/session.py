@@ -53,6 +53,7 @@ class Session(QObject):
     conversion_warnings = pyqtSignal(object)  # tuple of the conversion plan's warnings (engine.conversion)
     conversion_edited = pyqtSignal()  # set_conversion asked for another normalization or remedies
     memory_changed = pyqtSignal(object)  # sim_loop.RecordingPlan: what is recorded, its history, bytes, budget
+    replay_changed = pyqtSignal(object)  # loaders.Replay the input replays, None: the samples are encoded
 
     def __init__(self, parent=None, window: int = 500, budget: int | None = None):
         super().__init__(parent)
@@ -77,6 +78,9 @@ class Session(QObject):
         self.speed: float | None = None  # steps per second of a play (None: as fast as it goes)
         self._playing = False  # a play the person started and did not pause
         self.recording = None  # sim_loop.RecordingPlan of the running simulation
+        self.replay = None  # loaders.Replay: the input spike train the 'recorded' encoder replays
+        self._batch_before_replay = 1
+        self._saved_remedies = None  # (config before, config with them) of a saved network's neuron remedies
         self._thread = _LoopThread(self, window, budget)
         self._thread.message.connect(self._on_message)
         self._loop = self._thread.loop
@@ -160,16 +164,24 @@ class Session(QObject):
 
     # ---- intents: what runs ----------------------------------------------------------------
     def set_config(self, config: SimConfig) -> None:
+        replay = self.replay if config.encoder == "recorded" else None
         try:
+            if config.encoder == "recorded" and replay is None:
+                raise ConfigError("encoder", "'recorded' replays an input spike train: choose its trace with "
+                                  "File > Replay input from trace…")
+            if replay is not None:
+                config = config.replace(batch=replay.batch)  # the train's samples
             if self.network is not None:
                 config.check_against(self.network)
-            if self.samples is not None and config.batch > len(self.samples):
+            if replay is None and self.samples is not None and config.batch > len(self.samples):
                 raise ConfigError("batch", f"must be at most {len(self.samples)}, the samples in the open data")
         except ConfigError as exc:
             self.error.emit(*describe_error(exc))
             return
         before, self.config = self.config, config
         self.config_changed.emit()
+        if replay is None and self.replay is not None:
+            self._set_replay(None)
         if self.original is not None and self.converted.measures and _measured(before) != _measured(config):
             self._convert()  # calibration and balancing measured the SNN with the settings before
             return
@@ -210,6 +222,10 @@ class Session(QObject):
         self.select_batch(index, self.config.batch)
 
     def select_batch(self, start: int, size: int) -> None:
+        if self.replay is not None:
+            self.status.emit(f"The {self.replay.describe()}: choose another input encoding in Settings "
+                             "to run the samples of the data.")
+            return
         n = 0 if self.samples is None else len(self.samples)
         if not 0 <= start < max(n, 1) or size < 1:
             self.error.emit(f"No sample {start} (batch of {size}) in a data set of {n}", "")
@@ -233,6 +249,27 @@ class Session(QObject):
         self._job("data", f"Reading {Path(path).name}…", functools.partial(loaders.open_data, rule=self.converted.rule),
                   Path(path), self.original, self.network if self.network is not self.original else None,
                   self.converted.percentile)
+
+    def replay_input(self, path) -> None:
+        """Replay the input spike train of the trace ``path`` (its input layer; read off the GUI
+        thread): the 'recorded' encoder, as the command line's ``run --input recorded
+        --input-spikes``, with the train's samples as the batch. A trace that does not fit the
+        network is refused with a message naming the file; the run stays as it was."""
+        if self.network is None:
+            self.error.emit("Open a model first: the spike train replays into the model's input layer.", "")
+            return
+        self._job("replay", f"Reading the input spike train of {Path(path).name}…", loaders.replay_input,
+                  Path(path), self.network)
+
+    def stop_replay(self) -> None:
+        """Back to encoding the samples of the data (the constant encoder)."""
+        if self.replay is not None:
+            n = 1 if self.samples is None else len(self.samples)
+            self.set_config(self.config.replace(encoder="constant", batch=max(1, min(self._batch_before_replay, n))))
+
+    def _set_replay(self, replay) -> None:
+        self.replay = replay
+        self.replay_changed.emit(replay)
 
     def open_demo(self) -> None:
         self._job("model", "Opening the demo network…", functools.partial(loaders.open_demo, rule=self.conversion.rule),
@@ -315,6 +352,8 @@ class Session(QObject):
         return None if samples is None else samples.x[: loaders.CALIBRATION_SAMPLES]
 
     def _batch(self):
+        if self.replay is not None and self.network is not None:  # the ANN sees the train's mean rate
+            return self.replay.train.mean(axis=0, dtype="float64").astype("float32"), None
         if self.samples is None or self.network is None:
             return None, None
         part = self.samples.batch(min(self.batch_start, len(self.samples) - 1), self.config.batch)
@@ -323,7 +362,8 @@ class Session(QObject):
     def _setup(self) -> None:
         x, y = self._batch()
         self._loop.pause()
-        self._loop.post("setup", self.network, self.config, x, y)
+        train = None if self.replay is None else self.replay.train
+        self._loop.post("setup", self.network, self.config, x, y, train)
 
     def _post_history(self) -> None:
         self._loop.post("history", self.history_layers(), (), self.membrane_neurons(), self.selected_layer)
@@ -347,8 +387,13 @@ class Session(QObject):
         self.network_changed.emit()
 
     def _on_result(self, tag: str, value) -> None:
-        if tag == "model":  # a new model: its own factors file and remedies are for the user to give
-            fresh = dataclasses.replace(self.conversion, factors_file=None, remedies="")
+        if tag in ("model", "data"):  # the samples of the data run again (another model: another input)
+            self._end_replay(None if value.samples is None else len(value.samples))
+        if tag == "model":  # a new model: its own factors file and remedies are for the user to give;
+            # a saved converted network: those it was saved with, as the command line runs it
+            fresh = dataclasses.replace(self.conversion, factors_file=None,
+                                        remedies=loaders.saved_network_remedies(value.original))
+            self._apply_saved_remedies(value.original)
             if fresh != self.conversion:
                 self.conversion = fresh
                 self.config_changed.emit()
@@ -363,6 +408,15 @@ class Session(QObject):
             if value.network is not None:
                 self._adopt_network(value)
             self.data_changed.emit()
+        elif tag == "replay":
+            if self.replay is None:
+                self._batch_before_replay = self.config.batch
+            self.replay = value
+            self.config = self.config.replace(encoder="recorded", batch=value.batch)
+            self.batch_start = 0
+            self.config_changed.emit()
+            self.replay_changed.emit(value)
+            self.status.emit(f"Replaying the {value.describe()}.")
         elif tag == "normalized":
             if value.network is None:  # refused: the settings go back to the network in use
                 self.conversion = self.converted
@@ -375,6 +429,38 @@ class Session(QObject):
         if isinstance(value, loaders.Loaded) and value.message:
             self.status.emit(value.message)
         self._setup()
+
+    def _end_replay(self, n: int | None) -> None:
+        if self.replay is not None:
+            batch = self._batch_before_replay if n is None else max(1, min(self._batch_before_replay, n))
+            self.config = self.config.replace(encoder="constant", batch=batch)
+            self._set_replay(None)
+            self.config_changed.emit()
+
+    def _apply_saved_remedies(self, network) -> None:
+        """The neuron-side remedies a saved converted network was made with (half: IF v_init
+        0.5, burstN: burst N) on the settings, as the command line's ``analysis.remedies.apply``
+        runs it when reopened; refused (with a message) when the settings' model is no IF."""
+        from workbench.analysis.remedies import neuron_config, saved_remedies
+
+        before, self._saved_remedies = self._saved_remedies, None
+        if before is not None and (self.config.neuron, self.config.overrides) == before[1]:
+            # the last saved network's remedies, unchanged since: not this model's
+            self.config = self.config.replace(neuron=before[0][0], overrides=before[0][1])
+            self.config_changed.emit()
+        if not (network.scales or network.normalization):
+            return
+        try:
+            config = neuron_config(self.config, saved_remedies(network))
+        except ConfigError as exc:
+            self.error.emit(*describe_error(exc))
+            return
+        if config != self.config:
+            self._saved_remedies = ((self.config.neuron, self.config.overrides), (config.neuron, config.overrides))
+            self.config = config
+            self.config_changed.emit()
+            self.status.emit(f"{network.name} was converted with the remedies {saved_remedies(network)}: "
+                             f"the neuron runs {config.neuron.describe()}.")
 
     def _current(self, snapshot) -> bool:
         """The snapshot is of the network that runs now (not one sent before another opened)."""
@@ -414,6 +500,9 @@ class Session(QObject):
         elif kind == "memory":
             self.recording = payload
             self.memory_changed.emit(payload)
+        elif kind == "ended":  # the replayed input spike train has no more steps
+            self._playing = False
+            self.status.emit(payload)
         elif kind == "reached":
             if self._playing and self.play_through:
                 self._next_sample()

@@ -16,7 +16,9 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   compiling of the kernels, cannot be cancelled);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
   ``("ann_accuracy", float)`` after each setup: the ANN's accuracy on the batch (NaN: no labels);
-  ``("reached", t)`` when a play stopped because it reached its target (not when paused).
+  ``("reached", t)`` when a play stopped because it reached its target (not when paused);
+  ``("ended", message)`` when a play or step would go past the end of the input spike train the
+  'recorded' encoder replays (the Simulator refuses those steps; the play stops at its last step).
 
 A play may be slowed to ``speed`` steps per second (None: flat out): it then runs only as many
 steps as that speed allows since the play started and sleeps in between (at most a frame), so
@@ -132,6 +134,7 @@ class SimLoop:
         self._step_seconds = 0.0  # time per step of the last chunk (0: unknown)
         self.speed: float | None = None  # steps per second a play keeps to (None: flat out); set from the GUI
         self._paced = (0.0, 0)  # (time, t) from which a slowed play counts its allowance
+        self._ends: int | None = None  # steps of the replayed input spike train (None: no replay)
 
     @property
     def _pause_gen(self) -> int:
@@ -210,8 +213,12 @@ class SimLoop:
             self._emit("trace", None if sim is None else sim.trace(ann=dict(self._ann)))
         elif sim is None:
             return
+        elif kind in ("play", "step", "step_layer") and self._at_end():
+            return
         elif kind == "play":
             gen, target = args
+            if self._ends is not None:
+                target = self._ends if target is None else min(target, self._ends)
             if gen == self._pause_gen and (target is None or sim.t < target or sim.cursor):
                 self._target = target
                 self._set_running(gen)
@@ -266,9 +273,21 @@ class SimLoop:
         else:
             self._emit("result", (tag, value))
 
-    def _setup(self, network, config, x, labels) -> None:
+    def _at_end(self) -> bool:
+        """At the end of the replayed input spike train (a whole step done): say so."""
+        sim = self.sim
+        if self._ends is None or sim.t < self._ends or sim.cursor:
+            return False
+        self._emit("ended", f"The recorded input spike train ends at step {self._ends}: no input for step "
+                            f"{self._ends + 1}. Reset (R) to replay it again.")
+        return True
+
+    def _setup(self, network, config, x, labels, train=None) -> None:
+        """A Simulator of ``network`` on the samples ``x``; ``train`` [T, B, *shape]: the input
+        spike train the 'recorded' encoder replays (``x`` then only feeds the ANN)."""
         self._set_running(None)
         self.sim = None
+        self._ends = None
         self._ann = {}
         self._r_history = {}
         self._dirty = True
@@ -290,6 +309,9 @@ class SimLoop:
         self._stats, self._stats_time, self._snap_cost = (), -1e9, 0.0
         self.sim = Simulator(network, config.replace(record=(), max_record_bytes=None), x, labels, record_capacity=1)
         self.sim.split_steps = False  # the GUI thread needs the other core
+        if train is not None:
+            self.sim.set_input_spikes(train)
+            self._ends = len(train)
         self._emit("conversion", tuple(self.sim.plan.warnings))  # what the conversion plan warns about
         self._replan()
 
@@ -410,7 +432,10 @@ class SimLoop:
             gen = self._play_gen
             ran = sim.run(k, should_stop=stop_flag.StopWhenChanged(self._stop, gen), max_chunk=k)
             self._adapt_chunk(ran, self._clock() - start)
-            if self._target is not None and sim.t >= self._target:
+            if self._ends is not None and sim.t >= self._ends and not sim.cursor:
+                self._set_running(None)
+                self._at_end()
+            elif self._target is not None and sim.t >= self._target:
                 self._set_running(None)
                 self._emit("reached", sim.t)
         if self._play_gen is None:
