@@ -181,7 +181,7 @@ def test_relu6_lif_constant_input_layer_exact_and_no_layer_below_0995(cases):
 
 
 def test_fitted_lif_count_is_the_leaky_integral_of_its_current():
-    """reset=subtract: count = (1 - exp(-dt/tau_rc)) * sum_t (J_t - v_t) - (v_T - v_0), exactly
+    """reset_mode=subtract: count = (1 - exp(-dt/tau_rc)) * sum_t (J_t - v_t) - (v_T - v_0), exactly
     (docs/neurons.md); with the plan's gain and offset a constant J gives T*J spikes within 1."""
     from workbench.engine.neurons.lif import lif_step
 
@@ -196,7 +196,7 @@ def test_fitted_lif_count_is_the_leaky_integral_of_its_current():
         count += s
     assert count == pytest.approx(-math.expm1(-dt / tau) * integral - v, abs=1e-9)
     model, gain, _ = conversion.fit(LIF(), "relu", dt, 1.0)
-    assert model.reset == "subtract" and gain == pytest.approx(-1.0 / math.expm1(-dt / tau))
+    assert model.reset_mode == "subtract" and gain == pytest.approx(-1.0 / math.expm1(-dt / tau))
     # between the rheobase (g a + 0.5 > 1: a > 0.024) and the top (a ~0.97 already fires every
     # step) exact within a spike from 0.1 on; near the rheobase the mean membrane is above 0.5
     a = np.array([0.0, 0.013, 0.05, 0.1, 0.37, 0.5, 0.81, 0.9], np.float32)
@@ -215,7 +215,7 @@ def test_residual_branch_carries_current_and_lif_is_not_silent(cases):
     assert sim.plan.layers["branch"].role == "current"
     lif = sim.layer("stem").model
     step_gain = 1.0 / (1.0 - math.exp(-0.001 / 0.02))  # 20.504...: one spike a step at J = 1
-    assert lif.reset == "subtract" and lif.tau_ref == 0.0 and lif.amplitude == pytest.approx(step_gain * 0.001)
+    assert lif.reset_mode == "subtract" and lif.tau_ref == 0.0 and lif.amplitude == pytest.approx(step_gain * 0.001)
     assert sim.layer("stem").gain == np.float32(step_gain) and sim.layer("stem").offset == np.float32(0.5)
 
 

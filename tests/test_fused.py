@@ -153,7 +153,7 @@ def test_fused_equals_generic(builder, reset, threshold, rate_scale, batch, enco
     ("lif", 3, "poisson", {"tau_rc": 0.05, "tau_ref": 0.004, "min_voltage": -0.5}, False),
     ("lif", 2, "constant", {}, True),  # IF everywhere but the first neuron layer
     ("lif", 2, "constant", {"rate_scale": 1.0}, False),  # the plan's fitted LIF: gain, offset, subtract
-    ("lif", 3, "poisson", {"reset": "subtract", "tau_ref": 0.003}, False),  # subtract with a refractory time
+    ("lif", 3, "poisson", {"reset_mode": "subtract", "tau_ref": 0.003}, False),  # subtract with a refractory time
     ("loihi_lif", 1, "constant", {"tau_ref": 0.0032}, False),  # tau_ref rounds to 3 steps
     ("loihi_lif", 2, "constant", {"rate_scale": 1.0}, False),  # fitted LoihiLIF
     ("loihi_lif", 2, "poisson", {"tau_rc": 0.03}, True),

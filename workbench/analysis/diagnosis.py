@@ -149,7 +149,7 @@ def lif_conversion_hint(le: LayerEval) -> str | None:
     tau_rc = float(p["tau_rc"])
     if math.isclose(float(p["amplitude"]), tau_rc, rel_tol=1e-6) and float(p["tau_ref"]) <= 2 * LIF_RECIPE["tau_ref"]:
         return None
-    if p.get("reset") == "subtract":  # the conversion plan's fitted LIF (engine.conversion.fit)
+    if p.get("reset_mode") == "subtract":  # the conversion plan's fitted LIF (engine.conversion.fit)
         return None
     return (f"for LIF converted from ReLU, try --param amplitude={tau_rc:g} (= tau_rc: the ReLU's slope) "
             f"--param tau_ref={LIF_RECIPE['tau_ref']:g} --rate-scale {LIF_RECIPE['rate_scale']:g} "

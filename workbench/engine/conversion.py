@@ -153,12 +153,12 @@ def fit(model: NeuronModel, activation: str, dt: float, rate_scale: float) -> tu
         else:
             m = dataclasses.replace(model, rate_fn=rate_fn, gain=1.0 / dt, tau_ref=dt / s, amplitude=dt)
         return m, 1.0, f"fitted to rate units: {rate_fn}(J) spikes/step x{s:g}"
-    if isinstance(model, LIF) and _is_default(model, "amplitude", "tau_ref", "min_voltage", "reset"):
+    if isinstance(model, LIF) and _is_default(model, "amplitude", "tau_ref", "min_voltage", "reset_mode"):
         tau_rc = discretize_tau_rc(model.tau_rc, dt) if isinstance(model, LoihiLIF) else model.tau_rc
         step_gain = -1.0 / math.expm1(-dt / tau_rc)  # 1 / (the fraction of J - v one step adds to v)
         g = step_gain if s == 1.0 else 1.0
         m = dataclasses.replace(model, amplitude=step_gain * dt, tau_ref=0.0, min_voltage=LIF_MIN_VOLTAGE,
-                                reset="subtract")
+                                reset_mode="subtract")
         return m, g, (f"fitted: reset by subtraction, tau_ref 0, current x{g * s:.4g} + {LIF_OFFSET:g} "
                       f"(one spike a step at J = 1, each worth 1)")
     return model, 1.0, ""

@@ -377,7 +377,7 @@ def _model_columns(ls, row, fp, fp64, add, sto_size: int, B: int) -> int:
     elif kind is LIF or kind is LoihiLIF:  # LoihiLIF: the chip's quantized constants
         row[C_MODEL] = MODEL_LIF if kind is LIF else MODEL_LOIHI_LIF
         row[C_V2] = add("f64", ls.state["refractory_time"])
-        row[C_RESET] = int(m.reset == "subtract")
+        row[C_RESET] = int(m.reset_mode == "subtract")
         tau_rc, tau_ref = m.tau_rc, m.tau_ref
         if kind is LoihiLIF:
             tau_rc, tau_ref = discretize_tau_rc(tau_rc, ls.dt), discretize_tau_ref(tau_ref, ls.dt)

@@ -13,8 +13,8 @@ Definition followed: Nengo 4.1 (nengo/nengo), ``nengo/neurons.py``: ``LIF.step``
 A spike carries ``amplitude / dt`` (``output_scale``). The rate function (LIFRate) is
 ``amplitude / (tau_ref + tau_rc * log1p(1 / (J - 1)))`` for J > 1, else 0.
 
-Fitted variant (``reset="subtract"``, chosen by the conversion plan, engine/conversion.py; the
-default ``reset="zero"`` is Nengo's LIF above, unchanged): the same exact voltage update, then
+Fitted variant (``reset_mode="subtract"``, chosen by the conversion plan, engine/conversion.py; the
+default ``reset_mode="zero"`` is Nengo's LIF above, unchanged): the same exact voltage update, then
 
     spike   if v > 1;  spiked: v = v - 1, refractory_time = tau_ref + dt   (no interpolation)
 
@@ -97,10 +97,10 @@ class LIF(NeuronModel):
     tau_ref: float = 0.002
     min_voltage: float = 0.0
     amplitude: float = 1.0
-    reset: str = "zero"  # "zero": Nengo's LIF; "subtract": the conversion plan's fitted variant
+    reset_mode: str = "zero"  # "zero": Nengo's LIF; "subtract": the conversion plan's fitted variant
 
     def __post_init__(self):
-        self._require("reset", self.reset in ("zero", "subtract"), "must be 'zero' or 'subtract'")
+        self._require("reset_mode", self.reset_mode in ("zero", "subtract"), "must be 'zero' or 'subtract'")
         self._require("tau_rc", self._finite("tau_rc") > 0, "must be > 0 (seconds)")
         self._require("tau_ref", self._finite("tau_ref") >= 0, "must be >= 0 (seconds)")
         self._require("min_voltage", self._finite("min_voltage") <= 0, "must be <= 0")
@@ -114,7 +114,7 @@ class LIF(NeuronModel):
 
     def step(self, J, dt, state, spikes, rng) -> None:
         lif_step(J, dt, self.tau_rc, self.tau_ref, self.min_voltage, True,
-                 state["v"], state["refractory_time"], spikes, self.reset == "subtract")
+                 state["v"], state["refractory_time"], spikes, self.reset_mode == "subtract")
 
     def output_scale(self, dt: float) -> float:
         return self.amplitude / dt

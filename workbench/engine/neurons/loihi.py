@@ -67,7 +67,7 @@ class LoihiLIF(LIF):
 
     def step(self, J, dt, state, spikes, rng) -> None:
         lif_step(J, dt, discretize_tau_rc(self.tau_rc, dt), discretize_tau_ref(self.tau_ref, dt),
-                 self.min_voltage, False, state["v"], state["refractory_time"], spikes, self.reset == "subtract")
+                 self.min_voltage, False, state["v"], state["refractory_time"], spikes, self.reset_mode == "subtract")
 
     def rate(self, J, dt: float) -> np.ndarray:
         """Steady-state rate of the step function (see the module docstring on ceil vs floor+1)."""
