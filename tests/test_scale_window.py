@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PyQt6.QtCore import QSettings
+from PyQt6.QtTest import QTest
 
 from big_nets import big_cnn, smooth_images
 from workbench.engine.recording import history_plan
@@ -49,8 +50,7 @@ def wait(app, cond, timeout=LONG):
     end = time.monotonic() + timeout / 1000
     while not cond():
         assert time.monotonic() < end, "timed out"
-        app.processEvents()
-        time.sleep(0.01)
+        QTest.qWait(10)  # processes events while it waits for the worker's next message
 
 
 def recorded_bytes(session):
