@@ -30,15 +30,3 @@ def big_cnn(size: int = 160, seed: int = 0) -> nw.Network:
                  np.zeros(10, np.float32), "linear"),
     ]
     return nw.Network("big_cnn", layers)
-
-
-def smooth_images(n: int, size: int, seed: int = 1) -> np.ndarray:
-    """(n, size, size, 3) smooth random images in [0, 1]."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    out = np.empty((n, size, size, 3), np.float32)
-    for i in range(n):
-        for c in range(3):
-            a, b, p, q = rng.uniform(1, 4, 4)
-            out[i, :, :, c] = 0.5 + 0.5 * np.sin(a * np.pi * xx + p) * np.cos(b * np.pi * yy + q)
-    return out

@@ -9,10 +9,10 @@ import pytest
 from PyQt6.QtCore import QSettings
 from PyQt6.QtTest import QTest
 
-from big_nets import big_cnn, smooth_images
-from workbench.engine.recording import history_plan
+from big_nets import big_cnn
+
+from benchmarks.imagenet import smooth_images
 from workbench.views.app import build_window
-from workbench.views.sim_loop import COMPACT_CACHE
 
 LONG = 240_000
 BUDGET = 96 * 1024**2

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.test_window_state import LONG, window  # noqa: F401 (the fixture: the demo, running)
+from tests.test_window_state import LONG, open_tanh_mlp, window  # noqa: F401 (the fixture: the demo, running)
 from workbench.models import network as nw
 
 
@@ -42,18 +42,7 @@ def test_readout_and_uniform_change_the_models_that_run(qtbot, window, tmp_path)
     assert panel.readout.currentText() == "spikes" and panel.pending.text() == ""
 
     # uniform: a tanh layer keeps the network's IF instead of its activation-matched wrapper
-    net = nw.Network("tanh_mlp", [
-        nw.Layer("in", nw.INPUT, (4,)),
-        nw.Layer("h", nw.DENSE, (3,), ("in",), np.full((4, 3), 0.3, np.float32), np.zeros(3, np.float32), "tanh"),
-        nw.Layer("out", nw.DENSE, (2,), ("h",), np.full((3, 2), 0.5, np.float32), np.zeros(2, np.float32), "relu"),
-    ])
-    net.save(tmp_path / "tanh_mlp.npz")
-    np.savez(tmp_path / "data.npz", x=np.full((2, 4), 0.5, np.float32), y=np.zeros(2, np.int64))
-    s.open_model(tmp_path / "tanh_mlp.npz")
-    qtbot.waitUntil(lambda: s.network is not None and s.network.name == "tanh_mlp", timeout=LONG)
-    s.open_data(tmp_path / "data.npz")
-    qtbot.waitUntil(lambda: s.snapshot is not None and [ls.name for ls in s.snapshot.layers] == ["in", "h", "out"],
-                    timeout=LONG)
+    open_tanh_mlp(qtbot, s, tmp_path)
     assert table.cell_text("h", "kind") != "dense · if"
     panel.uniform.setChecked(True)
     panel.apply()

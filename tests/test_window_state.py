@@ -284,24 +284,29 @@ def test_a_long_message_is_cut_to_fit_keeps_t_in_view_and_stays_in_the_log(qtbot
     assert window.messages[-1].endswith(long)
 
 
-def test_the_conversion_plan_reaches_the_window(qtbot, window, tmp_path):
-    """A tanh layer forced onto rectifying IF (a per-layer override): the plan's warning is in the
-    Messages dock, and the table's kind column names the model each neuron layer runs."""
-    from workbench.engine.neurons import IF
-
+def open_tanh_mlp(qtbot, session, folder) -> None:
+    """Open a 4-3-2 MLP whose hidden layer is tanh, with two samples, and wait until it runs."""
     net = nw.Network("tanh_mlp", [
         nw.Layer("in", nw.INPUT, (4,)),
         nw.Layer("h", nw.DENSE, (3,), ("in",), np.full((4, 3), 0.3, np.float32), np.zeros(3, np.float32), "tanh"),
         nw.Layer("out", nw.DENSE, (2,), ("h",), np.full((3, 2), 0.5, np.float32), np.zeros(2, np.float32), "relu"),
     ])
-    net.save(tmp_path / "tanh_mlp.npz")
-    np.savez(tmp_path / "data.npz", x=np.full((2, 4), 0.5, np.float32), y=np.zeros(2, np.int64))
+    net.save(folder / "tanh_mlp.npz")
+    np.savez(folder / "data.npz", x=np.full((2, 4), 0.5, np.float32), y=np.zeros(2, np.int64))
+    session.open_model(folder / "tanh_mlp.npz")
+    qtbot.waitUntil(lambda: session.network is not None and session.network.name == "tanh_mlp", timeout=LONG)
+    session.open_data(folder / "data.npz")
+    qtbot.waitUntil(lambda: session.snapshot is not None
+                    and [ls.name for ls in session.snapshot.layers] == ["in", "h", "out"], timeout=LONG)
+
+
+def test_the_conversion_plan_reaches_the_window(qtbot, window, tmp_path):
+    """A tanh layer forced onto rectifying IF (a per-layer override): the plan's warning is in the
+    Messages dock, and the table's kind column names the model each neuron layer runs."""
+    from workbench.engine.neurons import IF
+
     s = window.session
-    s.open_model(tmp_path / "tanh_mlp.npz")
-    qtbot.waitUntil(lambda: s.network is not None and s.network.name == "tanh_mlp", timeout=LONG)
-    s.open_data(tmp_path / "data.npz")
-    qtbot.waitUntil(lambda: s.snapshot is not None and [ls.name for ls in s.snapshot.layers] == ["in", "h", "out"],
-                    timeout=LONG)
+    open_tanh_mlp(qtbot, s, tmp_path)
     assert window.table.cell_text("h", "kind") != "dense · if"  # the plan gives tanh its wrapper
     s.set_config(dataclasses.replace(s.config, overrides={"h": IF()}))
     qtbot.waitUntil(lambda: any("conversion: h: tanh" in m for m in window.messages), timeout=LONG)

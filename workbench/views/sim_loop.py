@@ -352,7 +352,7 @@ class SimLoop:
 
     def _spike_dtype(self, layers):
         models = [self.sim.layer(n).model for n in layers]  # a current-carrying layer sends no spikes
-        most = max([m.max_rate(self.sim.dt) for m in models if getattr(m, "spiking", True)] or [1.0])
+        most = max([m.max_rate(self.sim.dt) for m in models if m.spiking] or [1.0])
         return spike_dtype(most)
 
     def _replan(self) -> None:
