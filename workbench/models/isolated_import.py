@@ -122,9 +122,9 @@ def _crashed(path: Path, code: int | None, tail) -> ModelImportError:
 
 def import_keras_isolated(path: str | os.PathLike, on_stage=None, on_progress=None) -> Network:
     """``load_keras(path, on_stage)`` run in a child process (see the module's docstring)."""
-    path = Path(path).resolve()
+    path = Path(path)  # as given: the child runs in this folder, so its messages name it alike
     proc = subprocess.Popen(
-        [sys.executable, "-c", _BOOT, _package_root(), str(path)],
+        [sys.executable, "-c", _BOOT, _package_root(), os.fspath(path)],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_child_env(),
     )
     inbox: queue.Queue = queue.Queue()
