@@ -38,6 +38,7 @@ from workbench.models.network import Network
 
 POLL = 0.1  # seconds between on_progress(0, None) while the child works
 _STDERR_LINES = 40  # the child's last stderr lines kept for a crash's details
+_TAIL_WAIT = 5.0  # seconds to wait for the end of the child's stderr once it has ended
 
 _BOOT = (
     "import sys; sys.path.insert(0, sys.argv[1]); import workbench; sys.path.remove(sys.argv[1]); "
@@ -152,17 +153,17 @@ def import_keras_isolated(path: str | os.PathLike, on_stage=None, on_progress=No
                 raise ModelImportError(f"{path.name}: the import process sent an unreadable result ({payload})")
             else:  # eof: the child died before sending a result
                 proc.wait()
-                for thread in readers:
-                    thread.join()
+                readers[1].join(_TAIL_WAIT)
                 raise _crashed(path, proc.returncode, tail)
     finally:
         if proc.poll() is None:
             proc.kill()  # cancelled, failed or done: don't wait for TensorFlow to finish
         proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            stream.close()  # the readers' next read fails: they end
-        for thread in readers:
-            thread.join()
+        readers[0].join()  # only the child held its stdout: it ends with it
+        proc.stdout.close()
+        readers[1].join(_TAIL_WAIT)  # a process the child started may still hold its stderr
+        if not readers[1].is_alive():
+            proc.stderr.close()
 
 
 def _child_main(path: str) -> None:

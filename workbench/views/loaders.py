@@ -222,7 +222,7 @@ def open_demo(percentile: float, on_progress=None, on_stage=None, rule: str = "w
     """The bundled digits CNN (saved Network, no TensorFlow), its test set, normalized on the
     calibration set."""
     path = loading.DEMO_NETWORK if loading.DEMO_NETWORK.exists() else loading.DEMO_KERAS
-    original = loading.open_model(path)
+    original = loading.open_model(path, isolated=True, on_progress=on_progress)
     test = load_samples(loading.DEMO_TEST, original.input_shape, n_classes(original))
     calib = load_samples(loading.DEMO_CALIBRATION, original.input_shape).x
     network = normalized(original, calib, percentile, on_progress, on_stage, rule=rule)
