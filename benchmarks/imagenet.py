@@ -2,7 +2,7 @@
 against Keras. Each measurement runs in its own subprocess, one after the other (peaks do not
 mix; the machine is shared).
 
-    .venv/bin/python -m benchmarks.imagenet [--nets resnet50,vgg16] [--steps 20] [--play 20]
+    .venv/bin/python -m benchmarks.imagenet [--nets resnet50,vgg16] [--steps 40]
     .venv/bin/python -m benchmarks.imagenet --child KIND MODEL.keras DATA.npz STEPS   (one cell)
 
 The models are ``keras.applications.X(weights=None)`` (seeded random weights) saved as .keras
@@ -12,12 +12,18 @@ in a temporary folder; the data are smooth random images (sums of low-frequency 
 Cells (every time is wall time on this machine, with whatever else runs on it):
 - ``headless``: import, read + import the .keras, normalize, build the Simulator, first step
   (compiling or loading the kernels), then ``STEPS`` steps at batch 1 recording nothing, one
-  ``run(1)`` call each (so the fused path can measure one thread against two): steps/s.
+  ``run(1)`` call each (so the fused path can measure one thread against two): steps/s; and
+  the next ``STEPS`` (``steps_per_s_next``: a network's activity, so its cost per step, grows
+  over the first steps, so each window figure is compared with the same steps headless).
 - ``keras``: ``STEPS`` Keras forward passes at batch 1 (``model(x, training=False)``), the dense
   bound: passes/s.
 - ``window``: ``build_window(model, data)`` offscreen at 1600x1000 with the default memory
   budget: the time from opening to the first snapshot with t >= 1 (File > Open to the first
-  step), then playing for ``--play`` seconds: steps/s, paints/s of the views on screen.
+  step), then a play from t = 1 to 1 + STEPS (steps/s from play() to the snapshot at the
+  target; paints/s: the views' renders of new snapshots), then a play of the next STEPS while
+  every view on screen re-renders every 1/30 s, as when the user pans or zooms the raster while
+  it plays (``*_repainting``: what painting costs the engine, and how many paints the window
+  sustains).
 Each cell reports the peak resident memory of its process (VmHWM) and the model's weight bytes.
 """
 
@@ -89,14 +95,17 @@ def _headless(model, data, steps: int) -> dict:
     sim = Simulator(norm, SimConfig(record=(), record_membrane=False), x[:1], record_capacity=1)
     sim.run(1)
     t_first = time.perf_counter()
-    start = time.perf_counter()
-    for _ in range(steps):  # one call a step: the fused path measures serial against parallel (Chooser)
-        sim.run(1)
-    el = time.perf_counter() - start
+    halves = []
+    for _ in range(2):  # steps 2..1+STEPS (the window's plain play), then the next STEPS (its repainted play)
+        start = time.perf_counter()
+        for _ in range(steps):  # one call a step: the fused path measures serial against parallel (Chooser)
+            sim.run(1)
+        halves.append(time.perf_counter() - start)
+    el = halves[0]
     weights = sum(l.weights.nbytes + (l.bias.nbytes if l.bias is not None else 0)
                   for l in norm.layers if l.weights is not None)
     return {"open_s": t_import - t0, "normalize_s": t_norm - t_import, "first_step_s": t_first - t0,
-            "steps_per_s": steps / el, "neurons": sum(l.size for l in norm.neuron_layers),
+            "steps_per_s": steps / el, "steps_per_s_next": steps / halves[1], "neurons": sum(l.size for l in norm.neuron_layers),
             "neuron_layers": len(norm.neuron_layers), "weights_mb": weights / 1024**2,
             "chooser": {str(k): v for k, v in sim._fused_prog.chooser.seconds.items()}
             if sim._fused_prog is not None else None, "fused": sim.fused_reason}
@@ -116,7 +125,7 @@ def _keras(model, data, steps: int) -> dict:
     return {"passes_per_s": steps / (time.perf_counter() - start)}
 
 
-def _window(model, data, play: float) -> dict:
+def _window(model, data, steps: int) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PyQt6.QtCore import QEventLoop, QSettings, QTimer
     from PyQt6.QtWidgets import QApplication
@@ -144,18 +153,32 @@ def _window(model, data, play: float) -> dict:
     wait(lambda: session.snapshot is not None and session.snapshot.t >= 1)
     t_first = time.perf_counter() - t0
     views = {k: v for k, v in win.views.items() if v.on_screen()}
-    paints0 = {k: v.repaint_count for k, v in views.items()}
-    t_start = session.snapshot.t
-    start = time.perf_counter()
-    session.play()
-    wait(lambda: time.perf_counter() - start >= play)
-    session.pause()
-    el = time.perf_counter() - start
-    wait(lambda: not session.running)
-    steps = session.snapshot.t - t_start
+    session.set_play_through(False)  # one sample, to a target: the same steps as the headless cell
+
+    def play_to(target, repaint=False):
+        """Play to ``target``; (steps/s, {view: paints/s}) from play() to the snapshot at the target.
+        ``repaint``: every view on screen also re-renders its snapshot every 1/30 s, as when the
+        user pans or zooms while it plays (the most a view paints: MAX_FPS)."""
+        t_start = session.snapshot.t
+        paints0 = {k: v.repaint_count for k, v in views.items()}
+        timer = QTimer()
+        timer.timeout.connect(lambda: [v.refresh() for v in views.values()])
+        session.set_play_steps(target)
+        start = time.perf_counter()
+        if repaint:
+            timer.start(33)
+        session.play()
+        wait(lambda: session.snapshot.t >= target and not session.running)
+        el = time.perf_counter() - start
+        timer.stop()
+        return ((session.snapshot.t - t_start) / el,
+                {k: (v.repaint_count - paints0[k]) / el for k, v in views.items()})
+
+    rate, paints = play_to(1 + steps)
+    rate_pan, paints_pan = play_to(1 + 2 * steps, repaint=True)
     plan = session.recording
-    out = {"ready_s": t_ready, "first_step_s": t_first, "steps_per_s": steps / el,
-           "paints_per_s": {k: (v.repaint_count - paints0[k]) / el for k, v in views.items()},
+    out = {"ready_s": t_ready, "first_step_s": t_first, "steps_per_s": rate, "paints_per_s": paints,
+           "steps_per_s_repainting": rate_pan, "paints_per_s_repainting": paints_pan,
            "history_steps": plan.steps, "recording_mb": plan.bytes / 1024**2, "budget_mb": plan.budget / 1024**2,
            "recorded": list(plan.layers)}
     win.close()
@@ -163,18 +186,75 @@ def _window(model, data, play: float) -> dict:
     return out
 
 
-def child(kind: str, model: str, data: str, steps: int, play: float) -> None:
+def _ratio(model, data, steps: int, rounds: int = 3) -> dict:
+    """Window against headless in ONE process, interleaved (the machine is shared: its load
+    drifts by minutes, so cells in separate processes compare badly): each round runs steps
+    2..1+STEPS of sample 0 headless (a Simulator of the window's own network and config,
+    recording nothing, one ``run(1)`` a step) and then in the window (reset, step, play to
+    1+STEPS); the ratio is the window's steps/s over the headless ones of the same round."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PyQt6.QtCore import QEventLoop, QSettings, QTimer
+    from PyQt6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive)
+    import numpy as np
+
+    from workbench.engine.simulator import Simulator
+    from workbench.views.app import build_window
+
+    def wait(cond, timeout=1800.0):
+        loop, end = QEventLoop(), time.monotonic() + timeout
+        timer = QTimer()
+        timer.timeout.connect(lambda: (cond() or time.monotonic() > end) and loop.quit())
+        timer.start(5)
+        loop.exec()
+        timer.stop()
+
+    settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
+    session, win = build_window(model=model, data=data, demo=False, settings=settings,
+                                error_handler=lambda m, d: print("error:", m, file=sys.stderr))
+    win.resize(1600, 1000)
+    win.show()
+    wait(lambda: session.samples is not None and session.snapshot is not None and session.recording is not None)
+    session.set_play_through(False)
+    x = np.load(data)["x"][:1]
+    rounds_out = []
+    for _ in range(rounds):
+        sim = Simulator(session.network, session.config.replace(record=(), record_membrane=False, batch=1,
+                                                                  max_record_bytes=None), x, record_capacity=1)
+        sim.run(1)
+        start = time.perf_counter()
+        for _ in range(steps):
+            sim.run(1)
+        headless = steps / (time.perf_counter() - start)
+        del sim
+        session.reset()
+        wait(lambda: session.snapshot is not None and session.snapshot.t == 0 and not session.running)
+        session.step()
+        wait(lambda: session.snapshot.t >= 1)
+        session.set_play_steps(1 + steps)
+        start = time.perf_counter()
+        session.play()
+        wait(lambda: session.snapshot.t >= 1 + steps and not session.running)
+        window = steps / (time.perf_counter() - start)
+        rounds_out.append({"headless": headless, "window": window, "ratio": window / headless})
+    win.close()
+    session.shutdown()
+    ratios = sorted(r["ratio"] for r in rounds_out)
+    return {"rounds": rounds_out, "median_ratio": ratios[len(ratios) // 2]}
+
+
+def child(kind: str, model: str, data: str, steps: int) -> None:
     fn = {"headless": lambda: _headless(model, data, steps), "keras": lambda: _keras(model, data, steps),
-          "window": lambda: _window(model, data, play)}[kind]
+          "window": lambda: _window(model, data, steps), "ratio": lambda: _ratio(model, data, steps)}[kind]
     result = fn()
     result["peak_mb"] = _hwm_mb()
     print("RESULT " + json.dumps(result))
 
 
-def run_cell(kind, model, data, steps, play) -> dict:
+def run_cell(kind, model, data, steps) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    cmd = [sys.executable, "-m", "benchmarks.imagenet", "--child", kind, str(model), str(data), str(steps),
-           "--play", str(play)]
+    cmd = [sys.executable, "-m", "benchmarks.imagenet", "--child", kind, str(model), str(data), str(steps)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -185,15 +265,14 @@ def run_cell(kind, model, data, steps, play) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--nets", default="resnet50,vgg16")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--play", type=float, default=20.0)
+    p.add_argument("--steps", type=int, default=40)
     p.add_argument("--cells", default="headless,keras,window")
     p.add_argument("--folder", default=str(Path(tempfile.gettempdir()) / "snn_imagenet_bench"))
     p.add_argument("--child", nargs=4, metavar=("KIND", "MODEL", "DATA", "STEPS"))
     args = p.parse_args(argv)
     if args.child:
         kind, model, data, steps = args.child
-        child(kind, model, data, int(steps), args.play)
+        child(kind, model, data, int(steps))
         return 0
     folder = Path(args.folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -201,7 +280,7 @@ def main(argv=None) -> int:
     for name in args.nets.split(","):
         model, data = build(name, folder)
         for kind in args.cells.split(","):
-            r = run_cell(kind, model, data, args.steps, args.play)
+            r = run_cell(kind, model, data, args.steps)
             results[(name, kind)] = r
             print(name, kind, json.dumps(r), flush=True)
     return 0

@@ -15,7 +15,8 @@ from workbench.analysis.diagnosis import diagnose
 from workbench.analysis.evaluate import evaluate
 from workbench.engine import conversion
 from workbench.engine.config import SimConfig
-from workbench.engine.neurons import IF, LIF, Current, LoihiCUBA, RegularSpiking, SignedIF
+from workbench.engine.neurons import IF, LIF, Current, LoihiCUBA, LoihiLIF, RegularSpiking, SignedIF
+from workbench.errors import ConfigError
 from workbench.engine.simulator import Simulator
 from workbench.models import network as nw
 from workbench.models.forward import forward
@@ -169,15 +170,88 @@ def test_lif_with_default_settings_within_two_points(cases, name):
     assert min(s.r for s in res.stats) >= 0.99
 
 
-def test_relu6_lif_constant_input_layer_exact_and_no_layer_below_0995(cases):
-    """The fitted LIF's reset by subtraction: the layer under constant input follows the ReLU
-    (Nengo's reset to zero gave r 0.993 there and 0.947 at the output, 81.2 %); what remains is
-    the leak under spiking input (docs/conversion.md, relu6: 93.8 %, not yet within 2 points)."""
+def test_relu6_lif_with_the_synapse_no_layer_below_0998(cases):
+    """The fitted LIF's reset by subtraction keeps the constant-input layer exact; the synaptic
+    filter on the spike-fed layers removes the leak's bias under spiking input (r 0.997 / 0.996 /
+    0.995 without it). On these 64 samples 93.8 % remains (3 near ties, ANN margins 0.01-0.03,
+    flipped by the constant-input layer's rate curve at its ends: docs/conversion.md); on 512
+    samples of the same net: ``test_relu6_lif_within_two_points_on_512_samples``."""
     _, net, x, y = cases["relu6"]
     res = evaluate(net, SimConfig(neuron=LIF(), steps=500, batch=len(x), record=()), x, y)
     r = {s.name: s.r for s in res.stats}
-    assert r["c1"] >= 0.9995 and min(r.values()) >= 0.995, r
+    assert r["c1"] >= 0.9995 and min(r.values()) >= 0.998, r
+    off = evaluate(net, SimConfig(neuron=LIF(), steps=500, batch=len(x), record=(), synapse=0.0), x, y)
+    assert min(s.r for s in off.stats) < 0.996  # the filter is what lifts them
     assert res.snn_accuracy[-1] >= res.ann_accuracy - 0.07
+
+
+def test_relu6_lif_within_two_points_on_512_samples(cases):
+    """The 2-point goal of issue 16 on 512 samples of the relu6 net (the fixture's 64 and 448
+    more, drawn as ``conversion_nets.case`` draws them): LIF 98.2 % (IF 98.8 %, without the
+    synapse 95.9 %)."""
+    _, net, x64, _ = cases["relu6"]
+    x = np.random.default_rng(1).uniform(0, 1, (512, *net.input_shape)).astype(np.float32)
+    assert np.array_equal(x[:64], x64)
+    y = forward(net, x)[net.output_layer.name].reshape(512, -1).argmax(1)
+    res = evaluate(net, SimConfig(neuron=LIF(), steps=500, batch=512, record=()), x, y)
+    assert res.ann_accuracy == 1.0 and res.snn_accuracy[-1] >= 0.98
+
+
+def test_lowpass_impulse_response_and_dc_gain():
+    """synapses.lowpass is Nengo's Lowpass by zero-order hold without delay: x[t] = a x[t-1] +
+    (1 - a) u[t], a = exp(-dt/tau): impulse response (1 - a) a^t, step response 1 - a^(t+1), and
+    the sum of the output is the sum of the input minus a/(1-a) times the last output."""
+    from workbench.engine.synapses import lowpass
+
+    a = np.float32(math.exp(-0.001 / 0.005))
+    b = np.float32(1.0) - a
+    state = np.zeros(2, np.float32)
+    out = []
+    for t in range(40):
+        J = np.array([1.0 if t == 0 else 0.0, 1.0], np.float32)
+        lowpass(J, state, a, b)
+        out.append(J.copy())
+    out = np.array(out, np.float64)
+    t = np.arange(40)
+    assert out[:, 0] == pytest.approx(float(b) * float(a) ** t, rel=1e-5)
+    assert out[0, 0] == b and out[1, 0] == np.float32(a * b)  # float32 arithmetic, step by step
+    assert out[:, 1] == pytest.approx(1.0 - float(a) ** (t + 1), rel=1e-5)
+    assert out[:, 1].sum() == pytest.approx(40 - float(a) / float(b) * out[-1, 1], rel=1e-5)
+
+
+def test_filtered_constant_current_gives_the_fitted_rate():
+    """A fitted LIF behind the synapse, under a constant current a: the count after T steps is
+    the unfiltered T*a less the charge the filter still holds (a * a_s/(1 - a_s), 4.5 a at 5 ms),
+    within one spike; the plan's defaults are 5 ms and rate units as without a filter."""
+    from workbench.engine.synapses import lowpass
+
+    dt, T = 0.001, 2000
+    model, gain, _ = conversion.fit(LIF(), "relu", dt, 1.0)
+    a = np.array([0.1, 0.25, 0.5, 0.75, 0.9], np.float32)
+    A = np.float32(math.exp(-dt / conversion.LIF_SYNAPSE))
+    state, syn, sp, n = model.init_state(a.size), np.zeros(a.size, np.float32), np.zeros(a.size, np.float32), np.zeros(a.size)
+    for _ in range(T):
+        J = a.copy()
+        lowpass(J, syn, A, np.float32(1) - A)
+        model.step(J * np.float32(gain) + np.float32(conversion.LIF_OFFSET), dt, state, sp, None)
+        n += sp
+    held = a * float(A) / (1 - float(A))
+    assert np.abs(n - (T * a - held)).max() <= 1, n - T * a
+    assert syn == pytest.approx(a, rel=1e-6)  # the filter's DC gain is 1
+
+
+def test_plan_puts_the_synapse_on_fitted_lif_layers_fed_by_spikes(cases):
+    _, net, x, _ = cases["relu6"]
+    syn = lambda cfg: {n: lp.synapse for n, lp in conversion.plan(net, cfg).layers.items()}  # noqa: E731
+    assert syn(SimConfig(neuron=LIF())) == {"c1": 0.0, "c2": 0.005, "fc": 0.005, "out": 0.0}  # c1: constant input
+    assert syn(SimConfig(neuron=LIF(), encoder="poisson")) == {"c1": 0.005, "c2": 0.005, "fc": 0.005, "out": 0.0}
+    assert syn(SimConfig(neuron=LoihiLIF(), synapse=0.01))["c2"] == 0.01
+    assert set(syn(SimConfig(neuron=LIF(), synapse=0)).values()) == {0.0}
+    assert set(syn(SimConfig()).values()) == {0.0}  # IF: no filter
+    assert set(syn(SimConfig(neuron=LIF(tau_ref=0.001))).values()) == {0.0}  # not fitted: as given
+    assert "synapse 5 ms" in "\n".join(conversion.plan(net, SimConfig(neuron=LIF())).describe())
+    with pytest.raises(ConfigError, match="synapse"):
+        SimConfig(synapse=-1.0)
 
 
 def test_fitted_lif_count_is_the_leaky_integral_of_its_current():

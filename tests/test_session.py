@@ -300,7 +300,9 @@ def test_each_play_chunk_is_one_nogil_call():
         loop.frame_done()
     assert loop._chunk == sim_loop.MAX_CHUNK > fused.CHUNK
     assert max(calls) == sim_loop.MAX_CHUNK
-    assert loop.sim.split_steps is False and prog.parts == 1  # the GUI thread keeps a core
+    # one thread or two for a batch-1 step is the fused path's measured choice (block_pool.Chooser),
+    # in the window as headless: the GUI thread's painting is part of what it measures
+    assert loop.sim.split_steps is True
 
 
 def test_steps_per_second_comes_from_the_clock():

@@ -29,26 +29,34 @@ class LayerStats:
     negative: float = 0.0  # fraction of spikes that were negative (signed models)
 
 
-_CENTERED: dict = {}  # id(array) -> (array, centered float64 copy, its sum of squares)
-_CENTERED_MAX = 256  # arrays kept: every neuron layer of a big network (ResNet50 71, InceptionV3 105);
-# at 64 with all cleared when full, a 71-layer network re-centred every layer's ANN activation
-# (16 M values for ResNet50) at every snapshot
+_MOMENTS: dict = {}  # id(array) -> (array, its mean, its sum of squared deviations)
+_MOMENTS_MAX = 256  # arrays kept: every neuron layer of a big network (ResNet50 71, InceptionV3 105)
+# Only two floats per array: a float64 centred copy of every ANN activation (the cache before)
+# held 128 MB for ResNet50 and doubled what each snapshot's full stats pass read.
 
 
-def _centered(a) -> tuple[np.ndarray, float]:
-    """``a`` as a flat float64 array minus its mean, and that one's sum of squares. Read-only
-    arrays (the ANN activations a run compares with, every snapshot) are done once and kept."""
-    hit = _CENTERED.get(id(a))
+def _moments(a) -> tuple[float, float]:
+    """(mean, sum of squared deviations) of ``a`` in float64. Read-only arrays (the ANN
+    activations a run compares with, every snapshot) are done once and kept."""
+    hit = _MOMENTS.get(id(a))
     if hit is not None and hit[0] is a:
         return hit[1], hit[2]
     c = np.asarray(a, dtype=np.float64).ravel()
-    c = c - c.mean() if c.size else c
+    mean = float(c.mean()) if c.size else 0.0
+    c = c - mean
     ss = float(np.dot(c, c))
     if isinstance(a, np.ndarray) and not a.flags.writeable:
-        while len(_CENTERED) >= _CENTERED_MAX:  # the oldest first (a network's layers, in order)
-            del _CENTERED[next(iter(_CENTERED))]
-        _CENTERED[id(a)] = (a, c, ss)  # holding ``a`` keeps its id from being reused
-    return c, ss
+        while len(_MOMENTS) >= _MOMENTS_MAX:  # the oldest first (a network's layers, in order)
+            del _MOMENTS[next(iter(_MOMENTS))]
+        _MOMENTS[id(a)] = (a, mean, ss)  # holding ``a`` keeps its id from being reused
+    return mean, ss
+
+
+def _centered(a) -> tuple[np.ndarray, float]:
+    """``a`` as a flat float64 array minus its mean, and that one's sum of squares."""
+    mean, ss = _moments(a)
+    c = np.asarray(a, dtype=np.float64).ravel()
+    return (c - mean if c.size else c), ss
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -73,8 +81,9 @@ def layer_stats(name: str, counts: np.ndarray, steps: int, max_rate: float = 1.0
         return LayerStats(name, n, float("nan"), 0.0, float("nan"), float("nan"), float("nan"))
     flat = np.ascontiguousarray(counts).reshape(-1)
     with_r = ann is not None and ann.size == size and size >= 2
-    centered, aa = _centered(ann) if with_r else (_NO_ANN, 0.0)
-    total, top, zeros, saturated, ac, cc = _stats_kernel(flat, centered, float(steps), SATURATION * max_rate)
+    mean, aa = _moments(ann) if with_r else (0.0, 0.0)
+    ann_flat = np.ascontiguousarray(ann).reshape(-1) if with_r else _NO_ANN
+    total, top, zeros, saturated, ac, cc = _stats_kernel(flat, ann_flat, mean, float(steps), SATURATION * max_rate)
     den = np.sqrt(aa * cc)
     r = float(ac / den) if with_r and den > 0 else float("nan")
     neg = float(np.abs(negative_counts).sum() / total) if negative_counts is not None and total > 0 else 0.0
@@ -84,12 +93,14 @@ def layer_stats(name: str, counts: np.ndarray, steps: int, max_rate: float = 1.0
 _NO_ANN = np.zeros(0)
 
 
-@numba.njit(cache=True)
-def _stats_kernel(counts, ann_centered, steps, limit):
-    """One pass over a layer's flat counts (no GIL release, no temporaries: the window's worker
-    calls this for every layer of every snapshot while the GUI thread wants the GIL):
-    (sum of |counts|, max rate, zeros, saturated neurons, sum of centered ann x centered counts,
-    sum of squared centered counts); the last two only when ``ann_centered`` is not empty."""
+@numba.njit(cache=True, nogil=True)
+def _stats_kernel(counts, ann, ann_mean, steps, limit):
+    """Two passes over a layer's flat counts, no temporaries (the window's worker calls this
+    for the layers on screen at every snapshot and for all 16 M neurons of a ResNet50 every
+    few seconds; without the GIL, so the GUI thread paints meanwhile): (sum of |counts|, max
+    rate, zeros, saturated neurons, sum of (ann - ann_mean) x centered counts, sum of squared
+    centered counts); the last two only when ``ann`` is not empty. ``ann`` may be float32 or
+    float64: each value is taken to float64 before its mean is subtracted."""
     n = counts.size
     total = 0.0
     plain = 0.0
@@ -110,11 +121,11 @@ def _stats_kernel(counts, ann_centered, steps, limit):
             saturated += 1
     ac = 0.0
     cc = 0.0
-    if ann_centered.size == n:
+    if ann.size == n:
         mean = plain / n
         for i in range(n):
             d = counts[i] - mean
-            ac += ann_centered[i] * d
+            ac += (np.float64(ann[i]) - ann_mean) * d
             cc += d * d
     return total, top, zeros, saturated, ac, cc
 

@@ -51,6 +51,9 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
                    help="1: a layer sees its inputs' spikes one step late, as Lava's Dense")
     p.add_argument("--softmax-output", choices=["if", "sampled"], default="if",
                    help="sampled: a softmax output spikes where U <= softmax(v), as SNN Toolbox INIsim")
+    p.add_argument("--synapse", type=float, metavar="SECONDS",
+                   help="time constant of the synaptic low-pass on the input current of fitted LIF / Loihi LIF "
+                        "layers fed by spikes (default 0.005; 0: no filter; docs/conversion.md)")
     p.add_argument("--steps", type=int, default=100, help="timesteps per sample")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help="samples simulated together (default 64, or all samples when fewer)")

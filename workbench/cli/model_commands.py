@@ -37,7 +37,7 @@ def make_config(args, batch: int):
     return SimConfig(neuron=neuron, overrides=overrides, encoder=args.input, dt=args.dt, steps=args.steps,
                      batch=batch, seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False,
                      float64=getattr(args, "float64", False), synaptic_delay=getattr(args, "synaptic_delay", 0),
-                     softmax_output=getattr(args, "softmax_output", "if"),
+                     softmax_output=getattr(args, "softmax_output", "if"), synapse=getattr(args, "synapse", None),
                      readout=getattr(args, "readout", "auto"), auto_neurons=not getattr(args, "uniform", False))
 
 

@@ -53,6 +53,9 @@ class SimConfig:
     - ``auto_neurons``: each layer gets the neuron its activation calls for (tanh/sigmoid: the
       spiking wrapper; linear: signed; LIF and wrappers fitted to the rate units) — see
       ``engine.conversion``. Linear layers feeding linear layers carry current either way.
+    - ``synapse``: time constant (seconds) of the synaptic low-pass filter the conversion plan
+      puts on the input current of fitted LIF / Loihi LIF layers fed by spikes; None: the
+      plan's default (``conversion.LIF_SYNAPSE``, 5 ms); 0: no filter.
     """
 
     neuron: NeuronModel = dataclasses.field(default_factory=IF)
@@ -72,6 +75,7 @@ class SimConfig:
     float64: bool = False
     synaptic_delay: int = 0
     softmax_output: str = "if"
+    synapse: float | None = None
 
     def __post_init__(self):
         if not isinstance(self.neuron, NeuronModel):
@@ -109,6 +113,10 @@ class SimConfig:
             raise ConfigError("float64", f"must be true or false, got {self.float64!r}")
         if isinstance(self.synaptic_delay, bool) or self.synaptic_delay not in (0, 1):
             raise ConfigError("synaptic_delay", f"must be 0 or 1 (steps), got {self.synaptic_delay!r}")
+        syn = self.synapse
+        if syn is not None and (isinstance(syn, bool) or not isinstance(syn, (int, float))
+                                or not math.isfinite(syn) or syn < 0):
+            raise ConfigError("synapse", f"must be a time constant >= 0 in seconds (0: no filter), got {syn!r}")
         if self.softmax_output not in SOFTMAX_OUTPUTS:
             raise ConfigError("softmax_output", f"must be one of {', '.join(SOFTMAX_OUTPUTS)}, "
                               f"got {self.softmax_output!r}")
@@ -146,4 +154,5 @@ class SimConfig:
             "float64": self.float64,
             "synaptic_delay": self.synaptic_delay,
             "softmax_output": self.softmax_output,
+            "synapse": self.synapse,
         }

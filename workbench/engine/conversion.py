@@ -19,11 +19,13 @@ only checked (a warning when they cannot represent the layer's activation):
    (feeding max pooling, or a spiking output) runs ``signed_if`` (IF, or the chosen wrapper with
    ``rate_fn=linear``; the IF's ``v_init`` and ``burst`` remedies carry over); relu layers run
    the chosen neuron, fitted when its parameters are
-   the model's defaults (LIF, Loihi LIF and the wrappers: ``fit``).
+   the model's defaults (LIF, Loihi LIF and the wrappers: ``fit``). A fitted LIF layer whose
+   input is not constant (fed by spikes) filters its input current with a synaptic low-pass
+   (``synapses.lowpass``, ``SimConfig.synapse``, default ``LIF_SYNAPSE`` = 5 ms).
 Without ``auto_neurons`` ("uniform") every layer runs the chosen neuron as given (rule 1 still
 applies with ``readout='membrane'``): the behaviour before this plan existed, for comparisons.
 
-Every choice is a ``LayerPlan`` (model, its extra current gain, the role, why); ``warnings``
+Every choice is a ``LayerPlan`` (model, its extra current gain and offset, synapse, the role, why); ``warnings``
 says what cannot be represented (a tanh layer on a rectifying neuron, a wrapper whose rate
 function is not the layer's activation, negative values on hardware-like neurons). The
 simulator, the reports and the window read the same plan.
@@ -54,6 +56,7 @@ class LayerPlan:
 
     why: str = ""
     offset: float = 0.0  # added to the current after the gain (a fitted LIF's rheobase shift)
+    synapse: float = 0.0  # time constant (s) of the low-pass filter on the input current; 0: none
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,8 @@ class Plan:
         out = []
         for name, lp in self.layers.items():
             gain = f", current x{lp.gain:g}" if lp.gain != 1.0 else ""
-            out.append(f"{name}: {lp.model.describe()} [{lp.role}{gain}]" + (f" ({lp.why})" if lp.why else ""))
+            syn = f", synapse {synapse_text(lp.synapse)}" if lp.synapse else ""
+            out.append(f"{name}: {lp.model.describe()} [{lp.role}{gain}{syn}]" + (f" ({lp.why})" if lp.why else ""))
         return out
 
 
@@ -166,6 +170,39 @@ def fit(model: NeuronModel, activation: str, dt: float, rate_scale: float) -> tu
 
 LIF_OFFSET = 0.5  # the mean membrane between spikes: g*J + 0.5 - v averages g*J
 LIF_MIN_VOLTAGE = -1e6
+# The synaptic filter of fitted LIF layers fed by spikes (SimConfig.synapse None): a Lowpass of
+# 5 ms, Nengo's default connection synapse (nengo.Connection(synapse=Lowpass(0.005))); filtering
+# the spikes between layers is how Hunsberger & Eliasmith 2015 run converted LIF networks.
+# Measured in docs/conversion.md (1, 2, 5, 10, 20 ms).
+LIF_SYNAPSE = 0.005
+
+
+def synapse_text(tau: float) -> str:
+    return f"{tau * 1000:g} ms"
+
+
+def constant_input_layers(network: nw.Network, config) -> set[str]:
+    """Neuron layers whose input is the same every step: fed only by the input layer (through
+    flatten, reshape, zero padding, concatenate) under the constant encoder, without a synaptic
+    delay (``Simulator`` computes their current once)."""
+    if getattr(config, "encoder", "constant") != "constant" or getattr(config, "synaptic_delay", 0):
+        return set()
+    constant_out = {network.layers[0].name}
+    out = set()
+    for layer in network.layers[1:]:
+        if all(i in constant_out for i in layer.inbound):
+            if layer.is_neuron_layer:
+                out.add(layer.name)
+            elif layer.kind in _LOOK_THROUGH:
+                constant_out.add(layer.name)
+    return out
+
+
+def synapse_for(config) -> float:
+    """The synaptic time constant (s) for fitted LIF layers fed by spikes: ``config.synapse``,
+    or ``LIF_SYNAPSE`` when it is None."""
+    tau = getattr(config, "synapse", None)
+    return LIF_SYNAPSE if tau is None else float(tau)
 
 
 def plan(network: nw.Network, config) -> Plan:
@@ -178,6 +215,8 @@ def plan(network: nw.Network, config) -> Plan:
     base = config.neuron
     layers, warnings = {}, []
     out_name = network.output_layer.name
+    constant = constant_input_layers(network, config)
+    tau_syn = synapse_for(config)
     for layer in network.neuron_layers:
         name, act = layer.name, layer.activation
         if name in config.overrides:
@@ -225,8 +264,12 @@ def plan(network: nw.Network, config) -> Plan:
                                     f"{base.name} cannot emit negative spikes")
         else:  # relu (capped or not), softmax with a spiking readout
             model, gain, why = fit(base, "relu", dt, s)
-        offset = LIF_OFFSET if isinstance(model, LIF) and gain != 1.0 else 0.0
-        layers[name] = LayerPlan(model, "spiking", gain, why=why, offset=offset)
+        fitted_lif = isinstance(model, LIF) and gain != 1.0
+        offset = LIF_OFFSET if fitted_lif else 0.0
+        # a fitted LIF fed by spikes gets a synaptic filter: its leak turns the membrane's
+        # swings under spiking input into a rate bias (docs/conversion.md); constant input has none
+        synapse = tau_syn if fitted_lif and name not in constant else 0.0
+        layers[name] = LayerPlan(model, "spiking", gain, why=why, offset=offset, synapse=synapse)
         _check(layer, model, warnings)
     return Plan(layers, tuple(warnings))
 

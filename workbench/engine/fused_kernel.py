@@ -51,7 +51,8 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
  C_U, C_RF, C_LB, C_DU, C_DV, C_VTH, C_MBIAS, C_REFRAC, C_UNIT) = range(47)
 C_BURST = 47  # IF's and SignedIF's spikes per step at most (1: plain IF; >= 2: ``if_burst_emit``)
 C_POOL = 48  # max pooling: 0 by spike count, 1 lateral inhibition (``K.max_pool_li``)
-NCOL = 49
+C_SYN = 49  # the synaptic filter's state (f32 list; -1: no filter), ``synapses.lowpass`` with F_SYN_A/B
+NCOL = 50
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # C_MODEL. Every model but IF keeps float64 state: C_V its membrane variable (the voltage;
@@ -66,8 +67,8 @@ SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
  MODEL_CURRENT, MODEL_SIGNED_IF) = range(9)
 _MODELS = (IF, LIF, LoihiLIF, LoihiReLU, RegularSpiking, StochasticSpiking, LoihiCUBA, Current, SignedIF)
 # float32 parameter columns
-F_DT, F_THR, F_GAIN, F_OUT, F_SCALE, F_OFFSET = range(6)
-NFCOL = 6
+F_DT, F_THR, F_GAIN, F_OUT, F_SCALE, F_OFFSET, F_SYN_A, F_SYN_B = range(8)
+NFCOL = 8
 # float64 parameter columns (the float64 models' steps take dt and their constants as Python floats)
 P_DT, P_TAU_RC, P_TAU_REF, P_MINV, P_GAIN, P_IN_SCALE = range(6)
 
@@ -218,6 +219,8 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                         sj = insc[row[C_IN0] + j]
                         for i in range(hi - lo):
                             Jb[i] += xj[i] * sj
+                if row[C_SYN] >= 0:  # the synaptic low-pass, as layer_state.advance runs it
+                    synapses.lowpass(J[lo:hi], f32[row[C_SYN]][lo:hi], fp[li, F_SYN_A], fp[li, F_SYN_B])
                 gain = fp[li, F_GAIN]
                 if gain != 1.0:
                     Jb = J[lo:hi]

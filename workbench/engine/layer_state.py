@@ -24,7 +24,7 @@ class LayerState:
 
     def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
                  model: NeuronModel | None, dt: float, rate_scale: float = 1.0, float64: bool = False,
-                 offset: float = 0.0):
+                 offset: float = 0.0, synapse: float = 0.0):
         self.layer = layer
         self.index = index
         self.inbound = inbound
@@ -50,6 +50,12 @@ class LayerState:
             # NengoDL's scale_firing_rates: currents x rate_scale, each spike worth 1/rate_scale.
             self.gain = ftype(rate_scale)
             self.offset = ftype(offset)  # added to the current after the gain
+            # the synaptic low-pass on the input current (synapses.lowpass), before the gain:
+            # its state ``syn``, or None without a filter
+            self.synapse = float(synapse)
+            self.syn = np.zeros(self.shape, dtype=ftype) if synapse > 0 else None
+            a = np.exp(-dt / synapse) if synapse > 0 else 0.0
+            self.syn_a, self.syn_b = ftype(a), ftype(1.0 - a)
             self.out_scale = ftype(model.output_scale(dt) / rate_scale)
             # Flat views made once (the arrays are never reallocated): the step loop is hot.
             self.J_flat = self.J.reshape(-1)
@@ -80,6 +86,8 @@ class LayerState:
             self.spikes.fill(0.0)
             self.J.fill(0.0)
             self.counts.fill(0.0)
+            if self.syn is not None:
+                self.syn.fill(0.0)
         if self.layer.kind == nw.MAX_POOL2D:
             self.pool_counts = None
 
@@ -184,6 +192,8 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
     else:
         inputs = [outputs[i] for i in ls.inbound]
         compute_current(ls, inputs)
+        if ls.syn is not None:  # the synaptic filter (engine.conversion: fitted LIF fed by spikes)
+            synapses.lowpass(ls.J_flat, ls.syn.reshape(-1), ls.syn_a, ls.syn_b)
         if ls.gain != 1.0:
             ls.J *= ls.gain
         if ls.offset != 0.0:  # a fitted LIF's rheobase shift (engine.conversion.fit)

@@ -68,9 +68,9 @@ class Simulator:
         self.layers: list[LayerState] = []
         for i, layer in enumerate(network.layers):
             lp = self.plan.layers.get(layer.name)
-            model, gain, offset = (lp.model, lp.gain, lp.offset) if lp is not None else (None, 1.0, 0.0)
+            model, gain, offset, syn = (lp.model, lp.gain, lp.offset, lp.synapse) if lp is not None else (None, 1.0, 0.0, 0.0)
             self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
-                                          self.config.rate_scale * gain, self.config.float64, offset))
+                                          self.config.rate_scale * gain, self.config.float64, offset, syn))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
@@ -326,7 +326,7 @@ class Simulator:
             "tool": f"snn-workbench {__version__}",
             "models": {ls.layer.name: {"name": ls.model.name, "params": ls.model.params(),
                                        "signed": ls.model.signed, "role": self.plan.layers[ls.layer.name].role,
-                                       "gain": float(ls.gain)}
+                                       "gain": float(ls.gain), "offset": float(ls.offset), "synapse": ls.synapse}
                        for ls in self.layers if ls.is_neuron},
             "conversion_warnings": list(self.plan.warnings),
             "kinds": {ls.layer.name: ls.layer.kind for ls in self.layers},

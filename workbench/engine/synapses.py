@@ -212,6 +212,20 @@ def emit(spikes, scale, y, counts):
 
 
 @numba.njit(nogil=True, cache=True)
+def lowpass(J, x, a, b):
+    """The synaptic filter of a layer's input current (``engine.conversion``: fitted LIF layers
+    fed by spikes): Nengo's ``Lowpass(tau)`` discretized by zero-order hold, as its
+    ``LinearFilter.OneX`` step runs it (nengo/synapses.py, Nengo 3.0-4.1: no delay):
+    ``x[t] = a x[t-1] + b J[t]``, ``a = exp(-dt/tau)``, ``b = 1 - a``; J is replaced by x in
+    place. ``a`` and ``b`` have J's dtype, so the generic and the fused path (both call this)
+    compute the same float32 values."""
+    for i in range(J.size):
+        xi = a * x[i] + b * J[i]
+        x[i] = xi
+        J[i] = xi
+
+
+@numba.njit(nogil=True, cache=True)
 def depthwise_event(x, w, b, sh, sw, pt, pl, out):
     """Depthwise conv: input channel ci feeds outputs ci*mult .. ci*mult+mult-1 (Keras order)."""
     nb, ih, iw, cin = x.shape

@@ -66,8 +66,9 @@ OVERDUE_CHUNK_SECONDS = 0.002  # chunks while a due frame waits for the GUI to t
 MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
 DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots copy every layer's arrays
-STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed this often
-SNAPSHOT_SHARE = 0.25  # of a play's time, what a big network's snapshots may take (fewer frames then)
+STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed at most this often
+STATS_SHARE = 0.04  # and so that refreshing them takes at most this share of a play (ResNet50: ~0.1 s each)
+SNAPSHOT_SHARE = 0.1  # of a play's time, what a big network's snapshots may take (fewer frames then)
 COMPACT_CACHE = dict(slack=2, spare=1, warm=0)  # the history cache when not everything fits the budget
 
 
@@ -114,6 +115,7 @@ class SimLoop:
         self._stats_time = -1e9
         self._snap_cost = 0.0  # seconds a big network's snapshot takes (recent average)
         self._full_stats_cost = 0.0  # seconds the last snapshot spent on every layer's stats
+        self._full_stats_seconds = 0.0  # what the last refresh of every layer's stats took
         self._cache_epoch = 0  # the history epoch of the last snapshot
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -312,7 +314,6 @@ class SimLoop:
         self.plan = None
         self._stats, self._stats_time, self._snap_cost = (), -1e9, 0.0
         self.sim = Simulator(network, config.replace(record=(), max_record_bytes=None), x, labels, record_capacity=1)
-        self.sim.split_steps = False  # the GUI thread needs the other core
         if train is not None:
             self.sim.set_input_spikes(train)
             self._ends = len(train)
@@ -392,17 +393,19 @@ class SimLoop:
         return names | {sim.layers[-1].layer.name}
 
     def _layer_stats(self, detail, now: float):
-        """Every layer's stats when the network is small, paused, or STATS_SECONDS passed; else
+        """Every layer's stats when the network is small, paused, or STATS_SECONDS passed (and
+        ``STATS_SHARE`` of the time: the last refresh took 0.1 s, the next is 2.5 s later); else
         those of ``detail`` with the others from the last time."""
         if detail is None:
             return None
         running = self._play_gen is not None
         self._full_stats_cost = 0.0
-        if not running or now - self._stats_time >= STATS_SECONDS or not self._stats:
+        every = max(STATS_SECONDS, self._full_stats_seconds / STATS_SHARE)
+        if not running or now - self._stats_time >= every or not self._stats:
             start = self._clock()
             self._stats = layer_stats_of(self.sim, self._ann, set(l.layer.name for l in self.sim.layers))
             self._stats_time = self._clock()
-            self._full_stats_cost = self._stats_time - start
+            self._full_stats_cost = self._full_stats_seconds = self._stats_time - start
         else:
             self._stats = layer_stats_of(self.sim, self._ann, detail, self._stats)
         return self._stats
