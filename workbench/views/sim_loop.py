@@ -11,7 +11,9 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread, with
   ``("progress", fraction)`` while they normalize (when the whole percent changes) and
   ``("cancelled", (tag, label))`` instead of a result when ``cancel_jobs()`` came after the job
-  was posted (it stops at the job's next progress report, or its result is dropped), and
+  was posted (it stops at the job's next progress report, or its result is dropped; a job busy
+  without a measure, such as a Keras import in its child process, reports
+  ``on_progress(0, None)`` every 0.1 s: a check only, nothing is shown), and
   ``("cancellable", bool)`` around each job (a status without it, such as the first setup's
   compiling of the kernels, cannot be cancelled);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
@@ -252,6 +254,8 @@ class SimLoop:
         def on_progress(done, total):
             if cancelled():
                 raise JobCancelled
+            if total is None:  # busy, no measure (a child process importing): only the check
+                return
             percent = 100 * done // total if total else 100
             if percent != shown[0]:
                 shown[0] = percent
