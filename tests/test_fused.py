@@ -602,3 +602,36 @@ def test_chooser_averages_the_recent_calls():
     c.record(True, 2.0, 4)
     c.record(True, 1.0, 1)
     assert c.seconds[True] == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_int8_spike_ring_equals_the_int16_one_and_the_generic_path(generic_event_path, monkeypatch, split):
+    """The window records an ImageNet-size layer's spikes as int8 (Recorder ``spike_dtype``):
+    the fused kernel writes them through an int8 view of its int16 ring list. Rows equal the
+    int16 recording and the generic path's, at every position of the ring (it wraps), batch-1
+    steps split over two threads or not; ``trace()`` still hands out int16."""
+    if split:
+        monkeypatch.setattr(F, "SPLIT_MIN_WORK", 0)  # a small net's step on two threads too
+    rng = np.random.default_rng(11)
+    net = random_join_net(rng)
+    x = inputs(rng, net, 1)
+    names = [ls.name for ls in net.neuron_layers]
+    sims = []
+    for dtype, fused in ((np.int8, True), (np.int16, True), (np.int8, False)):
+        sim = Simulator(net, SimConfig(), x=x)
+        sim.fused = fused
+        sim.split_steps = split
+        sim.set_recording(names, 7, membrane=False, spike_dtype=dtype)
+        sim.run(17)
+        if fused and split:
+            assert sim._fused_prog.parts == 2
+        sims.append(sim)
+    (a, b, c) = (s.recorder for s in sims)
+    assert a.arrays(names[0])["spikes"].dtype == np.int8 and b.arrays(names[0])["spikes"].dtype == np.int16
+    for name in names:
+        assert np.array_equal(a.arrays(name)["spikes"], b.arrays(name)["spikes"]), name
+        assert np.array_equal(a.arrays(name)["spikes"], c.arrays(name)["spikes"]), name
+        assert a.arrays(name)["spikes"].any() or not b.arrays(name)["spikes"].any()
+    ta, tb = sims[0].trace(), sims[1].trace()
+    for name in names:
+        assert ta[name].spikes.dtype == np.int16 and np.array_equal(ta[name].spikes, tb[name].spikes)

@@ -67,3 +67,25 @@ def test_the_unpacked_wheel_opens_the_demo_without_the_source_tree(wheel, tmp_pa
                           env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "digits_cnn"
+
+
+def test_the_unpacked_wheel_imports_a_keras_file_in_a_child_process(wheel, tmp_path):
+    """The window's isolated import starts its child from the installed package alone: no
+    PYTHONPATH left, the working folder not the repository."""
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    probe = (
+        "import os, sys\n"
+        "import workbench.models.loading as L\n"
+        "del os.environ['PYTHONPATH']\n"
+        "net = L.open_model(L.DEMO_KERAS, isolated=True)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+        f"assert L.__file__.startswith({str(site)!r}), L.__file__\n"
+        "print(net.source['file'], len(net.layers))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["digits_cnn.keras", "8"]

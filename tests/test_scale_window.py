@@ -66,10 +66,12 @@ def test_big_network_opens_plays_steps_and_switches_within_the_budget(big_window
     plan = session.recording
     assert session.memory_budget == BUDGET and plan.budget == BUDGET
     assert not plan.everything and plan.layers == ("conv1", "output") and plan.membranes == ()
-    # conv1: 2 bytes (int16 ring) + 4 x 1 (int8 history, its spares) per neuron and step, + 10 output
-    per_step = 1_605_632 * 6 + 10 * 6 + 16
-    assert plan.steps == BUDGET // per_step == 10 and plan.bytes == 10 * per_step <= BUDGET
-    assert session._loop.sim.recorder.nbytes == 10 * (1_605_632 * 2 + 10 * 2 + 8 + 2)
+    # conv1: 1 byte (int8 ring) + 2.5 x 1 (int8 history: 1.25 windows and a spare) per neuron and step,
+    # + 10 output
+    per_step = 1_605_632 * 3.5 + 10 * 3.5 + 16
+    assert plan.steps == BUDGET // per_step == 17 and plan.bytes == int(17 * per_step) <= BUDGET
+    assert session._loop.sim.recorder.nbytes == 17 * (1_605_632 * 1 + 10 * 1 + 8 + 2)
+    assert session._loop.sim.recorder.arrays("conv1")["spikes"].dtype == np.int8
     # play a few steps, then pause
     session.run_to(3)
     wait(app, lambda: session.snapshot.t == 3 and not session.running)
@@ -78,7 +80,7 @@ def test_big_network_opens_plays_steps_and_switches_within_the_budget(big_window
     assert snap.history.n_steps == 3 and recorded_bytes(session) <= BUDGET
     assert snap.layer("conv2").counts is None and snap.layer("conv1").counts is not None  # only what is shown
     assert [s.name for s in snap.stats] == ["conv1", "conv2", "conv3", "gap", "output"]  # the table has them all
-    assert win.statusBar().memory_label.text().startswith("history 10 steps")
+    assert win.statusBar().memory_label.text().startswith("history 17 steps")
     # step by layer: one layer advanced, the step not finished
     session.step_layer()
     session.step_layer()
@@ -90,7 +92,7 @@ def test_big_network_opens_plays_steps_and_switches_within_the_budget(big_window
     session.select_layer("conv3")
     wait(app, lambda: session.recording.layers == ("conv3", "output"))
     plan = session.recording
-    assert plan.steps == BUDGET // (802_816 * 6 + 10 * 6 + 16) == 20 and plan.bytes <= BUDGET
+    assert plan.steps == BUDGET // (802_816 * 3.5 + 10 * 3.5 + 16) == 35 and plan.bytes <= BUDGET
     session.run_to(6)
     wait(app, lambda: session.snapshot.t == 6 and "conv3" in session.snapshot.history.layers and not session.running)
     assert session.snapshot.history.n_steps == 2 and recorded_bytes(session) <= BUDGET
@@ -99,7 +101,7 @@ def test_big_network_opens_plays_steps_and_switches_within_the_budget(big_window
     wait(app, lambda: session.recording.membranes == ("conv2",))
     plan = session.recording
     assert plan.layers == ("conv2", "conv3", "output")
-    assert plan.steps == BUDGET // (802_816 * (6 + 4) + 802_816 * 6 + 10 * 6 + 16) == 7
+    assert plan.steps == BUDGET // (802_816 * (3.5 + 4) + 802_816 * 3.5 + 10 * 3.5 + 16) == 11
     session.step()
     wait(app, lambda: session.snapshot.t == 7 and ("conv2", 123_456) in session.snapshot.neuron_membranes)
     assert session.snapshot.neuron_membranes[("conv2", 123_456)].shape == (1, 1)
@@ -171,7 +173,9 @@ def test_the_plan_records_everything_when_it_fits_else_what_is_shown():
     loop._replan()
     assert not loop.plan.everything and loop.plan.layers == ("fc1", "output") and loop.plan.membranes == ()
     assert loop.plan.steps == 500 and loop.sim.recorder.arrays("fc1").keys() == {"spikes"}
-    assert loop.plan.bytes == 500 * ((12 + 5) * (2 + 4 * 1) + 16)
+    # int8 ring (1 byte) + int8 history of 1.25 windows and a spare (2.5 bytes) per neuron and step
+    assert loop.plan.bytes == 500 * ((12 + 5) * (1 + 2.5 * 1) + 16)
+    assert loop.sim.recorder.arrays("fc1")["spikes"].dtype == np.int8
     assert sent[-1] == ("memory", loop.plan)
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 import sys
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -122,12 +123,14 @@ class HistoryCache:
     pool is full, buffers that views still hold are dropped before free ones.
     """
 
-    def __init__(self, window: int = 500, slack: int = 4, spare: int = 3, warm: int = 2, spike_dtype=None):
+    def __init__(self, window: int = 500, slack: float = 4, spare: int = 3, warm: int = 2, spike_dtype=None):
         """``spike_dtype``: the type the history's spikes are kept in (None: as recorded, int16;
-        int8 halves a big layer's history when a step's counts fit)."""
+        int8 halves a big layer's history when a step's counts fit). ``slack`` may be a
+        fraction above 1 (a buffer of 1.25 windows is copied anew every quarter window: more
+        copying, less memory, as the window wants for an ImageNet-size layer)."""
         self.window = int(window)
         self.spike_dtype = None if spike_dtype is None else np.dtype(spike_dtype)
-        self.slack = max(2, int(slack))
+        self.slack = max(1.0, float(slack))
         self.spare = max(0, int(spare))
         self.warm = min(max(0, int(warm)), self.spare)
         self._key = None  # (recorder, clears, layers, membranes, window) the buffers hold
@@ -249,7 +252,7 @@ class HistoryCache:
 
     def _start(self, rec, names, membranes, window) -> None:
         self.epoch = next(_EPOCHS)
-        rows = self.slack * window
+        rows = max(window + 1, math.ceil(self.slack * window))
         for buf in self._bufs.values():
             self._retire(buf)
         self._bufs = {}

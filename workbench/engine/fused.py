@@ -61,7 +61,7 @@ from workbench.engine.fused_kernel import (  # the program's column layout, and 
     CHUNK,  # noqa: F401  (re-exported: Simulator.run reads fused.CHUNK)
     C_B, C_BURST, C_CACHE, C_CNT, C_CONST, C_DU, C_DV, C_IC, C_IH, C_IN0, C_IW, C_J, C_KH, C_KW, C_LB,
     C_MBIAS, C_MODEL, C_NEURON, C_NIN, C_OC, C_OH, C_OP, C_OUTER, C_OW, C_PC, C_PL, C_POOL, C_PT, C_REFRAC,
-    C_RESET, C_RF, C_RJ, C_RM, C_ROFF, C_RS, C_S, C_SH, C_SIZE, C_SPLIT, C_SW, C_U, C_UNIT, C_V,
+    C_RESET, C_RF, C_RJ, C_RM, C_ROFF, C_RS, C_RS8, C_S, C_SH, C_SIZE, C_SPLIT, C_SW, C_U, C_UNIT, C_V,
     C_INV, C_SYN, C_V2, C_VALID, C_VTH, C_W, C_WT, C_Y, F_DT, F_GAIN, F_OFFSET, F_OUT, F_SCALE, F_SYN_A, F_SYN_B, F_THR,
     MODEL_CUBA,
     MODEL_CURRENT, MODEL_SIGNED_IF, MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, NCOL,
@@ -204,7 +204,8 @@ class FusedProgram:
                     name = layer.name
                     arrs = sim.recorder.arrays(name)
                     row[C_RS] = len(i16)
-                    i16.append(arrs["spikes"].reshape(-1))
+                    i16.append(sim.recorder.spike_words(name))
+                    row[C_RS8] = int(arrs["spikes"].dtype == np.int8)
                     if "membrane" in arrs:
                         row[C_RM] = add(f32, arrs["membrane"])
                     if "current" in arrs:

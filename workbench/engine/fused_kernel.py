@@ -52,8 +52,9 @@ _OPS = {nw.INPUT: OP_INPUT, nw.DENSE: OP_DENSE, nw.CONV2D: OP_CONV, nw.DEPTHWISE
 C_BURST = 47  # IF's and SignedIF's spikes per step at most (1: plain IF; >= 2: ``if_burst_emit``)
 C_POOL = 48  # max pooling: 0 by spike count, 1 lateral inhibition (``K.max_pool_li``)
 C_SYN = 49  # the synaptic filter's state (f32 list; -1: no filter), ``synapses.lowpass`` with F_SYN_A/B
-C_INV = 50  # a fitted LIF's inverse rate table (f32 list; -1: none), ``lif.rate_invert``
-NCOL = 51
+C_RS8 = 50  # 1: the spike ring at C_RS holds int8 counts (written through an int8 view of its int16 array)
+C_INV = 51  # a fitted LIF's inverse rate table (f32 list; -1: none), ``lif.rate_invert``
+NCOL = 52
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # C_MODEL. Every model but IF keeps float64 state: C_V its membrane variable (the voltage;
@@ -305,8 +306,12 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
             n = f32[row[C_S]].size
             lo, hi, r0, r1 = _span(row, b0, b1, part, nparts)  # the share this part computed
             s = f32[row[C_S]][lo:hi]
-            rs = i16[row[C_RS]][r * n + lo:r * n + hi]  # views from 0: the copies vectorize
-            if row[C_MODEL] != MODEL_CURRENT:  # a non-spiking layer records no spikes
+            if row[C_MODEL] != MODEL_CURRENT and row[C_RS8]:  # a non-spiking layer records no spikes
+                rs8 = i16[row[C_RS]].view(np.int8)[r * n + lo:r * n + hi]  # views from 0: the copies vectorize
+                for i in range(hi - lo):
+                    rs8[i] = np.int8(s[i])
+            elif row[C_MODEL] != MODEL_CURRENT:
+                rs = i16[row[C_RS]][r * n + lo:r * n + hi]
                 for i in range(hi - lo):
                     rs[i] = np.int16(s[i])
             if row[C_RM] >= 0 and row[C_MODEL] == MODEL_CUBA:  # int32 state into the float32 ring

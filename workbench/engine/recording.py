@@ -14,8 +14,9 @@ from workbench.engine.trace import LayerTrace, Trace
 
 NO_LAYER_CAPACITY = 10_000  # steps of step numbers and predictions kept when no layer is recorded
 MIN_HISTORY = 2  # the shortest history the window keeps (a tiny budget: fewer steps, not more memory)
-BUDGET_SHARE = 1 / 16  # of the machine's memory, the window's default recording budget
-BUDGET_RANGE = (256 * 1024**2, 1024**3)  # ... clipped to this
+BUDGET_SHARE = 1 / 32  # of the machine's memory, the window's default recording budget
+BUDGET_RANGE = (256 * 1024**2, 512 * 1024**2)  # ... clipped to this: with ResNet50's 16 M neurons
+# running beside it (0.4 GB of state) the window stays within weights + 1.5 GB (docs/benchmarks.md)
 
 
 def estimate_bytes(layer_sizes: dict[str, int], steps: int, batch: int, membrane: bool, current: bool) -> int:
@@ -35,8 +36,8 @@ def machine_memory() -> int | None:
 
 
 def default_budget(total: int | None = None) -> int:
-    """The window's default memory budget for what it records: a sixteenth of the machine's
-    memory, at least 256 MB and at most 1 GB (1 GB when the machine does not say)."""
+    """The window's default memory budget for what it records: a 32nd of the machine's
+    memory, at least 256 MB and at most 512 MB (512 MB when the machine does not say)."""
     total = machine_memory() if total is None else total
     if not total:
         return BUDGET_RANGE[1]
@@ -58,42 +59,63 @@ def spike_dtype(max_per_step: float) -> np.dtype:
 
 
 def history_plan(sizes: dict[str, int], membranes: set[str] | frozenset, batch: int, budget: int,
-                 longest: int, cache_factor: int = 4, cache_spike_bytes: int = 1, cached=None) -> tuple[int, int]:
+                 longest: int, cache_factor: float = 4, cache_spike_bytes: int = 1, cached=None,
+                 ring_spike_bytes: int = 2) -> tuple[int, int]:
     """(steps, bytes): how many steps of history the window can keep within ``budget`` bytes,
     at most ``longest`` and at least MIN_HISTORY, and what they take. Per recorded neuron and
-    step: 2 bytes of int16 spikes in the simulator's ring (+ 4 of float32 membrane for the
+    step: ``ring_spike_bytes`` of spikes in the simulator's ring (2: int16, 1: int8) (+ 4 of float32 membrane for the
     layers in ``membranes``) and ``cache_factor`` copies of ``cache_spike_bytes`` in the
     history the snapshots share (``analysis.snapshot.HistoryCache``: its buffers and spares) for
     the layers in ``cached`` (the history layers the views show; None: all of ``sizes``)."""
     per_step = batch * 16  # step numbers and predictions, ring and cache
     for name, n in sizes.items():
         copies = cache_factor * cache_spike_bytes if cached is None or name in cached else 0
-        per_step += n * batch * (2 + copies + (4 if name in membranes else 0))
+        per_step += n * batch * (ring_spike_bytes + copies + (4 if name in membranes else 0))
     steps = int(max(MIN_HISTORY, min(longest, budget // max(per_step, 1))))
-    return steps, steps * per_step
+    return steps, int(steps * per_step)
 
 
 class Recorder:
-    def __init__(self, layers, batch: int, capacity: int, membrane=True, current: bool = False):
+    def __init__(self, layers, batch: int, capacity: int, membrane=True, current: bool = False,
+                 spike_dtype=np.int16):
         """``layers``: LayerState objects to record (neuron layers); ``membrane``: True (of
-        every recorded layer), False, or the names of the layers whose membranes to record."""
+        every recorded layer), False, or the names of the layers whose membranes to record.
+        ``spike_dtype``: int16, or int8 when no step's count can pass 127 (``spike_dtype()``:
+        the window's ring of an ImageNet-size layer then takes half the memory); ``trace()``
+        hands out int16 either way."""
         self.capacity = int(capacity)
         self.layers = list(layers)
         self.batch = batch
         self.count = 0  # steps appended since the last clear
         self.clears = 0  # how often cleared: tells a reader (HistoryCache) that rows were dropped
+        self.spike_dtype = np.dtype(spike_dtype)
+        if self.spike_dtype not in (np.dtype(np.int8), np.dtype(np.int16)):
+            raise ValueError(f"spike_dtype must be int8 or int16, got {self.spike_dtype}")
         self._spikes = {}
+        self._words = {}  # the spike rings' memory as int16, what the fused kernel's ring list holds
         self._membrane = {}
         self._current = {}
         for ls in self.layers:
             shape = (self.capacity, *ls.shape)
-            self._spikes[ls.layer.name] = np.zeros(shape, dtype=np.int16)
+            size = int(np.prod(shape))
+            if self.spike_dtype == np.int8:  # an even number of bytes, so the int16 view exists
+                flat = np.zeros(size + size % 2, dtype=np.int8)
+                self._spikes[ls.layer.name] = flat[:size].reshape(shape)
+                self._words[ls.layer.name] = flat.view(np.int16)
+            else:
+                self._spikes[ls.layer.name] = np.zeros(shape, dtype=np.int16)
+                self._words[ls.layer.name] = self._spikes[ls.layer.name].reshape(-1)
             if membrane is True or (membrane is not False and ls.layer.name in membrane):
                 self._membrane[ls.layer.name] = np.zeros(shape, dtype=np.float32)
             if current:
                 self._current[ls.layer.name] = np.zeros(shape, dtype=np.float32)
         self._steps = np.zeros(self.capacity, dtype=np.int64)
         self._pred = np.zeros((self.capacity, batch), dtype=np.int16)
+
+    def spike_words(self, name: str) -> np.ndarray:
+        """The spike ring of layer ``name`` as a flat int16 array over its memory (for the
+        fused kernel, whose rings are int16 arrays; an int8 ring is written through a view)."""
+        return self._words[name]
 
     @property
     def nbytes(self) -> int:
@@ -150,12 +172,12 @@ class Recorder:
         if head < n:
             np.copyto(out[head:n], arr[:n - head])
 
-    def _ordered(self, arr: np.ndarray, last: int | None) -> np.ndarray:
-        """The newest rows in time order (a copy)."""
+    def _ordered(self, arr: np.ndarray, last: int | None, dtype=None) -> np.ndarray:
+        """The newest rows in time order (a copy, in ``dtype`` when given)."""
         n = min(self.count, self.capacity, self.count if last is None else last)
         out = np.empty((n, *arr.shape[1:]), dtype=arr.dtype)
         self.copy_rows(arr, self.count - n, self.count, out)
-        return out
+        return out if dtype is None else out.astype(dtype, copy=False)
 
     def trace(self, last: int | None = None, labels=None, ann=None, metadata=None, layers=None) -> Trace:
         """A Trace of the recorded steps (the newest ``last`` of them when given), as copies;
@@ -168,7 +190,7 @@ class Recorder:
             layer_traces[name] = LayerTrace(
                 name,
                 ls.layer.output_shape,
-                self._ordered(self._spikes[name], last),
+                self._ordered(self._spikes[name], last, np.int16),
                 self._ordered(self._membrane[name], last) if name in self._membrane else None,
                 self._ordered(self._current[name], last) if name in self._current else None,
             )

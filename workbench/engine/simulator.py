@@ -130,13 +130,15 @@ class Simulator:
                 f"{format_bytes(limit)} allowed for a recording; record fewer layers or fewer steps",
             )
 
-    def set_recording(self, layers, capacity: int, membrane=True, current: bool = False) -> None:
+    def set_recording(self, layers, capacity: int, membrane=True, current: bool = False,
+                      spike_dtype=np.int16) -> None:
         """Record ``layers`` (names of neuron layers) from now on, keeping the newest ``capacity``
-        steps (``membrane``: True, False or the names of the layers whose membranes to keep).
+        steps (``membrane``: True, False or the names of the layers whose membranes to keep;
+        ``spike_dtype``: int8 when no step's count passes 127, see ``Recorder``).
         The state is kept (no reset); the recording starts empty. No limit applies: the caller
         sized it (the window, by its memory budget)."""
         recorded = [self._by_name[n] for n in layers if self._by_name[n].is_neuron]
-        self.recorder = Recorder(recorded, self.batch, int(capacity), membrane, current)
+        self.recorder = Recorder(recorded, self.batch, int(capacity), membrane, current, spike_dtype)
         self._fused_prog = None  # its program holds the old recorder's rings
 
     def _constant_layers(self) -> set[int]:

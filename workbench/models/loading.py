@@ -1,6 +1,8 @@
 """Open any supported model file by its suffix, and the bundled demo.
 
-``.keras`` / ``.h5`` go through the Keras importer (TensorFlow imported only then), ``.onnx``
+``.keras`` / ``.h5`` go through the Keras importer (TensorFlow imported only then; with
+``isolated=True``, as the window opens them, in a child process that exits afterwards:
+``isolated_import``), ``.onnx``
 through the ONNX importer (``onnx`` imported only then); a saved
 ``Network`` (``.npz``) opens with numpy alone, in milliseconds.
 """
@@ -21,9 +23,13 @@ DEMO_CALIBRATION = DEMO_DIR / "digits_calibration.npz"
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".onnx", ".npz")
 
 
-def open_model(path: str | Path, on_stage=None) -> Network:
+def open_model(path: str | Path, on_stage=None, isolated: bool = False, on_progress=None) -> Network:
     """The (un-normalized) Network in ``path``; ModelImportError/NetworkFileError name the file.
-    ``on_stage(label)``: told as each stage of a Keras import starts (may raise to stop it)."""
+    ``on_stage(label)``: told as each stage of a Keras import starts (may raise to stop it).
+    ``isolated``: import a Keras file in a child process, so this process never holds
+    TensorFlow (~0.9 GB); ``on_progress(0, None)`` is then called every 0.1 s while the child
+    works and may raise to stop it at once (the child is killed). ONNX and ``.npz`` files open
+    in-process either way (no TensorFlow)."""
     path = Path(path)
     if not path.exists():
         raise ModelImportError(f"{path}: no such file")
@@ -35,6 +41,10 @@ def open_model(path: str | Path, on_stage=None) -> Network:
             on_stage(f"Reading {path.name} ({path.stat().st_size / 1024**2:.0f} MB)…")
         return Network.load(path)
     if suffix in (".keras", ".h5", ".hdf5"):
+        if isolated:
+            from workbench.models.isolated_import import import_keras_isolated
+
+            return import_keras_isolated(path, on_stage, on_progress)
         from workbench.models.keras.importer import load_keras
 
         return load_keras(path, on_stage)

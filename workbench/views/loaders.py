@@ -5,7 +5,8 @@ thread without locks and can be called directly in tests and scripts. Each retur
 record saying what was read and, in ``message``, anything a person should know about it.
 Each takes ``on_progress(done, total)`` for its normalization (``normalize``) and
 ``on_stage(label)`` told as each stage starts (starting TensorFlow, reading the file, importing,
-normalizing); either may raise to cancel the job.
+normalizing); either may raise to cancel the job. Opening a Keras file calls
+``on_progress(0, None)`` (busy, no measure) every 0.1 s while its child process imports it.
 """
 
 from __future__ import annotations
@@ -190,8 +191,10 @@ def _note(original: Network, network: Network, percentile: float) -> str:
 
 def open_model(path: Path, data_path: Path | None, percentile: float, on_progress=None, on_stage=None,
                rule: str = "workbench") -> Loaded:
-    """Open a model file; re-read the current data file (if any) to fit it and normalize on it."""
-    original = loading.open_model(path, on_stage)
+    """Open a model file; re-read the current data file (if any) to fit it and normalize on it.
+    A Keras file is imported in a child process (``loading.open_model(isolated=True)``): the
+    window never holds TensorFlow, and cancelling kills the child at once."""
+    original = loading.open_model(path, on_stage, isolated=True, on_progress=on_progress)
     samples, message = None, ""
     if data_path is not None:
         try:
@@ -219,7 +222,7 @@ def open_demo(percentile: float, on_progress=None, on_stage=None, rule: str = "w
     """The bundled digits CNN (saved Network, no TensorFlow), its test set, normalized on the
     calibration set."""
     path = loading.DEMO_NETWORK if loading.DEMO_NETWORK.exists() else loading.DEMO_KERAS
-    original = loading.open_model(path)
+    original = loading.open_model(path, isolated=True, on_progress=on_progress)
     test = load_samples(loading.DEMO_TEST, original.input_shape, n_classes(original))
     calib = load_samples(loading.DEMO_CALIBRATION, original.input_shape).x
     network = normalized(original, calib, percentile, on_progress, on_stage, rule=rule)

@@ -11,7 +11,9 @@ worker thread, executes them in order and reports back through ``emit(kind, payl
   ``("result", (tag, value))`` for jobs (loading, normalizing) run on this thread, with
   ``("progress", fraction)`` while they normalize (when the whole percent changes) and
   ``("cancelled", (tag, label))`` instead of a result when ``cancel_jobs()`` came after the job
-  was posted (it stops at the job's next progress report, or its result is dropped), and
+  was posted (it stops at the job's next progress report, or its result is dropped; a job busy
+  without a measure, such as a Keras import in its child process, reports
+  ``on_progress(0, None)`` every 0.1 s: a check only, nothing is shown), and
   ``("cancellable", bool)`` around each job (a status without it, such as the first setup's
   compiling of the kernels, cannot be cancelled);
   ``("trace", Trace or None)`` answering a ``("trace",)`` command (what the recorder holds);
@@ -49,6 +51,8 @@ import time
 import traceback
 from types import MappingProxyType
 
+import numpy as np
+
 from workbench.analysis import warmup
 from workbench.engine import stop_flag
 from workbench.engine.recording import default_budget, history_plan, spike_dtype
@@ -66,8 +70,10 @@ FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made
 DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots copy every layer's arrays
 STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed at most this often
 STATS_SHARE = 0.04  # and so that refreshing them takes at most this share of a play (ResNet50: ~0.1 s each)
+DETAIL_STATS_SECONDS = 0.25  # and the shown layers' stats (a table cell is not read faster)
 SNAPSHOT_SHARE = 0.1  # of a play's time, what a big network's snapshots may take (fewer frames then)
-COMPACT_CACHE = dict(slack=2, spare=1, warm=0)  # the history cache when not everything fits the budget
+COMPACT_CACHE = dict(slack=1.25, spare=1, warm=0)  # the history cache when not everything fits the budget:
+# 2.5 bytes per neuron and step of int8 history (buffer, spare), a copy of the window every quarter window
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,6 +120,7 @@ class SimLoop:
         self._snap_cost = 0.0  # seconds a big network's snapshot takes (recent average)
         self._full_stats_cost = 0.0  # seconds the last snapshot spent on every layer's stats
         self._full_stats_seconds = 0.0  # what the last refresh of every layer's stats took
+        self._detail_time = -1e9  # when the shown layers' stats were last computed while playing
         self._cache_epoch = 0  # the history epoch of the last snapshot
         self.frame_interval = frame_interval
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -123,6 +130,7 @@ class SimLoop:
         self.sim: Simulator | None = None
         self._ann: dict = {}
         self._r_history: dict[str, list] = {}
+        self._r_from: dict = {}  # layer -> the LayerStats its last r point came from
         self._cache = HistoryCache(window)  # snapshots share history rows, only new ones are copied
         self._history_layers: tuple[str, ...] | None = ()
         self._membrane_layers: tuple[str, ...] | None = None  # None: of every history layer
@@ -232,7 +240,7 @@ class SimLoop:
             self._dirty = True
         elif kind == "reset":
             sim.reset()
-            self._r_history = {}
+            self._r_history, self._r_from = {}, {}
             self._dirty = True
         else:
             raise ValueError(f"unknown command {kind!r}")
@@ -246,6 +254,8 @@ class SimLoop:
         def on_progress(done, total):
             if cancelled():
                 raise JobCancelled
+            if total is None:  # busy, no measure (a child process importing): only the check
+                return
             percent = 100 * done // total if total else 100
             if percent != shown[0]:
                 shown[0] = percent
@@ -291,7 +301,7 @@ class SimLoop:
         self.sim = None
         self._ends = None
         self._ann = {}
-        self._r_history = {}
+        self._r_history, self._r_from = {}, {}
         self._dirty = True
         if network is None or x is None:
             self._emit("ann_accuracy", float("nan"))
@@ -348,7 +358,7 @@ class SimLoop:
         compact = HistoryCache(1, **COMPACT_CACHE)
         dtype = self._spike_dtype(layers)
         steps, nbytes = history_plan({n: sizes[n] for n in layers}, set(membranes), sim.batch, self.budget,
-                                     self.window, compact.factor, dtype.itemsize)
+                                     self.window, compact.factor, dtype.itemsize, ring_spike_bytes=dtype.itemsize)
         return RecordingPlan(False, layers, membranes, steps, nbytes, self.budget)
 
     def _spike_dtype(self, layers):
@@ -368,7 +378,8 @@ class SimLoop:
         self._emit("memory", plan)
         if old is not None and (old.layers, old.membranes, old.steps) == (plan.layers, plan.membranes, plan.steps):
             return  # the same recording (only the estimate moved with the layers shown): it goes on
-        self.sim.set_recording(plan.layers, plan.steps, set(plan.membranes), self._config.record_current)
+        ring = np.int16 if plan.everything else self._spike_dtype(plan.layers)  # int8 when a step's count fits
+        self.sim.set_recording(plan.layers, plan.steps, set(plan.membranes), self._config.record_current, ring)
         if plan.everything:
             if self._cache.window != plan.steps or self._cache.spike_dtype is not None or self._cache.slack != 4:
                 self._cache = HistoryCache(plan.steps)
@@ -391,7 +402,7 @@ class SimLoop:
     def _layer_stats(self, detail, now: float):
         """Every layer's stats when the network is small, paused, or STATS_SECONDS passed (and
         ``STATS_SHARE`` of the time: the last refresh took 0.1 s, the next is 2.5 s later); else
-        those of ``detail`` with the others from the last time."""
+        those of ``detail`` (at most every DETAIL_STATS_SECONDS) with the others from the last time."""
         if detail is None:
             return None
         running = self._play_gen is not None
@@ -402,8 +413,9 @@ class SimLoop:
             self._stats = layer_stats_of(self.sim, self._ann, set(l.layer.name for l in self.sim.layers))
             self._stats_time = self._clock()
             self._full_stats_cost = self._full_stats_seconds = self._stats_time - start
-        else:
+        elif now - self._detail_time >= DETAIL_STATS_SECONDS:
             self._stats = layer_stats_of(self.sim, self._ann, detail, self._stats)
+            self._detail_time = now
         return self._stats
 
     def _set_running(self, gen: int | None) -> None:
@@ -520,6 +532,9 @@ class SimLoop:
             points = self._r_history.setdefault(s.name, [])
             if points and points[-1][0] == snap.t:
                 continue
+            if self._r_from.get(s.name) is s:  # stats kept from an earlier step: r was not measured now
+                continue
+            self._r_from[s.name] = s
             points.append((snap.t, s.r))
             if len(points) > R_HISTORY_POINTS:
                 del points[1:-1:2]
