@@ -54,6 +54,10 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synapse", type=float, metavar="SECONDS",
                    help="time constant of the synaptic low-pass on the input current of fitted LIF / Loihi LIF "
                         "layers fed by spikes (default 0.005; 0: no filter; docs/conversion.md)")
+    p.add_argument("--no-rate-inversion", action="store_true",
+                   help="keep the current of fitted LIF / Loihi LIF layers under a constant input as it is "
+                        "(default: the inverse of their rate curve, so that the rate is the ANN value; "
+                        "docs/conversion.md)")
     p.add_argument("--steps", type=int, default=100, help="timesteps per sample")
     p.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                    help="samples simulated together (default 64, or all samples when fewer)")

@@ -38,6 +38,7 @@ def make_config(args, batch: int):
                      batch=batch, seed=args.seed, rate_scale=args.rate_scale, record=(), record_membrane=False,
                      float64=getattr(args, "float64", False), synaptic_delay=getattr(args, "synaptic_delay", 0),
                      softmax_output=getattr(args, "softmax_output", "if"), synapse=getattr(args, "synapse", None),
+                     rate_inversion=not getattr(args, "no_rate_inversion", False),
                      readout=getattr(args, "readout", "auto"), auto_neurons=not getattr(args, "uniform", False))
 
 

@@ -56,6 +56,9 @@ class SimConfig:
     - ``synapse``: time constant (seconds) of the synaptic low-pass filter the conversion plan
       puts on the input current of fitted LIF / Loihi LIF layers fed by spikes; None: the
       plan's default (``conversion.LIF_SYNAPSE``, 5 ms); 0: no filter.
+    - ``rate_inversion``: the conversion plan replaces the current of a fitted LIF / Loihi LIF
+      layer under a constant current by the one whose long-run rate is the ANN value (the
+      inverse of its rate curve; ``neurons.lif.rate_invert``); False: the current as it is.
     """
 
     neuron: NeuronModel = dataclasses.field(default_factory=IF)
@@ -76,6 +79,7 @@ class SimConfig:
     synaptic_delay: int = 0
     softmax_output: str = "if"
     synapse: float | None = None
+    rate_inversion: bool = True
 
     def __post_init__(self):
         if not isinstance(self.neuron, NeuronModel):
@@ -117,6 +121,8 @@ class SimConfig:
         if syn is not None and (isinstance(syn, bool) or not isinstance(syn, (int, float))
                                 or not math.isfinite(syn) or syn < 0):
             raise ConfigError("synapse", f"must be a time constant >= 0 in seconds (0: no filter), got {syn!r}")
+        if not isinstance(self.rate_inversion, bool):
+            raise ConfigError("rate_inversion", f"must be true or false, got {self.rate_inversion!r}")
         if self.softmax_output not in SOFTMAX_OUTPUTS:
             raise ConfigError("softmax_output", f"must be one of {', '.join(SOFTMAX_OUTPUTS)}, "
                               f"got {self.softmax_output!r}")
@@ -155,4 +161,5 @@ class SimConfig:
             "synaptic_delay": self.synaptic_delay,
             "softmax_output": self.softmax_output,
             "synapse": self.synapse,
+            "rate_inversion": self.rate_inversion,
         }

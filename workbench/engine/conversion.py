@@ -21,7 +21,11 @@ only checked (a warning when they cannot represent the layer's activation):
    the chosen neuron, fitted when its parameters are
    the model's defaults (LIF, Loihi LIF and the wrappers: ``fit``). A fitted LIF layer whose
    input is not constant (fed by spikes) filters its input current with a synaptic low-pass
-   (``synapses.lowpass``, ``SimConfig.synapse``, default ``LIF_SYNAPSE`` = 5 ms).
+   (``synapses.lowpass``, ``SimConfig.synapse``, default ``LIF_SYNAPSE`` = 5 ms); one under a
+   constant current (the first layer, constant encoder) is **rate-inverted** instead: its current
+   J becomes the J' whose long-run rate is J spikes a step (``neurons.lif.rate_invert``, the
+   inverse of its rate curve as the issue asks and as Hunsberger & Eliasmith fit LIF rates;
+   ``SimConfig.rate_inversion``).
 Without ``auto_neurons`` ("uniform") every layer runs the chosen neuron as given (rule 1 still
 applies with ``readout='membrane'``): the behaviour before this plan existed, for comparisons.
 
@@ -57,6 +61,8 @@ class LayerPlan:
     why: str = ""
     offset: float = 0.0  # added to the current after the gain (a fitted LIF's rheobase shift)
     synapse: float = 0.0  # time constant (s) of the low-pass filter on the input current; 0: none
+    # a fitted LIF under a constant current: J -> the J' whose rate is J (``neurons.lif.rate_invert``)
+    rate_inverted: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +79,7 @@ class Plan:
         for name, lp in self.layers.items():
             gain = f", current x{lp.gain:g}" if lp.gain != 1.0 else ""
             syn = f", synapse {synapse_text(lp.synapse)}" if lp.synapse else ""
+            syn += ", rate-inverted" if lp.rate_inverted else ""
             out.append(f"{name}: {lp.model.describe()} [{lp.role}{gain}{syn}]" + (f" ({lp.why})" if lp.why else ""))
         return out
 
@@ -269,7 +276,11 @@ def plan(network: nw.Network, config) -> Plan:
         # a fitted LIF fed by spikes gets a synaptic filter: its leak turns the membrane's
         # swings under spiking input into a rate bias (docs/conversion.md); constant input has none
         synapse = tau_syn if fitted_lif and name not in constant else 0.0
-        layers[name] = LayerPlan(model, "spiking", gain, why=why, offset=offset, synapse=synapse)
+        # under a constant current it gets the inverse of its rate curve instead: the current
+        # becomes the one whose long-run rate is the ANN value (no dead zones at the ends)
+        inverted = fitted_lif and name in constant and getattr(config, "rate_inversion", True)
+        layers[name] = LayerPlan(model, "spiking", gain, why=why, offset=offset, synapse=synapse,
+                                 rate_inverted=inverted)
         _check(layer, model, warnings)
     return Plan(layers, tuple(warnings))
 

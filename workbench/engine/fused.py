@@ -62,7 +62,7 @@ from workbench.engine.fused_kernel import (  # the program's column layout, and 
     C_B, C_BURST, C_CACHE, C_CNT, C_CONST, C_DU, C_DV, C_IC, C_IH, C_IN0, C_IW, C_J, C_KH, C_KW, C_LB,
     C_MBIAS, C_MODEL, C_NEURON, C_NIN, C_OC, C_OH, C_OP, C_OUTER, C_OW, C_PC, C_PL, C_POOL, C_PT, C_REFRAC,
     C_RESET, C_RF, C_RJ, C_RM, C_ROFF, C_RS, C_RS8, C_S, C_SH, C_SIZE, C_SPLIT, C_SW, C_U, C_UNIT, C_V,
-    C_SYN, C_V2, C_VALID, C_VTH, C_W, C_WT, C_Y, F_DT, F_GAIN, F_OFFSET, F_OUT, F_SCALE, F_SYN_A, F_SYN_B, F_THR,
+    C_INV, C_SYN, C_V2, C_VALID, C_VTH, C_W, C_WT, C_Y, F_DT, F_GAIN, F_OFFSET, F_OUT, F_SCALE, F_SYN_A, F_SYN_B, F_THR,
     MODEL_CUBA,
     MODEL_CURRENT, MODEL_SIGNED_IF, MODEL_IF, MODEL_LIF, MODEL_LOIHI_LIF, MODEL_LOIHI_RELU, MODEL_REGULAR, MODEL_STOCHASTIC, NCOL,
     NFCOL, OP_ADD, OP_AVG, OP_CONV, OP_COPY, OP_DENSE, OP_INPUT, OP_MAX, PARALLEL_MIN_WORK, P_DT,
@@ -191,6 +191,8 @@ class FusedProgram:
                 if ls.syn is not None:  # the synaptic filter: its state and coefficients
                     row[C_SYN] = add(f32, ls.syn)
                     fp[ls.index, F_SYN_A], fp[ls.index, F_SYN_B] = ls.syn_a, ls.syn_b
+                if ls.rate_inv is not None:  # the inverse rate table (a copy: typed lists hold writable arrays)
+                    row[C_INV] = add(f32, ls.rate_inv)
                 fp[ls.index, F_OUT] = ls.out_scale
                 row[C_CONST] = int(sim._constant_flags[ls.index])
                 if row[C_CONST]:

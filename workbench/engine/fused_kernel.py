@@ -19,7 +19,7 @@ from workbench.engine import flat_kernels as K
 from workbench.engine.atomics import atomic_load, barrier
 from workbench.engine.neurons.current import Current, SignedIF, current_emit, signed_if_step
 from workbench.engine.neurons.if_neuron import IF
-from workbench.engine.neurons.lif import LIF, lif_step
+from workbench.engine.neurons.lif import LIF, lif_step, rate_invert
 from workbench.engine.neurons.loihi_cuba import LoihiCUBA, cuba_step
 from workbench.engine.neurons.loihi import LoihiLIF, LoihiReLU, loihi_relu_step
 from workbench.engine.neurons.spiking import RegularSpiking, StochasticSpiking, regular_step, stochastic_step
@@ -53,7 +53,8 @@ C_BURST = 47  # IF's and SignedIF's spikes per step at most (1: plain IF; >= 2: 
 C_POOL = 48  # max pooling: 0 by spike count, 1 lateral inhibition (``K.max_pool_li``)
 C_SYN = 49  # the synaptic filter's state (f32 list; -1: no filter), ``synapses.lowpass`` with F_SYN_A/B
 C_RS8 = 50  # 1: the spike ring at C_RS holds int8 counts (written through an int8 view of its int16 array)
-NCOL = 51
+C_INV = 51  # a fitted LIF's inverse rate table (f32 list; -1: none), ``lif.rate_invert``
+NCOL = 52
 # how a layer's work divides between the threads of a split batch-1 step (``run_fused`` nparts > 1)
 SPLIT_WHOLE, SPLIT_ROWS, SPLIT_FLAT = 0, 1, 2
 # C_MODEL. Every model but IF keeps float64 state: C_V its membrane variable (the voltage;
@@ -222,6 +223,8 @@ def run_fused(prog, fp, fp64, inb, insc, f32, f64, i16, i32, i64, x_idx, p_idx, 
                             Jb[i] += xj[i] * sj
                 if row[C_SYN] >= 0:  # the synaptic low-pass, as layer_state.advance runs it
                     synapses.lowpass(J[lo:hi], f32[row[C_SYN]][lo:hi], fp[li, F_SYN_A], fp[li, F_SYN_B])
+                if row[C_INV] >= 0:  # a fitted LIF under constant current, as layer_state.advance
+                    rate_invert(J[lo:hi], f32[row[C_INV]])
                 gain = fp[li, F_GAIN]
                 if gain != 1.0:
                     Jb = J[lo:hi]

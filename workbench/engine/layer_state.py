@@ -15,6 +15,7 @@ from workbench.engine import flat_kernels, pool_kernels, synapses
 from workbench.engine.encoders import ENCODE
 from workbench.engine.neurons import NeuronModel
 from workbench.engine.neurons.current import current_emit
+from workbench.engine.neurons.lif import rate_invert
 from workbench.models import network as nw
 
 
@@ -24,7 +25,7 @@ class LayerState:
 
     def __init__(self, layer: nw.Layer, index: int, inbound: list[int], batch: int,
                  model: NeuronModel | None, dt: float, rate_scale: float = 1.0, float64: bool = False,
-                 offset: float = 0.0, synapse: float = 0.0):
+                 offset: float = 0.0, synapse: float = 0.0, rate_inverted: bool = False):
         self.layer = layer
         self.index = index
         self.inbound = inbound
@@ -56,6 +57,9 @@ class LayerState:
             self.syn = np.zeros(self.shape, dtype=ftype) if synapse > 0 else None
             a = np.exp(-dt / synapse) if synapse > 0 else 0.0
             self.syn_a, self.syn_b = ftype(a), ftype(1.0 - a)
+            # a fitted LIF under a constant current: its inverse rate table (neurons.lif.rate_invert
+            # maps each J to the J' whose rate is J, before the gain), or None
+            self.rate_inv = model.rate_inverse(dt, self.gain, self.offset) if rate_inverted else None
             self.out_scale = ftype(model.output_scale(dt) / rate_scale)
             # Flat views made once (the arrays are never reallocated): the step loop is hot.
             self.J_flat = self.J.reshape(-1)
@@ -194,6 +198,8 @@ def advance(ls: LayerState, outputs: list[np.ndarray], x_input: np.ndarray, enco
         compute_current(ls, inputs)
         if ls.syn is not None:  # the synaptic filter (engine.conversion: fitted LIF fed by spikes)
             synapses.lowpass(ls.J_flat, ls.syn.reshape(-1), ls.syn_a, ls.syn_b)
+        if ls.rate_inv is not None:  # a fitted LIF under constant current: J -> J' of rate J
+            rate_invert(ls.J_flat, ls.rate_inv)
         if ls.gain != 1.0:
             ls.J *= ls.gain
         if ls.offset != 0.0:  # a fitted LIF's rheobase shift (engine.conversion.fit)

@@ -68,9 +68,10 @@ class Simulator:
         self.layers: list[LayerState] = []
         for i, layer in enumerate(network.layers):
             lp = self.plan.layers.get(layer.name)
-            model, gain, offset, syn = (lp.model, lp.gain, lp.offset, lp.synapse) if lp is not None else (None, 1.0, 0.0, 0.0)
+            model, gain, offset, syn, inv = ((lp.model, lp.gain, lp.offset, lp.synapse, lp.rate_inverted)
+                                             if lp is not None else (None, 1.0, 0.0, 0.0, False))
             self.layers.append(LayerState(layer, i, [index[n] for n in layer.inbound], self.batch, model, self.dt,
-                                          self.config.rate_scale * gain, self.config.float64, offset, syn))
+                                          self.config.rate_scale * gain, self.config.float64, offset, syn, inv))
         for ls in self.layers:
             if ls.model is not None and hasattr(ls.model, "prepare_layer"):
                 ls.model.prepare_layer(ls)
@@ -328,7 +329,8 @@ class Simulator:
             "tool": f"snn-workbench {__version__}",
             "models": {ls.layer.name: {"name": ls.model.name, "params": ls.model.params(),
                                        "signed": ls.model.signed, "role": self.plan.layers[ls.layer.name].role,
-                                       "gain": float(ls.gain), "offset": float(ls.offset), "synapse": ls.synapse}
+                                       "gain": float(ls.gain), "offset": float(ls.offset), "synapse": ls.synapse,
+                                       "rate_inverted": ls.rate_inv is not None}
                        for ls in self.layers if ls.is_neuron},
             "conversion_warnings": list(self.plan.warnings),
             "kinds": {ls.layer.name: ls.layer.kind for ls in self.layers},

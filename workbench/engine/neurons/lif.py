@@ -30,6 +30,7 @@ Deviation: Nengo draws the initial voltage from Uniform(0, 1); we start at 0 (Ne
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import ClassVar
 
@@ -37,6 +38,7 @@ import numba
 import numpy as np
 
 from workbench.engine.neurons.base import NeuronModel
+from workbench.errors import ConfigError
 
 
 @numba.njit(nogil=True, cache=True)
@@ -69,6 +71,85 @@ def lif_step(J, dt, tau_rc, tau_ref, min_voltage, interpolate, v, ref, spikes, s
                 vi = min_voltage
         v[i] = vi
         ref[i] = r
+
+
+# The inverse rate table of the fitted variant under a constant current (``rate_inverse_table``):
+# target rates k/RATE_TABLE_SIZE, each rate measured as the spikes of RATE_TABLE_STEPS steps after
+# RATE_TABLE_BURN steps from v = 0 (a rate within 1/RATE_TABLE_STEPS), J' located to float32
+# precision by bisection. Measured in docs/conversion.md (1024/2048: ~0.03 s once per process).
+RATE_TABLE_SIZE = 1024
+RATE_TABLE_STEPS = 2048
+RATE_TABLE_BURN = 256
+_BISECTIONS = 26  # J' in [0, 1] to 2^-26, below float32's spacing near 0.5
+
+
+@numba.njit(nogil=True, cache=True)
+def constant_counts(J, gain, offset, decay, burn, steps, out):
+    """Spikes of the fitted variant (reset by subtraction, no refractory time) under the
+    constant current ``u = float32(float32(J*gain) + offset)`` (the engine's float32 arithmetic)
+    in ``steps`` steps after ``burn``, from v = 0: the voltage update of ``lif_step`` with
+    ``decay = expm1(-dt/tau_rc)`` (its value when the whole step integrates). Time is the outer
+    loop so that the neurons' independent updates vectorize."""
+    n = J.size
+    u = np.empty(n)
+    v = np.zeros(n)
+    for i in range(n):
+        u[i] = np.float64(np.float32(np.float32(J[i]) * gain) + offset)
+        out[i] = 0
+    for t in range(burn + steps):
+        w = 1 if t >= burn else 0
+        for i in range(n):
+            vi = v[i] - (u[i] - v[i]) * decay
+            s = vi > 1.0
+            v[i] = vi - 1.0 if s else vi
+            out[i] += w if s else 0
+
+
+@functools.lru_cache(maxsize=16)
+def rate_inverse_table(dt: float, tau_rc: float, gain: float, offset: float) -> np.ndarray:
+    """float32[K + 1], K = ``RATE_TABLE_SIZE``: entry k is the current J' (before ``gain`` and
+    ``offset``) at which the fitted variant's long-run rate under a constant current is k/K
+    spikes a step: the middle of the J' interval whose rate is k/K (its rate curve is a devil's
+    staircase, monotone, flat on each rational p/q; where k/K is no plateau the interval is one
+    point, the edge between two plateaus). Computed once per (dt, tau_rc, gain, offset)."""
+    K, M = RATE_TABLE_SIZE, RATE_TABLE_STEPS
+    decay = math.expm1(-dt / tau_rc)
+    g, off = np.float32(gain), np.float32(offset)
+    need = np.arange(K + 1, dtype=np.int64) * (M // K)  # k/K spikes a step: 2k in M steps
+    cnt = np.empty(K + 1, np.int64)
+    edges = []
+    for c in (need, need + 1):  # the smallest J' with >= c spikes, then with > c
+        lo, hi = np.zeros(K + 1), np.ones(K + 1)  # count(lo) < c <= count(hi), count(1) = M
+        for _ in range(_BISECTIONS):
+            mid = ((lo + hi) / 2).astype(np.float32)
+            constant_counts(mid, g, off, decay, RATE_TABLE_BURN, M, cnt)
+            ok = cnt >= c
+            hi = np.where(ok, mid, hi)
+            lo = np.where(ok, lo, mid)
+        edges.append(hi)
+    first, after = edges
+    first[0] = 0.0  # rate 0: J' from 0 to the rheobase, its middle
+    table = ((first + after) / 2).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+@numba.njit(nogil=True, cache=True)
+def rate_invert(J, table):
+    """In place: each current J in (0, 1) becomes the J' whose long-run fitted-LIF rate is J
+    spikes a step (linear between the entries of ``rate_inverse_table``, whose rates bracket J;
+    the rate curve is monotone, so the rate of J' is between them too). J <= 0 (silent) and
+    J >= 1 (one spike a step, as IF saturates) are kept."""
+    K = table.size - 1
+    for i in range(J.size):
+        j = np.float64(J[i])
+        if 0.0 < j < 1.0:
+            p = j * K
+            k = int(p)
+            if k >= K:
+                k = K - 1
+            lo = np.float64(table[k])
+            J[i] = lo + (p - k) * (np.float64(table[k + 1]) - lo)
 
 
 def lif_rate(J, tau_rc: float, tau_ref: float, amplitude: float = 1.0) -> np.ndarray:
@@ -124,3 +205,17 @@ class LIF(NeuronModel):
 
     def max_rate(self, dt: float) -> float:
         return 1.0 if self.tau_ref <= dt else dt / self.tau_ref
+
+    def step_taus(self, dt: float) -> tuple[float, float]:
+        """(tau_rc, tau_ref) as the step uses them (LoihiLIF: quantized)."""
+        return self.tau_rc, self.tau_ref
+
+    def rate_inverse(self, dt: float, gain: float, offset: float) -> np.ndarray:
+        """The fitted variant's inverse rate table under a constant current (``rate_inverse_table``,
+        applied with ``rate_invert``); only for ``reset_mode='subtract'`` without refractory time,
+        the variant the conversion plan fits (engine/conversion.py)."""
+        tau_rc, tau_ref = self.step_taus(dt)
+        if self.reset_mode != "subtract" or tau_ref != 0.0:
+            raise ConfigError("reset_mode", "the rate inversion needs the fitted variant "
+                              "(reset_mode='subtract', tau_ref=0)")
+        return rate_inverse_table(float(dt), float(tau_rc), float(gain), float(offset))

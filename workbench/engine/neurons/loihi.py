@@ -69,6 +69,9 @@ class LoihiLIF(LIF):
         lif_step(J, dt, discretize_tau_rc(self.tau_rc, dt), discretize_tau_ref(self.tau_ref, dt),
                  self.min_voltage, False, state["v"], state["refractory_time"], spikes, self.reset_mode == "subtract")
 
+    def step_taus(self, dt: float) -> tuple[float, float]:
+        return discretize_tau_rc(self.tau_rc, dt), discretize_tau_ref(self.tau_ref, dt)
+
     def rate(self, J, dt: float) -> np.ndarray:
         """Steady-state rate of the step function (see the module docstring on ceil vs floor+1)."""
         tau_rc = discretize_tau_rc(self.tau_rc, dt)
