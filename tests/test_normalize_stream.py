@@ -181,3 +181,23 @@ def test_chunked_rescaling_and_convolution_change_no_value(monkeypatch):
     assert all(np.array_equal(whole[k], pieces[k]) for k in whole)
     _same(nm.normalize(net, x, 99.0), ref.normalize(net, x, 99.0))
     _same(nm.normalize_channelwise(net, x, 99.0), ref.normalize(net, x, 99.0, channelwise=True))
+
+
+def test_a_big_dense_layer_is_taken_to_float64_a_block_at_a_time(monkeypatch):
+    """A dense layer of more than ``_DENSE_WHOLE`` weights (VGG16's fc1: 103 M, 0.8 GB in
+    float64) is multiplied a block of columns at a time: the same values as the whole product
+    (BLAS may sum a block in another order: within 1e-12), and never a float64 copy of the
+    whole matrix."""
+    rng = np.random.default_rng(5)
+    w = rng.normal(0, 0.1, (300, 70)).astype(np.float32)
+    layer = nw.Layer("fc", nw.DENSE, (70,), ("in",), w, rng.normal(0, 0.1, 70).astype(np.float32), "relu")
+    x = rng.normal(size=(3, 300))
+    whole = fw._dense(layer, x)
+    shapes, tensordot = [], np.tensordot
+    monkeypatch.setattr(np, "tensordot", lambda a, b, axes: (shapes.append(b.shape), tensordot(a, b, axes))[1])
+    monkeypatch.setattr(fw, "_DENSE_WHOLE", 1000)
+    monkeypatch.setattr(fw, "_WINDOW_BUDGET", 8 * 300 * 16)  # 16 columns a block
+    blocks = fw._dense(layer, x)
+    assert shapes == [(300, 16)] * 4 + [(300, 6)]
+    assert blocks.shape == whole.shape == (3, 70)
+    np.testing.assert_allclose(blocks, whole, rtol=1e-12, atol=1e-12)

@@ -21,6 +21,7 @@ from workbench.errors import DataFileError
 from workbench.models import network as nw
 
 _WINDOW_BUDGET = 32 * 2**20  # elements per im2col chunk; bounds memory for large batches
+_DENSE_WHOLE = 32 * 2**20  # weights of a dense layer taken to float64 at once (256 MB); more go by blocks
 
 
 def activation_fn(name: str, params: dict | None = None):
@@ -95,6 +96,22 @@ def _conv(layer: nw.Layer, x):
     return out
 
 
+def _dense(layer: nw.Layer, x):
+    """x @ W + b in float64. A layer of more than _DENSE_WHOLE weights takes them to float64 a
+    block of columns at a time: VGG16's fc1 (25088 x 4096) whole in float64 was a 0.8 GB
+    temporary at every forward pass (the window's ANN reference, normalization)."""
+    w = layer.weights
+    n_in, n_out = w.shape
+    if w.size <= _DENSE_WHOLE:  # the whole product at once (BLAS sums a block in its own order)
+        return np.tensordot(x, w.astype(np.float64), axes=([-1], [0])) + layer.bias
+    step = max(1, _WINDOW_BUDGET // (8 * n_in))  # 4 M weights (32 MB in float64) a block
+    out = np.empty(x.shape[:-1] + (n_out,), np.float64)
+    for j in range(0, n_out, step):
+        out[..., j:j + step] = np.tensordot(x, w[:, j:j + step].astype(np.float64), axes=([-1], [0]))
+    out += layer.bias
+    return out
+
+
 def _pool(layer: nw.Layer, x):
     size, strides, padding = (layer.config[k] for k in ("pool_size", "strides", "padding"))
     if layer.kind == nw.MAX_POOL2D:
@@ -115,7 +132,7 @@ def preactivation(layer: nw.Layer, inputs: list[np.ndarray]) -> np.ndarray:
     kind, x = layer.kind, inputs[0] if inputs else None
     batch = len(x)
     if kind == nw.DENSE:
-        return np.tensordot(x, layer.weights.astype(np.float64), axes=([-1], [0])) + layer.bias
+        return _dense(layer, x)
     if kind in (nw.CONV2D, nw.DEPTHWISE_CONV2D):
         return _conv(layer, x)
     if kind == nw.MAX_POOL2D:

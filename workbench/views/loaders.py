@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.models import loading
+from workbench.models import loading, spill
 from workbench.models.data import Samples, load_samples
 from workbench.models.network import Network
 
@@ -119,6 +119,8 @@ def converted(original: Network, calib_x, conversion: Conversion, config, on_pro
             network = with_remedies(prep, config, str(spec), on_progress)[0].network
     except WorkbenchError as exc:
         return Converted(None, conversion, exc)
+    finally:
+        spill.release_pages(original)  # the pages of spilled weights this conversion read
     return Converted(network, conversion)
 
 
@@ -193,8 +195,10 @@ def open_model(path: Path, data_path: Path | None, percentile: float, on_progres
                rule: str = "workbench") -> Loaded:
     """Open a model file; re-read the current data file (if any) to fit it and normalize on it.
     A Keras file is imported in a child process (``loading.open_model(isolated=True)``): the
-    window never holds TensorFlow, and cancelling kills the child at once."""
-    original = loading.open_model(path, on_stage, isolated=True, on_progress=on_progress)
+    window never holds TensorFlow, and cancelling kills the child at once. The loaded model's
+    weights (kept to convert again) are spilled to an unlinked file when they are big
+    (``models.spill``): VGG16's 528 MB are not held twice."""
+    original = spill.spill_weights(loading.open_model(path, on_stage, isolated=True, on_progress=on_progress))
     samples, message = None, ""
     if data_path is not None:
         try:
@@ -203,6 +207,7 @@ def open_model(path: Path, data_path: Path | None, percentile: float, on_progres
             message = f"The open data does not fit this model and was closed ({exc}). "
     calib = None if samples is None else samples.x[:CALIBRATION_SAMPLES]
     network = normalized(original, calib, percentile, on_progress, on_stage, rule=rule)
+    spill.release_pages(original)
     return Loaded(original, network, samples, None, Path(path), message + _note(original, network, percentile))
 
 
@@ -215,6 +220,7 @@ def open_data(path: Path, original: Network, current: Network | None, percentile
     if current is not None:
         return Loaded(original, None, samples, None, None, message + ".")
     network = normalized(original, samples.x[:CALIBRATION_SAMPLES], percentile, on_progress, on_stage, rule=rule)
+    spill.release_pages(original)
     return Loaded(original, network, samples, None, None, f"{message}. {_note(original, network, percentile)}")
 
 
