@@ -192,3 +192,28 @@ def test_remedies_need_data_to_measure_on(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: bool(window.errors), timeout=LONG)
     assert window.errors[-1].startswith("remedies: calib4 measures on sample data: open data first")
     assert panel.remedies.text() == "" and s.conversion.remedies == ""
+
+
+def test_lif_synapse_and_rate_inversion_are_settings_and_shown_per_layer(qtbot, window):
+    """The fitted LIF's plan rules (docs/conversion.md) as the command line's --synapse and
+    --no-rate-inversion: on by default, shown in the kind cell's tooltip, off from Settings."""
+    panel, s, table = window.settings_panel, window.session, window.table
+
+    def tip(name):
+        return table._items[name][8].toolTip()
+
+    assert panel.synapse.text() == "" and panel.rate_inversion.isChecked()
+    panel.neuron_type.setCurrentText("lif")
+    panel.apply()
+    qtbot.waitUntil(lambda: table.cell_text("conv2", "kind") == "conv2d · lif" and "synapse" in tip("conv2"),
+                    timeout=LONG)
+    assert "conversion: spiking, current x20.5042, synapse 5 ms" in tip("conv2")
+    assert "rate-inverted" in tip("conv1") and "synapse" not in tip("conv1")  # constant current: no filter
+    panel.synapse.setText("2")
+    panel.rate_inversion.setChecked(False)
+    panel.apply()
+    assert s.config.synapse == pytest.approx(0.002) and s.config.rate_inversion is False
+    qtbot.waitUntil(lambda: "synapse 2 ms" in tip("conv2") and "rate-inverted" not in tip("conv1"), timeout=LONG)
+    panel.synapse.setText("-1")  # refused, naming the field; what runs stays
+    assert panel.validate() is None and "synapse" in panel.message.text()
+    assert s.config.synapse == pytest.approx(0.002)

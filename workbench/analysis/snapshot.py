@@ -68,6 +68,7 @@ class LayerSnapshot:
     signed: bool = False  # may emit negative spikes (flagged: not possible on most hardware)
     path: str = ""  # kernel path that ran last ('event', 'blas', 'cached')
     output_scale: float = 1.0  # the value one spike carries (LayerState.out_scale, incl. rate_scale)
+    conversion: str = ""  # what the conversion plan made of the layer ('spiking, current x20.5042, synapse 5 ms')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,6 +299,12 @@ def layer_stats_of(sim, ann, names, previous=()) -> tuple[LayerStats, ...]:
     return tuple(out)
 
 
+def _plan_note(sim, name: str) -> str:
+    plan = getattr(sim, "plan", None)
+    lp = None if plan is None else plan.layers.get(name)
+    return "" if lp is None else lp.note()
+
+
 def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_layers=None, window: int = 500,
                   r_history: Mapping | None = None, steps_per_second: float = 0.0, running: bool = False,
                   cache: HistoryCache | None = None, membrane_layers=None, membrane_neurons=(),
@@ -326,7 +333,7 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
         if ls.is_neuron:
             model = ls.model
             kw = dict(
-                model=model.describe(), threshold=model.membrane_threshold,
+                model=model.describe(), threshold=model.membrane_threshold, conversion=_plan_note(sim, ls.layer.name),
                 max_rate=float(model.max_rate(sim.dt)), signed=bool(model.signed), path=ls.path,
                 output_scale=float(ls.out_scale),
             )

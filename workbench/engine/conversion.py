@@ -64,6 +64,12 @@ class LayerPlan:
     # a fitted LIF under a constant current: J -> the J' whose rate is J (``neurons.lif.rate_invert``)
     rate_inverted: bool = False
 
+    def note(self) -> str:
+        """The role and what the plan adds to the model: 'spiking, current x20.5042, synapse 5 ms, rate-inverted'."""
+        gain = f", current x{self.gain:g}" if self.gain != 1.0 else ""
+        syn = f", synapse {synapse_text(self.synapse)}" if self.synapse else ""
+        return f"{self.role}{gain}{syn}" + (", rate-inverted" if self.rate_inverted else "")
+
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
@@ -77,10 +83,7 @@ class Plan:
         """One line per neuron layer: name, model, role."""
         out = []
         for name, lp in self.layers.items():
-            gain = f", current x{lp.gain:g}" if lp.gain != 1.0 else ""
-            syn = f", synapse {synapse_text(lp.synapse)}" if lp.synapse else ""
-            syn += ", rate-inverted" if lp.rate_inverted else ""
-            out.append(f"{name}: {lp.model.describe()} [{lp.role}{gain}{syn}]" + (f" ({lp.why})" if lp.why else ""))
+            out.append(f"{name}: {lp.model.describe()} [{lp.note()}]" + (f" ({lp.why})" if lp.why else ""))
         return out
 
 

@@ -203,10 +203,9 @@ class QtNetworkTable(QTableWidget):
         if names != self._names:
             self._set_rows([(ls.name, ls.kind, tuple(ls.shape), ls.is_neuron, ls.model, ls.signed)
                             for ls in snapshot.layers])
-        else:  # the conversion plan may give a layer another model after Apply
-            for ls in snapshot.layers:
-                if self._models.get(ls.name) != (ls.model, ls.signed):
-                    self._set_model(ls.name, ls.kind, ls.is_neuron, ls.model, ls.signed)
+        for ls in snapshot.layers:  # the conversion plan may give a layer another model after Apply
+            if self._models.get(ls.name) != (ls.model, ls.signed, ls.conversion):
+                self._set_model(ls.name, ls.kind, ls.is_neuron, ls.model, ls.signed, ls.conversion)
         self._show_stats({s.name: s for s in snapshot.stats}, snapshot.t, snapshot.cursor_layer)
 
     @pyqtSlot(str)
@@ -293,12 +292,17 @@ class QtNetworkTable(QTableWidget):
         if selected in self._items:
             self.set_selected_layer(selected)
 
-    def _set_model(self, name: str, kind: str, is_neuron: bool, model: str, signed: bool) -> None:
-        """The neuron model a layer runs: in its kind cell ("conv2d · if") and the name's tooltip."""
-        self._models[name] = (model, signed)
+    def _set_model(self, name: str, kind: str, is_neuron: bool, model: str, signed: bool, conversion: str = "") -> None:
+        """The neuron model a layer runs: in its kind cell ("conv2d · if") and the name's and
+        kind's tooltips, with what the conversion plan added ("spiking, current x20.5042,
+        synapse 5 ms, rate-inverted")."""
+        self._models[name] = (model, signed, conversion)
         items = self._items[name]
         items[8].setText(_kind_text(kind, model, is_neuron))
-        items[0].setToolTip(name + (f"\n{model}" if model else "") + ("\nsigned: emits negative spikes" if signed else ""))
+        tip = (name + (f"\n{model}" if model else "") + (f"\nconversion: {conversion}" if conversion else "")
+               + ("\nsigned: emits negative spikes" if signed else ""))
+        items[0].setToolTip(tip)
+        items[8].setToolTip(tip)
 
     def _fit_name_column(self) -> None:
         metrics = self.fontMetrics()

@@ -132,6 +132,14 @@ class QtSettingsPanel(QWidget):
         self.uniform.setToolTip("Uniform conversion (--uniform): every layer runs the neuron model above as given; "
                                 "no activation-matched neurons (tanh/sigmoid wrappers, signed linear layers), and "
                                 "linear layers spike")
+        self.synapse = QLineEdit(placeholderText="5 (default)")
+        self.synapse.setToolTip("Synaptic filter of fitted LIF / Loihi LIF layers fed by spikes (--synapse, in "
+                                "milliseconds here): a low-pass on the input current, Nengo's Lowpass; 0: none; "
+                                "empty: the plan's default, 5 ms (docs/conversion.md)")
+        self.rate_inversion = QCheckBox()
+        self.rate_inversion.setToolTip("Rate inversion (on unless --no-rate-inversion): a fitted LIF / Loihi LIF layer "
+                                       "under constant current gets the current whose long-run rate is the ANN value "
+                                       "(the inverse of its rate curve), so its dead zones near 0 and 1 go")
         self.normalize_rule = QComboBox()
         self.normalize_rule.addItems(RULES)
         self.normalize_rule.setToolTip("Which layers get a normalization factor: workbench (ours), or SNN Toolbox "
@@ -153,6 +161,7 @@ class QtSettingsPanel(QWidget):
         conversion_box = QGroupBox("Conversion")
         form = QFormLayout(conversion_box)
         for label, widget in (("readout", self.readout), ("uniform conversion", self.uniform),
+                              ("LIF synapse (ms)", self.synapse), ("LIF rate inversion", self.rate_inversion),
                               ("normalization percentile", self.percentile), ("normalize rule", self.normalize_rule),
                               ("factors file", file_box), ("remedies", self.remedies)):
             form.addRow(label, widget)
@@ -160,7 +169,8 @@ class QtSettingsPanel(QWidget):
                         "batch": self.batch, "rate_scale": self.rate_scale, "percentile": self.percentile,
                         "neuron": self.neuron_type, "float64": self.float64,
                         "synaptic_delay": self.synaptic_delay, "softmax_output": self.softmax_output,
-                        "readout": self.readout, "uniform": self.uniform, "normalize rule": self.normalize_rule,
+                        "readout": self.readout, "uniform": self.uniform, "synapse": self.synapse,
+                        "rate_inversion": self.rate_inversion, "normalize rule": self.normalize_rule,
                         "normalization_file": self.normalization_file, "remedies": self.remedies}
 
         self.budget = QDoubleSpinBox(minimum=0.05, maximum=1024.0, decimals=2, singleStep=0.25, suffix=" GB")
@@ -207,6 +217,9 @@ class QtSettingsPanel(QWidget):
         self.softmax_output.currentTextChanged.connect(self.validate)
         self.readout.currentTextChanged.connect(self.validate)
         self.uniform.toggled.connect(self.validate)
+        self.rate_inversion.toggled.connect(self.validate)
+        self.synapse.textEdited.connect(self.validate)
+        self.synapse.returnPressed.connect(self.apply)
         self.normalize_rule.currentTextChanged.connect(self.validate)
         for edit in (self.normalization_file, self.remedies):
             edit.textEdited.connect(self.validate)
@@ -255,6 +268,8 @@ class QtSettingsPanel(QWidget):
         self.softmax_output.setCurrentText(config.softmax_output)
         self.readout.setCurrentText(config.readout)
         self.uniform.setChecked(not config.auto_neurons)
+        self.synapse.setText("" if config.synapse is None else f"{config.synapse * 1000:g}")
+        self.rate_inversion.setChecked(config.rate_inversion)
         self.normalize_rule.setCurrentText(conversion.rule)
         self.normalization_file.setText(conversion.factors_file or "")
         self.remedies.setText(conversion.remedies)
@@ -338,12 +353,18 @@ class QtSettingsPanel(QWidget):
             rate_scale = float(text) if text else 1.0
         except ValueError:
             raise ConfigError("rate_scale", f"must be a number, got '{text}'") from None
+        text = self.synapse.text().strip()
+        try:
+            synapse = float(text) / 1000 if text else None
+        except ValueError:
+            raise ConfigError("synapse", f"must be a time constant in ms (0: no filter), got '{text}'") from None
         config = self._applied[0].replace(neuron=neuron, overrides=overrides, encoder=self.encoder.currentText(),
                                           dt=dt, steps=self.steps.value(), seed=self.seed.value(),
                                           batch=self.batch.value(), rate_scale=rate_scale,
                                           float64=self.float64.isChecked(), synaptic_delay=self.synaptic_delay.value(),
                                           softmax_output=self.softmax_output.currentText(),
-                                          readout=self.readout.currentText(), auto_neurons=not self.uniform.isChecked())
+                                          readout=self.readout.currentText(), auto_neurons=not self.uniform.isChecked(),
+                                          synapse=synapse, rate_inversion=self.rate_inversion.isChecked())
         for model in {m.name: m for m in [neuron, *overrides.values()]}.values():
             model.validate_dt(config.effective_dt)  # the Simulator checks the default dt too
         if config.encoder != "recorded" and self.n_samples is not None and config.batch > self.n_samples:
