@@ -487,3 +487,24 @@ def test_the_first_setup_says_it_compiles_the_kernels_and_cannot_be_cancelled(mo
     sent.clear()
     loop._execute(("setup", small_network(), SimConfig(), x, None))  # once per process
     assert [p for k, p in sent if k == "status"] == []
+
+
+@pytest.mark.parametrize("gui_seconds, frames", [(0.0, 200), (0.03, 10)])
+def test_a_big_networks_frames_are_spaced_by_what_the_gui_spends_on_them(monkeypatch, gui_seconds, frames):
+    """On a network big enough for detail snapshots, frames are spaced so that the worker's
+    snapshot and the GUI thread's CPU per frame (``frame_done(gui_seconds)``) take at most
+    FRAME_SHARE of a play: 30 ms of GUI work a frame at 10 ms a step -> a frame every 0.2 s
+    (20 steps), not every step; with a GUI that costs nothing, every step is shown."""
+    from workbench.views import sim_loop
+
+    monkeypatch.setattr(sim_loop, "DETAIL_ALL_NEURONS", 0)  # 'big': snapshots copy the shown layers only
+    loop, clock, snapshots = playing_loop(interval=0.001)
+    stepping_clock(loop, 0.01)
+    before = len(snapshots())
+    while loop.sim.t < 200:
+        n = len(snapshots())
+        loop._advance()
+        if len(snapshots()) > n:
+            loop.frame_done(gui_seconds)
+    assert gui_seconds / sim_loop.FRAME_SHARE == pytest.approx(0.2 if gui_seconds else 0.0)
+    assert abs((len(snapshots()) - before) - frames) <= 1

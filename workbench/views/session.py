@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from pathlib import Path
 
 from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
@@ -85,6 +86,7 @@ class Session(QObject):
         self._thread.message.connect(self._on_message)
         self._loop = self._thread.loop
         self.memory_budget = self._loop.budget  # bytes the recording may take
+        self._frame_cpu: float | None = None  # the GUI thread's CPU time when it took the last snapshot
         self._thread.start()
 
     # ---- intents: running ------------------------------------------------------------------
@@ -475,7 +477,10 @@ class Session(QObject):
                 return
             self.snapshot = payload
             self.snapshot_ready.emit(payload)
-            self._loop.frame_done()
+            cpu = time.thread_time()  # this thread's CPU since the last frame: what a frame costs it
+            running = payload is not None and payload.running
+            self._loop.frame_done(cpu - self._frame_cpu if self._frame_cpu is not None and running else None)
+            self._frame_cpu = cpu
         elif kind == "running":
             self.running = bool(payload)
             self.running_changed.emit(self.running)

@@ -71,7 +71,8 @@ DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots c
 STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed at most this often
 STATS_SHARE = 0.04  # and so that refreshing them takes at most this share of a play (ResNet50: ~0.1 s each)
 DETAIL_STATS_SECONDS = 0.25  # and the shown layers' stats (a table cell is not read faster)
-SNAPSHOT_SHARE = 0.1  # of a play's time, what a big network's snapshots may take (fewer frames then)
+FRAME_SHARE = 0.15  # of a play's time, what a big network's frames may take: the worker's snapshot and
+# the GUI thread's handling and painting of it (fewer frames then, not fewer steps)
 COMPACT_CACHE = dict(slack=1.25, spare=1, warm=0)  # the history cache when not everything fits the budget:
 # 2.5 bytes per neuron and step of int8 history (buffer, spare), a copy of the window every quarter window
 
@@ -118,6 +119,7 @@ class SimLoop:
         self._stats: tuple = ()
         self._stats_time = -1e9
         self._snap_cost = 0.0  # seconds a big network's snapshot takes (recent average)
+        self._gui_cost = 0.0  # CPU seconds the GUI thread spends per frame (recent average, ``frame_done``)
         self._full_stats_cost = 0.0  # seconds the last snapshot spent on every layer's stats
         self._full_stats_seconds = 0.0  # what the last refresh of every layer's stats took
         self._detail_time = -1e9  # when the shown layers' stats were last computed while playing
@@ -165,7 +167,13 @@ class SimLoop:
         stop_flag.request(self._stop)
         self.post("quit")
 
-    def frame_done(self) -> None:
+    def frame_done(self, gui_seconds: float | None = None) -> None:
+        """The GUI took the last snapshot; ``gui_seconds``: the CPU time its thread spent since
+        it took the one before (handling and painting a frame, on the core the engine's second
+        thread wants): a big network's frames are spaced by it too (FRAME_SHARE)."""
+        if gui_seconds is not None and gui_seconds >= 0:
+            g = self._gui_cost
+            self._gui_cost = gui_seconds if not g else 0.7 * g + 0.3 * gui_seconds
         self._frame_wanted = True
 
     def job_token(self) -> int:
@@ -514,13 +522,14 @@ class SimLoop:
         history = MappingProxyType({k: tuple(v) for k, v in self._r_history.items()})
         snap = dataclasses.replace(snap, r_history=history)
         if detail is not None and self._cache_epoch == self._cache.epoch:
-            # a big network's snapshots: frames spaced to take at most SNAPSHOT_SHARE of a play; not
+            # a big network's frames: spaced to take at most FRAME_SHARE of a play with the GUI's share; not
             # counted: a history's first snapshot (its buffers are allocated) and the refresh of
             # every layer's stats (every STATS_SECONDS, whatever the frame rate)
             cost = max(0.0, self._clock() - now - self._full_stats_cost)
             self._snap_cost = cost if not self._snap_cost else 0.7 * self._snap_cost + 0.3 * cost
         self._cache_epoch = self._cache.epoch
-        interval = max(self.frame_interval, self._snap_cost / SNAPSHOT_SHARE)
+        interval = max(self.frame_interval, (self._snap_cost + self._gui_cost) / FRAME_SHARE if detail is not None
+                       else 0.0)
         self._due = max(self._due + interval, now + interval * (1 - FRAME_JITTER)) if running else now + interval
         self._frame_wanted = False
         self._emit("snapshot", snap)
