@@ -41,6 +41,18 @@ def tiling(shape: tuple[int, ...]) -> tuple[int, int, int, int, int]:
     return h, w, c, math.ceil(c / cols), cols
 
 
+
+def _finite_abs_max(a: np.ndarray) -> float:
+    """The largest |value| of ``a`` among its finite values (0 when none): two passes without
+    temporaries when every value is finite (an ImageNet layer's 800,000 counts, every frame)."""
+    if not a.size:
+        return 0.0
+    top = max(float(a.max()), -float(a.min()))
+    if math.isfinite(top):
+        return top
+    finite = np.abs(a[np.isfinite(a)])
+    return float(finite.max()) if finite.size else 0.0
+
 class QtHeatmapView(QtSnapshotView):
     neuron_clicked = pyqtSignal(str, int)
 
@@ -48,7 +60,7 @@ class QtHeatmapView(QtSnapshotView):
         super().__init__(parent)
         self._layout = None  # (name, shape) the grid was built for
         self._grid = np.zeros((0, 0), dtype=np.float32)
-        self._rates = np.zeros(0)
+        self._counts, self._t = np.zeros(0), 0  # the shown sample's counts (the snapshot's), its step
         self._name = None
 
         self._auto = QCheckBox("auto range")
@@ -115,14 +127,14 @@ class QtHeatmapView(QtSnapshotView):
     def _forget(self) -> None:
         self._layout = None
         self._name = None
-        self._rates = np.zeros(0)
+        self._counts, self._t = np.zeros(0), 0  # the shown sample's counts (the snapshot's), its step
         self._divergence = None
         self._hover.setText(" ")
 
     def _clear(self) -> None:
         super()._clear()
         self._rect = None
-        self._rates = np.zeros(0)
+        self._counts, self._t = np.zeros(0), 0  # the shown sample's counts (the snapshot's), its step
         self._hover.setText(" ")
         set_title(self.plot, "Firing rate: nothing runs")
 
@@ -147,11 +159,11 @@ class QtHeatmapView(QtSnapshotView):
             self._grid = np.full((rows * (h + GAP) - GAP, cols * (w + GAP) - GAP), np.nan, dtype=np.float32)
             self.plot.vb.enableAutoRange()
         counts = ls.counts[b].reshape(-1)
-        self._rates = counts / snapshot.t if snapshot.t > 0 else np.zeros(counts.shape)
+        self._counts, self._t = counts, snapshot.t
         ch = self.shown_channel()
-        self._fill(self._rates if ch is None else self._rates.reshape(-1, ls.shape[-1])[:, ch], h, w, c, rows, cols)
-        finite_rates = np.abs(self._rates[np.isfinite(self._rates)])
-        highest = float(finite_rates.max()) if finite_rates.size else 0.0
+        shown = counts if ch is None else counts.reshape(-1, ls.shape[-1])[:, ch]  # one channel: only its rates
+        self._fill(shown / snapshot.t if snapshot.t > 0 else np.zeros(shown.shape), h, w, c, rows, cols)
+        highest = _finite_abs_max(counts) / snapshot.t if snapshot.t > 0 else 0.0  # the layer's: one colour scale
         top = highest if self._auto.isChecked() else finite(ls.max_rate, highest)
         levels = (0.0, max(top, 1e-6))
         self.image.setImage(self._grid, autoLevels=False, levels=levels)
@@ -168,6 +180,9 @@ class QtHeatmapView(QtSnapshotView):
         sample = f", sample {b}" if snapshot.batch > 1 else ""
         part = "" if ch is None else f", channel {ch} of {ls.shape[-1]}"
         set_title(self.plot, f"Firing rate — {name} ({shape}){part}{sample}, t = {snapshot.t}")
+
+    def _rate(self, flat: int) -> float:
+        return float(self._counts[flat]) / self._t if self._t > 0 else 0.0
 
     def shown_channel(self) -> int | None:
         """The one channel shown, or None (all channels tiled, or a layer without channels)."""
@@ -233,9 +248,9 @@ class QtHeatmapView(QtSnapshotView):
         flat = (r * w + q) * c + ch
         one = self.shown_channel()
         if one is not None:  # (H, W, 1) drawn: the neuron of the chosen channel
-            layer_c = self._rates.size // max(h * w, 1)
+            layer_c = self._counts.size // max(h * w, 1)
             flat, ch = (r * w + q) * layer_c + one, one
-        if flat >= self._rates.size:
+        if flat >= self._counts.size:
             return None
         return flat, (r, q, ch)
 
@@ -253,7 +268,7 @@ class QtHeatmapView(QtSnapshotView):
             return
         flat, (h, w, c) = hit
         where = f"(h={h}, w={w}, c={c})" if len(self._layout[1]) > 1 else ""
-        self._hover.setText(f"{self._name}[{flat}] {where}  rate {self._rates[flat]:.3f} spikes/step")
+        self._hover.setText(f"{self._name}[{flat}] {where}  rate {self._rate(flat):.3f} spikes/step")
 
     def _on_scene_clicked(self, event) -> None:
         if event.button() != pg.QtCore.Qt.MouseButton.LeftButton:

@@ -30,6 +30,7 @@ HEADERS = ("layer", "r", "mean", "max", "silent %", "sat. %", "neurons", "shape"
 # r next to the name: the one number that says whether a layer converted well stays in view at
 # 1280x800 even beside InceptionV3's long layer names
 STAT_COLUMNS = range(1, 6)
+KIND_COLUMN = COLUMNS.index("kind")
 HEADER_TIPS = ("layer name (click: the network's order)", "mean rate, spikes per step", "highest rate, spikes per step",
                "neurons without a spike", "neurons at the model's maximum rate",
                "Pearson r between the ANN activation and the SNN's spike counts", "neurons", "output shape",
@@ -298,11 +299,11 @@ class QtNetworkTable(QTableWidget):
         synapse 5 ms, rate-inverted")."""
         self._models[name] = (model, signed, conversion)
         items = self._items[name]
-        items[8].setText(_kind_text(kind, model, is_neuron))
+        items[KIND_COLUMN].setText(_kind_text(kind, model, is_neuron))
         tip = (name + (f"\n{model}" if model else "") + (f"\nconversion: {conversion}" if conversion else "")
                + ("\nsigned: emits negative spikes" if signed else ""))
         items[0].setToolTip(tip)
-        items[8].setToolTip(tip)
+        items[KIND_COLUMN].setToolTip(tip)
 
     def _fit_name_column(self) -> None:
         metrics = self.fontMetrics()
@@ -369,7 +370,7 @@ class QtNetworkTable(QTableWidget):
         items = self._items[name]
         for col, item in enumerate(items):
             item.setBackground(brush)
-            if col:
+            if col and col != KIND_COLUMN:  # the kind cell's tooltip says what the layer runs (_set_model)
                 item.setToolTip(tip)
         items[0].setData(Qt.ItemDataRole.UserRole, level)
 
