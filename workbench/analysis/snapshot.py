@@ -321,7 +321,8 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
     watched neurons so, and for no layer's whole membranes).
     ``detail_layers``: names of the layers whose arrays (output, spikes, membrane, counts, ANN)
     to copy (None = all); the others' are None (an ImageNet-size network holds 16 M neurons:
-    copying them all was 320 MB a snapshot). ``stats``: LayerStats to hand out instead of
+    copying them all was 320 MB a snapshot). With ``detail_layers`` given, a neuron layer's
+    output is not copied either (it is its spikes times ``output_scale``; no view reads it). ``stats``: LayerStats to hand out instead of
     computing them for every layer (see ``layer_stats_of``).
     """
     ann = ann or {}
@@ -340,7 +341,7 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
             if copy:
                 kw.update(spikes=_ro(ls.spikes), membrane=_ro(ls.membrane()), counts=_ro(ls.counts))
         layers.append(LayerSnapshot(ls.layer.name, ls.layer.kind, ls.index, ls.layer.output_shape,
-                                    ls.is_neuron, _ro(ls.y) if copy else None,
+                                    ls.is_neuron, _ro(ls.y) if copy and not (detail is not None and ls.is_neuron) else None,
                                     ann=_ro(ann.get(ls.layer.name)) if copy else None, **kw))
     rec = sim.recorder
     keep = None if history_layers is None else set(history_layers)
