@@ -126,32 +126,45 @@ def _keras(model, data, steps: int) -> dict:
     return {"passes_per_s": steps / (time.perf_counter() - start)}
 
 
-def _window(model, data, steps: int) -> dict:
+def _wait(cond, timeout=1800.0) -> None:
+    """Run the Qt event loop until ``cond()`` (checked every 5 ms) or the timeout."""
+    from PyQt6.QtCore import QEventLoop, QTimer
+
+    loop, end = QEventLoop(), time.monotonic() + timeout
+    timer = QTimer()
+    timer.timeout.connect(lambda: (cond() or time.monotonic() > end) and loop.quit())
+    timer.start(5)
+    loop.exec()
+    timer.stop()
+
+
+def _open_window(model, data):
+    """(app, session, window): the window opening ``model`` with ``data`` offscreen at 1600x1000,
+    its layout in a temporary settings file (a person's saved layout is neither used nor changed)."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PyQt6.QtCore import QEventLoop, QSettings, QTimer
+    from PyQt6.QtCore import QSettings
     from PyQt6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([])
     from workbench.views.app import build_window
 
-    def wait(cond, timeout=1800.0):
-        loop, end = QEventLoop(), time.monotonic() + timeout
-        timer = QTimer()
-        timer.timeout.connect(lambda: (cond() or time.monotonic() > end) and loop.quit())
-        timer.start(5)
-        loop.exec()
-        timer.stop()
-
     settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
-    t0 = time.perf_counter()
     session, win = build_window(model=model, data=data, demo=False, settings=settings,
                                 error_handler=lambda m, d: print("error:", m, file=sys.stderr))
     win.resize(1600, 1000)
     win.show()
-    wait(lambda: session.samples is not None and session.snapshot is not None and session.recording is not None)
+    return app, session, win
+
+
+def _window(model, data, steps: int) -> dict:
+    from PyQt6.QtCore import QTimer
+
+    t0 = time.perf_counter()
+    app, session, win = _open_window(model, data)  # noqa: F841 (app kept alive)
+    _wait(lambda: session.samples is not None and session.snapshot is not None and session.recording is not None)
     t_ready = time.perf_counter() - t0
     session.step()
-    wait(lambda: session.snapshot is not None and session.snapshot.t >= 1)
+    _wait(lambda: session.snapshot is not None and session.snapshot.t >= 1)
     t_first = time.perf_counter() - t0
     views = {k: v for k, v in win.views.items() if v.on_screen()}
     session.set_play_through(False)  # one sample, to a target: the same steps as the headless cell
@@ -169,7 +182,7 @@ def _window(model, data, steps: int) -> dict:
         if repaint:
             timer.start(33)
         session.play()
-        wait(lambda: session.snapshot.t >= target and not session.running)
+        _wait(lambda: session.snapshot.t >= target and not session.running)
         el = time.perf_counter() - start
         timer.stop()
         return ((session.snapshot.t - t_start) / el,
@@ -195,30 +208,12 @@ def _ratio(model, data, steps: int, rounds: int = 3) -> dict:
     2..1+STEPS of sample 0 headless (a Simulator of the window's own network and config,
     recording nothing, one ``run(1)`` a step) and then in the window (reset, step, play to
     1+STEPS); the ratio is the window's steps/s over the headless ones of the same round."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PyQt6.QtCore import QEventLoop, QSettings, QTimer
-    from PyQt6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive)
     import numpy as np
 
     from workbench.engine.simulator import Simulator
-    from workbench.views.app import build_window
 
-    def wait(cond, timeout=1800.0):
-        loop, end = QEventLoop(), time.monotonic() + timeout
-        timer = QTimer()
-        timer.timeout.connect(lambda: (cond() or time.monotonic() > end) and loop.quit())
-        timer.start(5)
-        loop.exec()
-        timer.stop()
-
-    settings = QSettings(tempfile.mktemp(suffix=".ini"), QSettings.Format.IniFormat)
-    session, win = build_window(model=model, data=data, demo=False, settings=settings,
-                                error_handler=lambda m, d: print("error:", m, file=sys.stderr))
-    win.resize(1600, 1000)
-    win.show()
-    wait(lambda: session.samples is not None and session.snapshot is not None and session.recording is not None)
+    app, session, win = _open_window(model, data)  # noqa: F841 (app kept alive)
+    _wait(lambda: session.samples is not None and session.snapshot is not None and session.recording is not None)
     session.set_play_through(False)
     x = np.load(data)["x"][:1]
     rounds_out = []
@@ -232,13 +227,13 @@ def _ratio(model, data, steps: int, rounds: int = 3) -> dict:
         headless = steps / (time.perf_counter() - start)
         del sim
         session.reset()
-        wait(lambda: session.snapshot is not None and session.snapshot.t == 0 and not session.running)
+        _wait(lambda: session.snapshot is not None and session.snapshot.t == 0 and not session.running)
         session.step()
-        wait(lambda: session.snapshot.t >= 1)
+        _wait(lambda: session.snapshot.t >= 1)
         session.set_play_steps(1 + steps)
         start = time.perf_counter()
         session.play()
-        wait(lambda: session.snapshot.t >= 1 + steps and not session.running)
+        _wait(lambda: session.snapshot.t >= 1 + steps and not session.running)
         window = steps / (time.perf_counter() - start)
         rounds_out.append({"headless": headless, "window": window, "ratio": window / headless})
     win.close()

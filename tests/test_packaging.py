@@ -37,6 +37,14 @@ def wheel(tmp_path_factory) -> Path:
     return wheels[0]
 
 
+
+def run_from(site, probe: str, cwd, timeout: float):
+    """``python -c probe`` with only the unpacked wheel ``site`` on the path, in ``cwd``."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(site)
+    return subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=timeout)
+
 def test_the_wheel_holds_every_module_and_the_bundled_files(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     modules = {p.relative_to(REPO).as_posix() for p in (REPO / "workbench").rglob("*.py")
@@ -61,10 +69,7 @@ def test_the_unpacked_wheel_opens_the_demo_without_the_source_tree(wheel, tmp_pa
         "assert (B.C_REFERENCE_DIR / 'snn_ref.c').is_file()\n"
         "print(net.name, len(x.x))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(site)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
+    done = run_from(site, probe, tmp_path, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[0] == "digits_cnn"
 
@@ -83,9 +88,6 @@ def test_the_unpacked_wheel_imports_a_keras_file_in_a_child_process(wheel, tmp_p
         f"assert L.__file__.startswith({str(site)!r}), L.__file__\n"
         "print(net.source['file'], len(net.layers))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = str(site)
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=300)
+    done = run_from(site, probe, tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["digits_cnn.keras", "8"]
