@@ -79,6 +79,9 @@ def test_big_network_opens_plays_steps_and_switches_within_the_budget(big_window
     assert snap.history.layers["conv1"].spikes.dtype == np.int8
     assert snap.history.n_steps == 3 and recorded_bytes(session) <= BUDGET
     assert snap.layer("conv2").counts is None and snap.layer("conv1").counts is not None  # only what is shown
+    # ... and of the shown layer what the views read: no output, no whole membrane, no spikes
+    # outside a step in progress
+    assert snap.layer("conv1").output is snap.layer("conv1").membrane is snap.layer("conv1").spikes is None
     assert [s.name for s in snap.stats] == ["conv1", "conv2", "conv3", "gap", "output"]  # the table has them all
     assert win.statusBar().memory_label.text().startswith("history 17 steps")
     # step by layer: one layer advanced, the step not finished
@@ -86,6 +89,7 @@ def test_big_network_opens_plays_steps_and_switches_within_the_budget(big_window
     session.step_layer()
     wait(app, lambda: session.snapshot.cursor == 2)
     assert session.snapshot.t == 3 and session.snapshot.cursor_layer == "conv2"
+    assert session.snapshot.layer("conv1").spikes.shape == (1, 224, 224, 32)  # the raster's column in progress
     session.step()
     wait(app, lambda: session.snapshot.cursor == 0 and session.snapshot.t == 4)
     # another layer: recorded from now on, its history as long as the budget allows
