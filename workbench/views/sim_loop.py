@@ -69,9 +69,9 @@ MAX_CHUNK = 8192
 FRAME_JITTER = 0.1  # share of a frame interval by which a late snapshot is made up at the next
 DETAIL_ALL_NEURONS = 2_000_000  # up to this many neurons x samples, snapshots copy every layer's arrays
 STATS_SECONDS = 2.0  # while playing a bigger network, the other layers' stats are refreshed at most this often
-STATS_SHARE = 0.04  # and so that refreshing them takes at most this share of a play (ResNet50: ~0.1 s each)
+STATS_SHARE = 0.03  # and so that refreshing them takes at most this share of a play (ResNet50: ~0.1 s each)
 DETAIL_STATS_SECONDS = 0.25  # and the shown layers' stats (a table cell is not read faster)
-FRAME_SHARE = 0.15  # of a play's time, what a big network's frames may take: the worker's snapshot and
+FRAME_SHARE = 0.12  # of a play's time, what a big network's frames may take: the worker's snapshot and
 # the GUI thread's handling and painting of it (fewer frames then, not fewer steps)
 COMPACT_CACHE = dict(slack=1.25, spare=1, warm=0)  # the history cache when not everything fits the budget:
 # 2.5 bytes per neuron and step of int8 history (buffer, spare), a copy of the window every quarter window
