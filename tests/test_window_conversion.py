@@ -14,6 +14,17 @@ from tests.test_window_state import LONG, open_tanh_mlp, window  # noqa: F401 (t
 from workbench.models import network as nw
 
 
+def open_tiny(qtbot, s, tmp_path) -> None:
+    """Open a 4 -> 2 dense network without data (nothing to measure remedies on)."""
+    net = nw.Network("tiny", [
+        nw.Layer("in", nw.INPUT, (4,)),
+        nw.Layer("out", nw.DENSE, (2,), ("in",), np.full((4, 2), 0.5, np.float32), np.zeros(2, np.float32), "relu"),
+    ])
+    net.save(tmp_path / "tiny.npz")
+    s.open_model(tmp_path / "tiny.npz")
+    qtbot.waitUntil(lambda: s.network is not None and s.network.name == "tiny", timeout=LONG)
+
+
 def apply(qtbot, win, wait_network: bool = True):
     """Press Apply; wait for the converted network when the conversion changed."""
     s = win.session
@@ -166,26 +177,14 @@ def test_a_change_marks_the_diagnosis_out_of_date_and_a_new_model_resets_the_con
     assert tools.panel.stale == "the conversion changed"  # kept (out of date), not cleared, for the same model
 
     # another model: no factors file or remedies of the one before; the rule stays
-    net = nw.Network("tiny", [
-        nw.Layer("in", nw.INPUT, (4,)),
-        nw.Layer("out", nw.DENSE, (2,), ("in",), np.full((4, 2), 0.5, np.float32), np.zeros(2, np.float32), "relu"),
-    ])
-    net.save(tmp_path / "tiny.npz")
-    s.open_model(tmp_path / "tiny.npz")
-    qtbot.waitUntil(lambda: s.network is not None and s.network.name == "tiny", timeout=LONG)
+    open_tiny(qtbot, s, tmp_path)
     assert s.conversion.remedies == "" and panel.remedies.text() == "" and s.converted == s.conversion
     assert tools.panel.rows() == []
 
 
 def test_remedies_need_data_to_measure_on(qtbot, window, tmp_path):
     panel, s = window.settings_panel, window.session
-    net = nw.Network("tiny", [
-        nw.Layer("in", nw.INPUT, (4,)),
-        nw.Layer("out", nw.DENSE, (2,), ("in",), np.full((4, 2), 0.5, np.float32), np.zeros(2, np.float32), "relu"),
-    ])
-    net.save(tmp_path / "tiny.npz")
-    s.open_model(tmp_path / "tiny.npz")
-    qtbot.waitUntil(lambda: s.network is not None and s.network.name == "tiny", timeout=LONG)
+    open_tiny(qtbot, s, tmp_path)
     panel.remedies.setText("calib4")
     panel.validate()
     panel.apply()

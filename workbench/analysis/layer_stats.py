@@ -35,12 +35,13 @@ _MOMENTS_MAX = 256  # arrays kept: every neuron layer of a big network (ResNet50
 # held 128 MB for ResNet50 and doubled what each snapshot's full stats pass read.
 
 
-def _moments(a) -> tuple[float, float]:
-    """(mean, sum of squared deviations) of ``a`` in float64. Read-only arrays (the ANN
-    activations a run compares with, every snapshot) are done once and kept."""
+def _centered_moments(a) -> tuple[np.ndarray | None, float, float]:
+    """(``a`` flat in float64 minus its mean, or None when its moments were kept; the mean;
+    the sum of squared deviations). Read-only arrays (the ANN activations a run compares with,
+    every snapshot) are measured once and their two moments kept."""
     hit = _MOMENTS.get(id(a))
     if hit is not None and hit[0] is a:
-        return hit[1], hit[2]
+        return None, hit[1], hit[2]
     c = np.asarray(a, dtype=np.float64).ravel()
     mean = float(c.mean()) if c.size else 0.0
     c = c - mean
@@ -49,14 +50,21 @@ def _moments(a) -> tuple[float, float]:
         while len(_MOMENTS) >= _MOMENTS_MAX:  # the oldest first (a network's layers, in order)
             del _MOMENTS[next(iter(_MOMENTS))]
         _MOMENTS[id(a)] = (a, mean, ss)  # holding ``a`` keeps its id from being reused
-    return mean, ss
+    return c, mean, ss
+
+
+def _moments(a) -> tuple[float, float]:
+    """(mean, sum of squared deviations) of ``a`` in float64."""
+    return _centered_moments(a)[1:]
 
 
 def _centered(a) -> tuple[np.ndarray, float]:
-    """``a`` as a flat float64 array minus its mean, and that one's sum of squares."""
-    mean, ss = _moments(a)
-    c = np.asarray(a, dtype=np.float64).ravel()
-    return (c - mean if c.size else c), ss
+    """``a`` as a flat float64 array minus its mean, and that one's sum of squares (one
+    conversion of ``a``: trace playback calls this for every recorded step)."""
+    c, mean, ss = _centered_moments(a)
+    if c is None:
+        c = np.asarray(a, dtype=np.float64).ravel() - mean
+    return c, ss
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:

@@ -300,8 +300,7 @@ def layer_stats_of(sim, ann, names, previous=()) -> tuple[LayerStats, ...]:
 
 
 def _plan_note(sim, name: str) -> str:
-    plan = getattr(sim, "plan", None)
-    lp = None if plan is None else plan.layers.get(name)
+    lp = sim.plan.layers.get(name)
     return "" if lp is None else lp.note()
 
 
@@ -325,8 +324,9 @@ def make_snapshot(sim, ann: Mapping[str, np.ndarray] | None = None, history_laye
     output is not copied either (it is its spikes times ``output_scale``; no view reads it),
     nor its whole membrane (the watched neurons' come in ``neuron_membranes``), nor its spikes
     except while a step is in progress (the raster's column of the step by layer): VGG16's
-    3.2 M-neuron block1_conv1 took 64 MB a snapshot, now its 26 MB of counts. ``stats``: LayerStats to hand out instead of
-    computing them for every layer (see ``layer_stats_of``).
+    3.2 M-neuron block1_conv1 took 64 MB a snapshot, now its 26 MB of counts.
+    ``stats``: LayerStats to hand out instead of computing them for every layer (see
+    ``layer_stats_of``).
     """
     ann = ann or {}
     detail = None if detail_layers is None else set(detail_layers)
